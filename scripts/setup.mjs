@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+// One set-up step shared by `npm test`, `npm run demo` and `npm run bench`, so that a fresh
+// clone needs nothing else: npm packages when node_modules is missing or stale, Debian's
+// libunicorn2 (the CPU), and a compile of the TypeScript tree when it changed.
+// Only plain Node here: this runs before any package is installed.
+
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync, statSync, readdirSync, mkdirSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const quiet = process.env.DMALAB_SETUP_QUIET === "1";
+const log = (m) => {
+  if (!quiet) process.stderr.write(`setup: ${m}\n`);
+};
+
+function sh(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"], ...opts });
+  if (r.status !== 0) {
+    process.stderr.write(`setup: \`${cmd} ${args.join(" ")}\` failed (exit ${r.status ?? r.signal})\n`);
+    process.exit(r.status || 1);
+  }
+}
+
+// 1. npm packages: reinstall when the lock file changed since the last install
+const lock = join(root, "package-lock.json");
+const stamp = join(root, "node_modules", ".dmalab-lock-sha");
+const lockSha = createHash("sha256").update(readFileSync(lock)).digest("hex");
+if (!existsSync(stamp) || readFileSync(stamp, "utf8") !== lockSha) {
+  log("installing npm packages (npm ci)");
+  sh("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
+  writeFileSync(stamp, lockSha);
+}
+
+// 2. libunicorn2 from Debian (the arm64 CPU); only the CPU needs it
+function haveUnicorn() {
+  for (const d of ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib", "/usr/local/lib", "/lib/x86_64-linux-gnu"])
+    if (existsSync(join(d, "libunicorn.so.2"))) return true;
+  try {
+    return execFileSync("ldconfig", ["-p"], { encoding: "utf8" }).includes("libunicorn.so.2");
+  } catch {
+    return false;
+  }
+}
+if (!haveUnicorn()) {
+  const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+  if (isRoot) {
+    log("installing libunicorn2 (apt-get update; apt-get install libunicorn2)");
+    sh("apt-get", ["update", "-qq"], { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+    sh("apt-get", ["install", "-y", "-qq", "libunicorn2"], { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  } else {
+    process.stderr.write(
+      "setup: libunicorn2 (the Unicorn CPU engine) is missing and this is not root.\n" +
+        "setup: install it with:  sudo apt-get update && sudo apt-get install -y libunicorn2\n" +
+        "setup: everything but the CPU (`dmalab guest`, the CPU tests) works without it.\n",
+    );
+  }
+}
+
+// 3. compile when any source is newer than the last build
+function newest(dir) {
+  let t = 0;
+  if (!existsSync(dir)) return t;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) t = Math.max(t, newest(p));
+    else if (e.name.endsWith(".ts")) t = Math.max(t, statSync(p).mtimeMs);
+  }
+  return t;
+}
+const buildStamp = join(root, "dist", ".build-stamp");
+const srcTime = Math.max(newest(join(root, "src")), newest(join(root, "bench")), statSync(join(root, "tsconfig.json")).mtimeMs);
+const builtTime = existsSync(buildStamp) ? statSync(buildStamp).mtimeMs : 0;
+if (srcTime > builtTime) {
+  log("compiling TypeScript (tsc)");
+  sh(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.json"]);
+  mkdirSync(join(root, "dist"), { recursive: true });
+  writeFileSync(buildStamp, new Date().toISOString());
+}

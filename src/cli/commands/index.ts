@@ -1,0 +1,14 @@
+import type { Command } from "commander";
+import { registerReplay } from "./replay.js";
+import { registerRun } from "./run.js";
+import { registerBoot } from "./boot.js";
+import { registerGuest } from "./guest.js";
+import { registerBench } from "./bench.js";
+
+export function registerCommands(program: Command): void {
+  registerReplay(program);
+  registerRun(program);
+  registerBoot(program);
+  registerGuest(program);
+  registerBench(program);
+}

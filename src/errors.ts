@@ -1,0 +1,57 @@
+// One error hierarchy for the whole tool. Every error that reaches the CLI maps to
+// exactly one exit code of the table below, and prints as one line.
+//
+//   0 ok · 1 a guest's own non-zero exit · 2 usage or input error · 3 a fault · 4 a limit reached
+
+export const EXIT_OK = 0;
+export const EXIT_GUEST = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_FAULT = 3;
+export const EXIT_LIMIT = 4;
+
+export type ExitCode = 0 | 1 | 2 | 3 | 4;
+
+export abstract class DmalabError extends Error {
+  abstract readonly exitCode: ExitCode;
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad flag, bad argument value, unknown command. */
+export class UsageError extends DmalabError {
+  readonly exitCode = EXIT_USAGE;
+}
+
+/** Malformed input file (trace, preset, swiotlb= string under --strict, ...). */
+export class InputError extends DmalabError {
+  readonly exitCode = EXIT_USAGE;
+  constructor(
+    message: string,
+    /** where: file name and line, or a JSON path */
+    readonly where?: string,
+  ) {
+    super(where ? `${where}: ${message}` : message);
+  }
+}
+
+/** A bad argument handed to a library call (a DMA address that is not mapped, a zero size...). */
+export class InvalidArgumentError extends DmalabError {
+  readonly exitCode = EXIT_USAGE;
+}
+
+/** The emulated machine or guest faulted (memory fault, NULL dereference in a boot path, guest exception). */
+export class FaultError extends DmalabError {
+  readonly exitCode = EXIT_FAULT;
+}
+
+/** An instruction, time or size limit was reached. */
+export class LimitError extends DmalabError {
+  readonly exitCode = EXIT_LIMIT;
+}
+
+export function hex(n: number | bigint): string {
+  if (typeof n === "bigint") return "0x" + (n < 0n ? (n & 0xffff_ffff_ffff_ffffn) : n).toString(16);
+  return "0x" + n.toString(16);
+}
