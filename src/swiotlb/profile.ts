@@ -1,0 +1,139 @@
+// The one place that says how a kernel version behaves. Code elsewhere reads these flags;
+// it never compares version strings.
+//
+// Allocator eras (spec linux-dma.md §10):
+//   "6.x"  = v6.11 (kernel/dma/swiotlb.c at 7296f2301a05), without CONFIG_SWIOTLB_DYNAMIC
+//   "5.13" = the v5.13 allocator (swiotlb.c at 95b079d8): one pool, one index, one lock
+// Boot profiles add the arm64 mem_init / Xen rules of each release; profiles older than 5.13
+// share the 5.13 allocator (5.12's swiotlb.c differs only in how io_tlb_default_mem is
+// allocated, which does not change slot choice).
+
+import { UsageError } from "../errors.js";
+
+export type SwiotlbEra = "5.13" | "6.x";
+export type KernelVersion = "5.12" | "5.13-rc1" | "5.13" | "6.x";
+
+export const KERNEL_VERSIONS: readonly KernelVersion[] = ["5.12", "5.13-rc1", "5.13", "6.x"];
+
+export interface KernelProfile {
+  readonly version: KernelVersion;
+  readonly era: SwiotlbEra;
+  // ---- swiotlb allocator ----
+  /** per-CPU areas with their own index/used/lock (6.0+) */
+  readonly areas: boolean;
+  /** swiotlb_tbl_map_single takes alloc_align_mask (6.10+) instead of alloc_size */
+  readonly allocAlignMaskArg: boolean;
+  /** pad slots before the first real slot (6.9/6.10+) */
+  readonly padSlots: boolean;
+  /** io_tlb_slot.list is unsigned short and clipped at the pool tail (6.10+) */
+  readonly listU16ClippedTail: boolean;
+  /** map copies orig into the bounce buffer whatever the direction (2022 info-leak fix) */
+  readonly mapAlwaysCopies: boolean;
+  /** swiotlb_bounce applies the tlb offset (5.14+); 5.13 copies from the slot's orig_addr */
+  readonly bounceAppliesOffset: boolean;
+  /** dma_direct_unmap_page passes attrs unchanged, so FROM/BIDIR copy back twice (5.13) */
+  readonly unmapDoubleCopy: boolean;
+  /** map with no pool panics (5.13) instead of warning and failing (6.x) */
+  readonly mapWithoutPoolPanics: boolean;
+  /** swiotlb_max_mapping_size subtracts roundup(min_align_mask, IO_TLB_SIZE) (6.10+) */
+  readonly maxMappingSubtractsMinAlign: boolean;
+  /** `swiotlb=` accepts a second number: the area count (6.0+) */
+  readonly cmdlineAreas: boolean;
+  /** debugfs has io_tlb_used_hiwater (6.7+) */
+  readonly debugfsHiwater: boolean;
+  // ---- dma-direct ----
+  /** the bounce decision reads the global swiotlb_force (≤5.14); else per-mem force_bounce + is_swiotlb_active */
+  readonly globalSwiotlbForce: boolean;
+  /** map_sg reports failure as 0 (old API) — kept for both eras through dma_map_sg */
+  readonly mapSgReturnsZero: boolean;
+  // ---- arm64 mem_init / Xen ----
+  /** mem_init sets SWIOTLB_NO_FORCE when RAM fits under the DMA limit (≤5.18) */
+  readonly memInitSetsNoForce: boolean;
+  /** ...except when xen_swiotlb_detect() (687842ec, 5.13-rc2) */
+  readonly noForceSkippedForXen: boolean;
+  /** NO_FORCE makes every swiotlb init path allocate nothing and return 0 (2726bf3ff252, 5.13-rc1) */
+  readonly noForceSkipsAllocation: boolean;
+  /** xen_swiotlb_init refuses an existing pool with -EEXIST (97729b653de5, 5.13-rc2) */
+  readonly xenSwiotlbInitChecksExisting: boolean;
+  /** xen_mm_init runs swiotlb-xen init when xen_swiotlb_detect() (5.13-rc1+); before: only for dom0 */
+  readonly xenMmInitUsesDetect: boolean;
+  /** xen_swiotlb_detect honours XENFEAT_direct_mapped / not_direct_mapped (5.13-rc1+) */
+  readonly xenDetectUsesFeatures: boolean;
+}
+
+const P513: KernelProfile = {
+  version: "5.13",
+  era: "5.13",
+  areas: false,
+  allocAlignMaskArg: false,
+  padSlots: false,
+  listU16ClippedTail: false,
+  mapAlwaysCopies: false,
+  bounceAppliesOffset: false,
+  unmapDoubleCopy: true,
+  mapWithoutPoolPanics: true,
+  maxMappingSubtractsMinAlign: false,
+  cmdlineAreas: false,
+  debugfsHiwater: false,
+  globalSwiotlbForce: true,
+  mapSgReturnsZero: true,
+  memInitSetsNoForce: true,
+  noForceSkippedForXen: true,
+  noForceSkipsAllocation: true,
+  xenSwiotlbInitChecksExisting: true,
+  xenMmInitUsesDetect: true,
+  xenDetectUsesFeatures: true,
+};
+
+const PROFILES: Record<KernelVersion, KernelProfile> = {
+  "5.12": {
+    ...P513,
+    version: "5.12",
+    noForceSkippedForXen: false,
+    // before 2726bf3ff252 NO_FORCE still let the late init allocate a pool
+    noForceSkipsAllocation: false,
+    xenSwiotlbInitChecksExisting: false,
+    xenMmInitUsesDetect: false,
+    xenDetectUsesFeatures: false,
+  },
+  "5.13-rc1": {
+    ...P513,
+    version: "5.13-rc1",
+    noForceSkippedForXen: false,
+    xenSwiotlbInitChecksExisting: false,
+  },
+  "5.13": P513,
+  "6.x": {
+    version: "6.x",
+    era: "6.x",
+    areas: true,
+    allocAlignMaskArg: true,
+    padSlots: true,
+    listU16ClippedTail: true,
+    mapAlwaysCopies: true,
+    bounceAppliesOffset: true,
+    unmapDoubleCopy: false,
+    mapWithoutPoolPanics: false,
+    maxMappingSubtractsMinAlign: true,
+    cmdlineAreas: true,
+    debugfsHiwater: true,
+    globalSwiotlbForce: false,
+    mapSgReturnsZero: true,
+    memInitSetsNoForce: false,
+    noForceSkippedForXen: false,
+    noForceSkipsAllocation: false,
+    xenSwiotlbInitChecksExisting: true,
+    xenMmInitUsesDetect: true,
+    xenDetectUsesFeatures: true,
+  },
+};
+
+export function kernelProfile(version: string): KernelProfile {
+  const p = (PROFILES as Record<string, KernelProfile | undefined>)[version];
+  if (!p) throw new UsageError(`unknown kernel profile '${version}': expected one of ${KERNEL_VERSIONS.join(", ")}`);
+  return p;
+}
+
+export function isKernelVersion(v: string): v is KernelVersion {
+  return (KERNEL_VERSIONS as readonly string[]).includes(v);
+}
