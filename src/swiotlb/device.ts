@@ -4,7 +4,7 @@
 export interface SwiotlbDevice {
   /** "<driver> <device>" as dev_warn prints it, e.g. "e1000e 0000:00:02.0" */
   readonly name: string;
-  /** dma_get_min_align_mask(dev): 0 when the device sets none */
+  /** dma_get_min_align_mask(dev): 0 when the device sets none (an unsigned int in the kernel) */
   readonly minAlignMask: number;
   /**
    * dma_get_seg_boundary(dev) as a number. The kernel's default is ULONG_MAX (all ones);
@@ -18,7 +18,8 @@ export interface SwiotlbDevice {
   readonly coherent: boolean;
   /**
    * dev->dma_io_tlb_mem (5.15+): the allocator this device bounces through — the default one,
-   * or a restricted-dma-pool. `undefined` means "the default pool" (5.13 has no per-device mem).
+   * or a restricted-dma-pool registered with Swiotlb.addRestrictedPool under this name.
+   * `undefined` means "the default pool" (5.13 has no per-device mem: always the default).
    */
   readonly ioTlbMemName?: string;
   /** phys_to_dma_unencrypted: the device's DMA view of a CPU physical address; -1 if unreachable */

@@ -41,6 +41,8 @@ export interface KernelProfile {
   readonly cmdlineAreas: boolean;
   /** debugfs has io_tlb_used_hiwater (6.7+) */
   readonly debugfsHiwater: boolean;
+  /** per-device dma_io_tlb_mem and restricted-dma-pool reserved memory (5.15+) */
+  readonly restrictedDmaPool: boolean;
   // ---- dma-direct ----
   /** the bounce decision reads the global swiotlb_force (≤5.14); else per-mem force_bounce + is_swiotlb_active */
   readonly globalSwiotlbForce: boolean;
@@ -49,6 +51,12 @@ export interface KernelProfile {
   // ---- arm64 mem_init / Xen ----
   /** mem_init sets SWIOTLB_NO_FORCE when RAM fits under the DMA limit (≤5.18) */
   readonly memInitSetsNoForce: boolean;
+  /**
+   * arm64 selects DMA_BOUNCE_UNALIGNED_KMALLOC (6.5+): mem_init always asks for a pool; when
+   * ZONE_DMA needs no bouncing it is shrunk to 1 MiB per GiB of RAM via swiotlb_adjust_size
+   * (added by the machine/boot owner)
+   */
+  readonly memInitKmallocBounce: boolean;
   /** ...except when xen_swiotlb_detect() (687842ec, 5.13-rc2) */
   readonly noForceSkippedForXen: boolean;
   /** NO_FORCE makes every swiotlb init path allocate nothing and return 0 (2726bf3ff252, 5.13-rc1) */
@@ -59,6 +67,15 @@ export interface KernelProfile {
   readonly xenMmInitUsesDetect: boolean;
   /** xen_swiotlb_detect honours XENFEAT_direct_mapped / not_direct_mapped (5.13-rc1+) */
   readonly xenDetectUsesFeatures: boolean;
+  // ---- swiotlb-xen (drivers/xen/swiotlb-xen.c) — added by the Xen guest side ----
+  /** ≤5.12: xen_swiotlb_init finds an existing pool ("IO TLB memory already allocated. Just use it.") and returns -ENOMEM without allocating */
+  readonly xenSwiotlbInitReusesExisting: boolean;
+  /** 5.13-rc1..5.14: the retry halves nslabs but keeps the old `bytes`, so it asks for the same size again (fixed in 5.15, 4c092c59015f) */
+  readonly xenSwiotlbRetryKeepsBytes: boolean;
+  /** 5.13-rc1..5.14: xen_swiotlb_dma_supported reads io_tlb_default_mem->end (a NULL pointer when no pool exists); ≤5.12 read the static io_tlb_end */
+  readonly xenDmaSupportedDerefsDefaultMem: boolean;
+  /** 5.19+: no xen_swiotlb_init; xen_mm_init calls swiotlb_init_late when no default pool exists */
+  readonly xenMmInitUsesSwiotlbInitLate: boolean;
 }
 
 const P513: KernelProfile = {
@@ -75,14 +92,20 @@ const P513: KernelProfile = {
   maxMappingSubtractsMinAlign: false,
   cmdlineAreas: false,
   debugfsHiwater: false,
+  restrictedDmaPool: false,
   globalSwiotlbForce: true,
   mapSgReturnsZero: true,
   memInitSetsNoForce: true,
+  memInitKmallocBounce: false,
   noForceSkippedForXen: true,
   noForceSkipsAllocation: true,
   xenSwiotlbInitChecksExisting: true,
   xenMmInitUsesDetect: true,
   xenDetectUsesFeatures: true,
+  xenSwiotlbInitReusesExisting: false,
+  xenSwiotlbRetryKeepsBytes: true,
+  xenDmaSupportedDerefsDefaultMem: true,
+  xenMmInitUsesSwiotlbInitLate: false,
 };
 
 const PROFILES: Record<KernelVersion, KernelProfile> = {
@@ -95,6 +118,9 @@ const PROFILES: Record<KernelVersion, KernelProfile> = {
     xenSwiotlbInitChecksExisting: false,
     xenMmInitUsesDetect: false,
     xenDetectUsesFeatures: false,
+    xenSwiotlbInitReusesExisting: true,
+    xenSwiotlbRetryKeepsBytes: false,
+    xenDmaSupportedDerefsDefaultMem: false,
   },
   "5.13-rc1": {
     ...P513,
@@ -117,14 +143,20 @@ const PROFILES: Record<KernelVersion, KernelProfile> = {
     maxMappingSubtractsMinAlign: true,
     cmdlineAreas: true,
     debugfsHiwater: true,
+    restrictedDmaPool: true,
     globalSwiotlbForce: false,
     mapSgReturnsZero: true,
     memInitSetsNoForce: false,
+    memInitKmallocBounce: true,
     noForceSkippedForXen: false,
     noForceSkipsAllocation: false,
     xenSwiotlbInitChecksExisting: true,
     xenMmInitUsesDetect: true,
     xenDetectUsesFeatures: true,
+    xenSwiotlbInitReusesExisting: false,
+    xenSwiotlbRetryKeepsBytes: false,
+    xenDmaSupportedDerefsDefaultMem: false,
+    xenMmInitUsesSwiotlbInitLate: true,
   },
 };
 

@@ -1,0 +1,162 @@
+// Measuring a Stepper: timed batches (the clock is read once per batch, never per pair), the
+// individually timed latency sample, and the heap growth per pair.
+
+import { getHeapStatistics, setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import type { Stepper } from "./workloads.js";
+
+export interface TimedRun {
+  pairs: number;
+  bouncedBytes: number;
+  failures: number;
+  elapsedNs: number;
+}
+
+/** Pairs per timed batch: large enough that the clock read is noise, small enough to stop on time. */
+export const BATCH = 1024;
+
+/** Runs batches until `deadlineMs` (performance.now() scale) has passed. */
+export function runUntil(st: Stepper, deadlineMs: number, batch = BATCH): TimedRun {
+  const p0 = st.pairs;
+  const b0 = st.bouncedBytes;
+  const f0 = st.failures;
+  const t0 = performance.now();
+  let t = t0;
+  do {
+    st.run(batch);
+    t = performance.now();
+  } while (t < deadlineMs);
+  return { pairs: st.pairs - p0, bouncedBytes: st.bouncedBytes - b0, failures: st.failures - f0, elapsedNs: (t - t0) * 1e6 };
+}
+
+/** Several steppers (logical CPUs multiplexed on one thread), one batch each in turn. */
+export function runUntilMany(sts: readonly Stepper[], deadlineMs: number, batch = BATCH): TimedRun {
+  const p0 = sts.map((s) => s.pairs);
+  const b0 = sts.map((s) => s.bouncedBytes);
+  const f0 = sts.map((s) => s.failures);
+  const t0 = performance.now();
+  let t = t0;
+  const per = Math.max(16, Math.floor(batch / sts.length));
+  do {
+    for (const s of sts) s.run(per);
+    t = performance.now();
+  } while (t < deadlineMs);
+  let pairs = 0;
+  let bytes = 0;
+  let failures = 0;
+  sts.forEach((s, i) => {
+    pairs += s.pairs - p0[i]!;
+    bytes += s.bouncedBytes - b0[i]!;
+    failures += s.failures - f0[i]!;
+  });
+  return { pairs, bouncedBytes: bytes, failures, elapsedNs: (t - t0) * 1e6 };
+}
+
+export interface LatencySample {
+  mapNs: Float64Array;
+  unmapNs: Float64Array;
+  pairNs: Float64Array;
+  /** the cost of one clock read, subtracted from each edge-to-edge figure */
+  clockNs: number;
+}
+
+/** Median cost of performance.now(), measured back to back. */
+export function clockCost(n = 20_000): number {
+  const d = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const a = performance.now();
+    const b = performance.now();
+    d[i] = (b - a) * 1e6;
+  }
+  d.sort();
+  return d[n >> 1]!;
+}
+
+export function takeSample(sts: readonly Stepper[], n: number): LatencySample {
+  const mapNs = new Float64Array(n);
+  const unmapNs = new Float64Array(n);
+  const pairNs = new Float64Array(n);
+  const per = Math.ceil(n / sts.length);
+  let off = 0;
+  for (const s of sts) {
+    const k = Math.min(per, n - off);
+    if (k <= 0) break;
+    s.sample(k, mapNs, unmapNs, pairNs, off);
+    off += k;
+  }
+  return { mapNs, unmapNs, pairNs, clockNs: clockCost() };
+}
+
+export interface LatencyFigures {
+  avgMapNs: number;
+  avgUnmapNs: number;
+  p50Ns: number;
+  p99Ns: number;
+}
+
+/** Quantile q (0..1) of a sorted array, nearest rank. */
+export function quantile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+export function latencyFigures(s: LatencySample): LatencyFigures {
+  const c = s.clockNs;
+  let m = 0;
+  let u = 0;
+  for (let i = 0; i < s.mapNs.length; i++) {
+    m += s.mapNs[i]!;
+    u += s.unmapNs[i]!;
+  }
+  const n = Math.max(1, s.mapNs.length);
+  const pairs = Float64Array.from(s.pairNs).sort();
+  // a pair spans two clock edges (t0..t2) with one read (t1) inside it
+  return {
+    avgMapNs: Math.max(0, m / n - c),
+    avgUnmapNs: Math.max(0, u / n - c),
+    p50Ns: Math.max(0, quantile(pairs, 0.5) - 2 * c),
+    p99Ns: Math.max(0, quantile(pairs, 0.99) - 2 * c),
+  };
+}
+
+// ---- heap bytes per pair ----------------------------------------------------------------------
+
+let gcFn: (() => void) | null | undefined;
+
+/** A gc() to call, if this Node lets us expose one. */
+function getGc(): (() => void) | null {
+  if (gcFn !== undefined) return gcFn;
+  try {
+    setFlagsFromString("--expose-gc");
+    const g: unknown = runInNewContext("gc");
+    gcFn = typeof g === "function" ? (g as () => void) : null;
+  } catch {
+    gcFn = null;
+  }
+  return gcFn;
+}
+
+/**
+ * JS heap growth per pair over `pairs` pairs after a full GC, minus the growth of an empty
+ * stretch measured the same way. A young-generation GC inside the stretch would hide
+ * allocation, so the stretch is kept well under the nursery size and the smallest of three
+ * tries is not used: the largest is (allocation can only be hidden, never invented).
+ */
+export function heapBytesPerPair(st: Stepper, pairs = 20_000): number {
+  const gc = getGc();
+  const used = (): number => getHeapStatistics().used_heap_size;
+  const stretch = (n: number): number => {
+    gc?.();
+    const h0 = used();
+    if (n > 0) st.run(n);
+    return used() - h0;
+  };
+  let best = 0;
+  for (let i = 0; i < 3; i++) {
+    const empty = stretch(0);
+    const full = stretch(pairs);
+    best = Math.max(best, (full - empty) / pairs);
+  }
+  return Math.max(0, best);
+}

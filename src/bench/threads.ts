@@ -1,0 +1,298 @@
+// The coordinator of a benchmark run: -t 1 runs in this thread; more threads run as one
+// worker per core at most (logical CPUs beyond that are multiplexed inside the workers), all
+// over one pool and one memory in SharedArrayBuffers. The phases (warm-up, copy limit, timed
+// run) start together: workers meet at a shared counter and wait for the phase word.
+
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import { FaultError, LimitError, UsageError, type DmalabError } from "../errors.js";
+import { KernelJob, ORIG_REGION_BYTES, WorkloadJob, ioctlError, type KernelJobSpec, type KernelThreadResult, type WorkloadJobSpec, type WorkloadThreadResult } from "./job.js";
+import { addSums, benchmarkResult, reportLines, type LatencySums, type MapBenchmarkResult, type ToolArgs } from "./kernel-tool.js";
+import type { WorkloadName, WorkloadResult } from "./result.js";
+import { buildBenchMachine, exportShared, touchRange, type BenchMachine, type BenchMachineConfig, type SharedState } from "./setup.js";
+import { ORIG_BASE } from "./xorshift.js";
+
+export const CTL_PHASE = 0;
+export const CTL_ARRIVED = 1;
+export const PHASE_INIT = 0;
+export const PHASE_COPY = 1;
+export const PHASE_RUN = 2;
+export const TIME_COPY_END = 0;
+export const TIME_RUN_END = 1;
+/** a worker that failed adds this to the arrival counter, so nobody waits for it */
+const FAILED = 1 << 16;
+
+export interface WorkerInit {
+  spec: WorkloadJobSpec | KernelJobSpec;
+  shared: SharedState;
+  control: SharedArrayBuffer;
+  times: SharedArrayBuffer;
+  index: number;
+  threads: number;
+}
+
+export function arrive(ctl: Int32Array): void {
+  Atomics.add(ctl, CTL_ARRIVED, 1);
+  Atomics.notify(ctl, CTL_ARRIVED);
+}
+
+export function waitPhase(ctl: Int32Array, phase: number): void {
+  for (;;) {
+    const p = Atomics.load(ctl, CTL_PHASE);
+    if (p >= phase) return;
+    Atomics.wait(ctl, CTL_PHASE, p, 1000);
+  }
+}
+
+async function waitArrived(ctl: Int32Array, n: number): Promise<boolean> {
+  for (;;) {
+    const a = Atomics.load(ctl, CTL_ARRIVED);
+    if (a >= FAILED) return false;
+    if (a >= n) return true;
+    const w = Atomics.waitAsync(ctl, CTL_ARRIVED, a, 1000);
+    if (w.async) await w.value;
+  }
+}
+
+function setPhase(ctl: Int32Array, phase: number): void {
+  Atomics.store(ctl, CTL_PHASE, phase);
+  Atomics.notify(ctl, CTL_PHASE);
+}
+
+export function cores(): number {
+  return Math.max(1, availableParallelism());
+}
+
+/** Emulated CPUs 0..threads-1 dealt round-robin over `workers` threads. */
+export function dealCpus(threads: number, workers: number): number[][] {
+  const out: number[][] = Array.from({ length: workers }, () => []);
+  for (let c = 0; c < threads; c++) out[c % workers]!.push(c);
+  return out;
+}
+
+interface WorkerMsg<T> {
+  ok: boolean;
+  result?: T;
+  error?: { name: string; message: string };
+}
+
+/** Re-raises a worker's error with the exit code its type had. */
+function rethrow(err: { name: string; message: string }): DmalabError {
+  if (err.name === "UsageError" || err.name === "InputError" || err.name === "InvalidArgumentError") return new UsageError(err.message);
+  if (err.name === "LimitError") return new LimitError(err.message);
+  return new FaultError(`benchmark thread failed: ${err.name}: ${err.message}`);
+}
+
+async function spawn<T>(
+  specs: (WorkloadJobSpec | KernelJobSpec)[],
+  shared: SharedState,
+  drive: (ctl: Int32Array, times: Float64Array) => Promise<void>,
+): Promise<T[]> {
+  const control = new SharedArrayBuffer(16);
+  const timesBuf = new SharedArrayBuffer(16);
+  const ctl = new Int32Array(control);
+  const times = new Float64Array(timesBuf);
+  const url = new URL("./worker.js", import.meta.url);
+  const workers = specs.map(
+    (spec, index) =>
+      new Worker(url, { workerData: { spec, shared, control, times: timesBuf, index, threads: specs.length } satisfies WorkerInit }),
+  );
+  const results = workers.map(
+    (w) =>
+      new Promise<WorkerMsg<T>>((resolve) => {
+        w.once("message", (m: WorkerMsg<T>) => resolve(m));
+        w.once("error", (e: Error) => resolve({ ok: false, error: { name: e.name, message: e.message } }));
+        w.once("exit", (code) => resolve({ ok: false, error: { name: "Error", message: `worker exited with code ${code}` } }));
+      }),
+  );
+  try {
+    await drive(ctl, times);
+    const msgs = await Promise.all(results);
+    const bad = msgs.find((m) => !m.ok);
+    if (bad) throw rethrow(bad.error!);
+    return msgs.map((m) => m.result!);
+  } finally {
+    // a failed phase leaves the others waiting: release them, then end every worker
+    setPhase(ctl, 99);
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}
+
+// ---- workloads -----------------------------------------------------------------------------------
+
+export interface WorkloadRunOptions {
+  config: BenchMachineConfig;
+  workload: WorkloadName;
+  size: number;
+  threads: number;
+  seconds: number;
+  /** seconds of copy-limit measurement right before; default max(0.25, min(1, seconds / 4)) */
+  copySeconds?: number;
+  sampleN?: number;
+}
+
+const nowEpoch = (): number => performance.timeOrigin + performance.now();
+
+export async function runWorkload(o: WorkloadRunOptions): Promise<WorkloadResult> {
+  const copySeconds = o.copySeconds ?? Math.max(0.25, Math.min(1, o.seconds / 4));
+  const sampleN = o.sampleN ?? 20_000;
+  const workers = Math.min(o.threads, cores());
+  const deal = dealCpus(o.threads, workers);
+  let parts: WorkloadThreadResult[];
+  let areas: number;
+  if (o.threads === 1) {
+    const job = new WorkloadJob({ kind: "workload", config: o.config, workload: o.workload, size: o.size, cpus: [0], sampleN, measureHeap: true });
+    areas = job.m.swiotlb.defaultMem!.pool.nareas;
+    job.warmUp();
+    const copy = job.copyLimit(performance.now() + copySeconds * 1000, 0, 1);
+    const run = job.timed(performance.now() + o.seconds * 1000);
+    const { latency, heap } = job.sample();
+    job.finish();
+    parts = [{ run, copy, latency, heapBytesPerPair: heap, log: job.m.log.lines }];
+  } else {
+    const m = buildBenchMachine(o.config);
+    areas = m.swiotlb.defaultMem!.pool.nareas;
+    const shared = shareWorkloadState(m);
+    const specs: WorkloadJobSpec[] = deal.map((cpus, i) => ({
+      kind: "workload",
+      config: o.config,
+      workload: o.workload,
+      size: o.size,
+      cpus,
+      sampleN: Math.ceil(sampleN / workers),
+      measureHeap: i === 0,
+    }));
+    parts = await spawn<WorkloadThreadResult>(specs, shared, async (ctl, times) => {
+      if (!(await waitArrived(ctl, workers))) return;
+      times[TIME_COPY_END] = nowEpoch() + copySeconds * 1000;
+      setPhase(ctl, PHASE_COPY);
+      if (!(await waitArrived(ctl, 2 * workers))) return;
+      times[TIME_RUN_END] = nowEpoch() + o.seconds * 1000;
+      setPhase(ctl, PHASE_RUN);
+    });
+  }
+  return mergeWorkload(o, areas, parts);
+}
+
+function shareWorkloadState(m: BenchMachine): SharedState {
+  const pool = m.swiotlb.defaultMem!.pool;
+  touchRange(m.memory, pool.start, pool.end - pool.start);
+  touchRange(m.memory, ORIG_BASE, ORIG_REGION_BYTES);
+  return exportShared(m);
+}
+
+function mergeWorkload(o: WorkloadRunOptions, areas: number, parts: WorkloadThreadResult[]): WorkloadResult {
+  let pairs = 0;
+  let bytes = 0;
+  let failures = 0;
+  let elapsed = 0;
+  let copyRate = 0;
+  for (const p of parts) {
+    pairs += p.run.pairs;
+    bytes += p.run.bouncedBytes;
+    failures += p.run.failures;
+    elapsed = Math.max(elapsed, p.run.elapsedNs);
+    // the threads copied at the same time: their rates add up
+    copyRate += p.copy.bytesPerSec;
+  }
+  const n = parts.length;
+  const mean = (f: (p: WorkloadThreadResult) => number): number => parts.reduce((s, p) => s + f(p), 0) / n;
+  const pairsPerSec = (pairs / elapsed) * 1e9;
+  const bouncedBytesPerSec = (bytes / elapsed) * 1e9;
+  return {
+    workload: o.workload,
+    kernel: o.config.kernel,
+    size: o.workload === "pingpong" ? o.size : 0,
+    threads: o.threads,
+    areas,
+    seconds: o.seconds,
+    pairs,
+    pairsPerSec,
+    bouncedBytes: bytes,
+    bouncedBytesPerSec,
+    copyBytesPerSec: copyRate,
+    fractionOfCopyLimit: copyRate > 0 ? bouncedBytesPerSec / copyRate : 0,
+    avgMapNs: mean((p) => p.latency.avgMapNs),
+    avgUnmapNs: mean((p) => p.latency.avgUnmapNs),
+    p50Ns: mean((p) => p.latency.p50Ns),
+    p99Ns: mean((p) => p.latency.p99Ns),
+    heapBytesPerPair: parts[0]!.heapBytesPerPair,
+    mapFailures: failures,
+  };
+}
+
+// ---- the kernel's dma_map_benchmark ------------------------------------------------------------
+
+export interface KernelBenchOutcome {
+  lines: string[];
+  result: MapBenchmarkResult;
+  loops: number;
+  pairsPerSec: number;
+  bouncedBytesPerSec: number;
+  bouncedFraction: number;
+  /** kernel log lines of the run (not of the boot) */
+  dmesg: string[];
+  /** set when a thread failed: the run's error, after the dmesg lines */
+  error: DmalabError | null;
+}
+
+export async function runKernelBench(config: BenchMachineConfig, args: ToolArgs): Promise<KernelBenchOutcome> {
+  const m = buildBenchMachine(config);
+  const bootLines = m.log.lines.length;
+  const workers = Math.min(args.threads, cores());
+  const deal = dealCpus(args.threads, workers);
+  // the module's checks and dma_set_mask happen once, before any thread starts
+  const first = new KernelJob({ kind: "kernel", config, args, cpus: deal[0]! }, undefined, m);
+  first.prepare();
+  let parts: KernelThreadResult[];
+  if (workers === 1) {
+    parts = [first.run(performance.now() + args.seconds * 1000)];
+  } else {
+    // every thread's buffer, and the pool, must be the same bytes in every worker
+    const size = args.granule * m.memory.granule;
+    touchRange(m.memory, m.memory.ramEnd - args.threads * size, args.threads * size);
+    const pool = m.swiotlb.defaultMem?.pool;
+    if (pool) touchRange(m.memory, pool.start, pool.end - pool.start);
+    const shared: SharedState = pool ? exportShared(m) : { chunks: exportShared(m).chunks, poolBuffer: new SharedArrayBuffer(8) };
+    const specs: KernelJobSpec[] = deal.map((cpus) => ({ kind: "kernel", config, args, cpus }));
+    parts = await spawn<KernelThreadResult>(specs, shared, async (ctl, times) => {
+      if (!(await waitArrived(ctl, workers))) return;
+      times[TIME_RUN_END] = nowEpoch() + args.seconds * 1000;
+      setPhase(ctl, PHASE_RUN);
+    });
+  }
+  let sums: LatencySums = { sumMap: 0n, sumUnmap: 0n, sumSqMap: 0n, sumSqUnmap: 0n, loops: 0n };
+  let loops = 0;
+  let bounced = 0;
+  let bytes = 0;
+  let elapsed = 0;
+  let error: string | null = null;
+  const dmesg: string[] = [];
+  parts.forEach((p) => {
+    sums = addSums(sums, {
+      sumMap: BigInt(p.sums.sumMap),
+      sumUnmap: BigInt(p.sums.sumUnmap),
+      sumSqMap: BigInt(p.sums.sumSqMap),
+      sumSqUnmap: BigInt(p.sums.sumSqUnmap),
+      loops: BigInt(p.sums.loops),
+    });
+    loops += p.loops;
+    bounced += p.bouncedLoops;
+    bytes += p.bouncedBytes;
+    elapsed = Math.max(elapsed, p.elapsedNs);
+    error ??= p.error;
+    // every thread built the same machine: its log starts with the same boot lines
+    dmesg.push(...p.log.slice(bootLines));
+  });
+  const result = benchmarkResult(sums);
+  return {
+    lines: reportLines(args, result),
+    result,
+    loops,
+    pairsPerSec: elapsed > 0 ? (loops / elapsed) * 1e9 : 0,
+    bouncedBytesPerSec: elapsed > 0 ? (bytes / elapsed) * 1e9 : 0,
+    bouncedFraction: loops > 0 ? bounced / loops : 0,
+    dmesg: [...new Set(dmesg)],
+    error: error !== null ? ioctlError(error) : null,
+  };
+}

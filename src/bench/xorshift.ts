@@ -1,0 +1,32 @@
+// The ring workload's random numbers: Marsaglia's xorshift32 (13, 17, 5) on an unsigned
+// 32-bit state seeded with 1, so that a native build of the allocator running the same loop
+// sees the same sizes and originals in the same order.
+
+export const RING_DEPTH = 256;
+/** originals walk 65520 pages from 0x4000_0000 (just under 256 MiB) */
+export const RING_PAGES = 65520;
+export const ORIG_BASE = 0x4000_0000;
+export const PAGE_4K = 4096;
+
+export class XorShift32 {
+  state: number;
+  constructor(seed = 1) {
+    this.state = seed >>> 0;
+  }
+  next(): number {
+    let x = this.state;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.state = x >>> 0;
+    return this.state;
+  }
+}
+
+/** The ring's draw for one new mapping: r1 gives the size, r2 the original. */
+export function ringSize(r1: number): number {
+  return 64 << (r1 % 11);
+}
+export function ringOrig(r2: number): number {
+  return ORIG_BASE + (r2 % RING_PAGES) * PAGE_4K;
+}

@@ -1,0 +1,435 @@
+// Arm64Cpu: one arm64 vCPU (EL1, MMU off, so VA == IPA) on Unicorn over a PhysicalMemory.
+//
+// - RAM chunks are mapped zero-copy (uc_mem_map_ptr over the SharedArrayBuffer chunk views),
+//   lazily: the unmapped-memory hook translates the IPA, maps the chunk and lets Unicorn retry.
+// - A GuestPhysMap translates IPA → machine address per 2 MiB block (a domU that is not
+//   direct-mapped); identity by default.
+// - MMIO windows are RAM pages in Unicorn with read/write hooks (uc_mmio_map splits 8-byte
+//   accesses in 2.0.1, so width checks would be impossible): a read hook stores the device's
+//   value where the load will find it. Unaligned accesses, and widths the device refuses, are
+//   guest faults.
+// - Every run passes an instruction count to uc_emu_start: that is the instruction limit, it
+//   keeps PC exact inside hooks and it makes a stop take effect after the current instruction
+//   (measured: without it PC reads as the block start and the rest of the block runs).
+// - Traps (UC_HOOK_INTR) are decoded here and handed to the TrapRouter (traps.ts).
+
+import { DmalabError, FaultError, hex } from "../errors.js";
+import type { PhysicalMemory, MmioWindow } from "../memory/physical-memory.js";
+import {
+  REG,
+  UC_ERR_OK,
+  UC_HOOK_MEM_READ,
+  UC_HOOK_MEM_UNMAPPED,
+  UC_HOOK_MEM_WRITE,
+  UC_HOOK_MEM_PROT,
+  UC_MEM_FETCH_UNMAPPED,
+  UC_MEM_FETCH_PROT,
+  UC_MEM_READ,
+  UC_MEM_READ_PROT,
+  UC_MEM_READ_UNMAPPED,
+  UC_MEM_WRITE_UNMAPPED,
+  UC_PROT_READ,
+  UC_PROT_WRITE,
+  UnicornEngine,
+  ucStrerror,
+  xReg,
+} from "./unicorn.js";
+import { decodeTrapInsn, INTNO_BKPT, INTNO_SWI, INTNO_UDEF, type TrapRouter, type TrapLogRecord } from "./traps.js";
+
+/** Guest-physical (IPA) → machine physical translation, per 2 MiB block. */
+export interface GuestPhysMap {
+  /** machine address of `ipa` (any address inside a 2 MiB block), or -1 when not mapped */
+  ipaToMachine(ipa: number): number;
+}
+
+export const IDENTITY_PHYS_MAP: GuestPhysMap = { ipaToMachine: (ipa) => ipa };
+
+export const TRANSLATION_BLOCK = 2 * 1024 * 1024;
+
+export type GuestFaultKind =
+  | "unmapped" // a load/store/fetch to an IPA that is neither RAM nor MMIO
+  | "mmio" // an MMIO access the device refused (width, alignment, register)
+  | "undefined-instruction"
+  | "exception" // any other CPU exception Unicorn reports
+  | "trap-error"; // a trap handler failed (e.g. a fault inside the DMA code a service called)
+
+/** Everything known about a guest fault. Addresses are guest (IPA) addresses. */
+export interface GuestFault {
+  kind: GuestFaultKind;
+  pc: number;
+  /** the faulting data address, when there is one */
+  address?: number;
+  /** the instruction word at pc, when readable */
+  insn?: number;
+  /** Unicorn's interrupt number for "exception" faults */
+  intno?: number;
+  message: string;
+}
+
+export class GuestFaultError extends FaultError {
+  constructor(readonly fault: GuestFault) {
+    super(`guest fault at pc ${hex(fault.pc)}: ${fault.message}`);
+  }
+}
+
+export type ExitReason =
+  | { kind: "exit"; code: number; service: "exit" | "exit_group" }
+  | { kind: "brk"; imm: number }
+  | { kind: "fault"; fault: GuestFault }
+  | { kind: "limit"; limit: "insns" | "time" };
+
+export interface RegisterState {
+  x: BigUint64Array; // x0..x30
+  sp: bigint;
+  pc: bigint;
+}
+
+export interface RunOptions {
+  /** guest address of the first instruction */
+  entry: number;
+  /** initial SP (16-byte aligned) */
+  stack?: number;
+  /** initial x0..x30 values (others are zero) */
+  regs?: Record<number, bigint>;
+  /** instruction limit; default 100 million */
+  maxInsns?: number;
+  /** wall-time limit in milliseconds; default 30 s */
+  timeLimitMs?: number;
+}
+
+export interface RunResult {
+  exit: ExitReason;
+  /** instructions started, including a trapping one */
+  insns: number;
+  regs: RegisterState;
+  log: TrapLogRecord[];
+  console: string;
+}
+
+export interface Arm64CpuOptions {
+  memory: PhysicalMemory;
+  physMap?: GuestPhysMap;
+  traps?: TrapRouter;
+}
+
+const DEFAULT_MAX_INSNS = 100_000_000;
+const DEFAULT_TIME_MS = 30_000;
+const NEVER = 0xffff_ffff_ffff_fffcn; // an `until` address no guest reaches
+
+let counterOffsetProbe: boolean | undefined;
+
+export class Arm64Cpu {
+  readonly memory: PhysicalMemory;
+  physMap: GuestPhysMap;
+  traps: TrapRouter | undefined;
+  private uc: UnicornEngine;
+  /** mapped RAM units: IPA base → length */
+  private readonly mapped = new Map<number, number>();
+  private readonly mmioMapped = new Set<MmioWindow>();
+  private readonly unit: number;
+  private exitReason: ExitReason | undefined;
+  private blockCount = 0;
+  private countByBlocks = false;
+  readonly log: TrapLogRecord[] = [];
+  private consoleBytes: number[] = [];
+  private static readonly CONSOLE_CAP = 1 << 20;
+  private ran = false;
+
+  constructor(opts: Arm64CpuOptions) {
+    this.memory = opts.memory;
+    this.physMap = opts.physMap ?? IDENTITY_PHYS_MAP;
+    this.traps = opts.traps;
+    this.unit = Math.min(this.memory.chunkSize, TRANSLATION_BLOCK);
+    this.uc = new UnicornEngine();
+    if (!this.setupCounter()) {
+      this.countByBlocks = true;
+      this.uc.hookBlock((_a, size) => {
+        this.blockCount += size >>> 2;
+      });
+    }
+    this.uc.hookIntr((intno) => this.onIntr(intno));
+    this.uc.hookMemEvent(UC_HOOK_MEM_UNMAPPED | UC_HOOK_MEM_PROT, (type, addr, size) => this.onUnmapped(type, addr, size));
+    this.syncMmio();
+  }
+
+  private setupCounter(): boolean {
+    // The offset of Unicorn's private counter is the same for every engine of one library:
+    // calibrate once per process, in a throwaway engine.
+    if (counterOffsetProbe === false) return false;
+    const probe = new UnicornEngine();
+    try {
+      const page = new Uint8Array(4096);
+      const dv = new DataView(page.buffer);
+      const base = 0x1000;
+      probe.mapPtr(base, page);
+      const ok = probe.calibrateCounter(base, (a, w) => dv.setUint32(a - base, w, true));
+      counterOffsetProbe = ok;
+      if (!ok) return false;
+      // the real engine shares the layout: calibrate it too (cheap, and proves it)
+      const page2 = new Uint8Array(4096);
+      const dv2 = new DataView(page2.buffer);
+      const base2 = 0x7fff_ffff_0000;
+      this.uc.mapPtr(base2, page2);
+      const ok2 = this.uc.calibrateCounter(base2, (a, w) => dv2.setUint32(a - base2, w, true));
+      this.uc.unmap(base2, 4096);
+      this.uc.flushCache();
+      return ok2;
+    } catch {
+      counterOffsetProbe = false;
+      return false;
+    } finally {
+      probe.close();
+    }
+  }
+
+  close(): void {
+    this.uc.close();
+  }
+
+  /** The captured console (`write` to fd 1/2). */
+  get console(): string {
+    return Buffer.from(this.consoleBytes).toString("utf8");
+  }
+
+  appendConsole(bytes: Uint8Array): void {
+    const room = Arm64Cpu.CONSOLE_CAP - this.consoleBytes.length;
+    for (let i = 0; i < bytes.length && i < room; i++) this.consoleBytes.push(bytes[i]!);
+  }
+
+  // ---- guest memory (IPA) -------------------------------------------------------------------
+
+  /** Machine address of an IPA, or -1. */
+  translate(ipa: number): number {
+    if (!Number.isSafeInteger(ipa) || ipa < 0) return -1;
+    const blk = ipa - (ipa % TRANSLATION_BLOCK);
+    const ma = this.physMap.ipaToMachine(blk);
+    if (ma < 0) return -1;
+    return ma - (ma % TRANSLATION_BLOCK) + (ipa - blk);
+  }
+
+  /** Copies guest memory [ipa, ipa+len) (RAM only); undefined when any byte is not RAM. */
+  readGuest(ipa: number, len: number): Uint8Array | undefined {
+    const out = new Uint8Array(len);
+    let done = 0;
+    while (done < len) {
+      const a = ipa + done;
+      const n = Math.min(len - done, TRANSLATION_BLOCK - (a % TRANSLATION_BLOCK));
+      const ma = this.translate(a);
+      if (ma < 0 || !this.memory.isRam(ma, n)) return undefined;
+      this.memory.readInto(ma, out.subarray(done, done + n));
+      done += n;
+    }
+    return out;
+  }
+
+  /** Writes guest memory; false (nothing written) when any byte is not RAM. */
+  writeGuest(ipa: number, bytes: Uint8Array): boolean {
+    const parts: [number, number, number][] = [];
+    let done = 0;
+    while (done < bytes.length) {
+      const a = ipa + done;
+      const n = Math.min(bytes.length - done, TRANSLATION_BLOCK - (a % TRANSLATION_BLOCK));
+      const ma = this.translate(a);
+      if (ma < 0 || !this.memory.isRam(ma, n)) return false;
+      parts.push([ma, done, n]);
+      done += n;
+    }
+    for (const [ma, off, n] of parts) this.memory.write(ma, bytes.subarray(off, off + n));
+    return true;
+  }
+
+  /** Loads a program image at an IPA (drops any translated code there). */
+  load(ipa: number, image: Uint8Array): void {
+    if (!this.writeGuest(ipa, image))
+      throw new GuestFaultError({ kind: "unmapped", pc: ipa, address: ipa, message: `cannot load ${image.length} bytes at ${hex(ipa)}: not guest RAM` });
+    // Unicorn does not see host writes to code it already translated. uc_ctl_remove_cache
+    // over the range left stale blocks in 2.0.1 (measured), so drop them all.
+    if (this.ran) this.uc.flushCache();
+  }
+
+  /** The instruction word at an IPA, or undefined. */
+  insnAt(ipa: number): number | undefined {
+    const b = this.readGuest(ipa, 4);
+    if (!b) return undefined;
+    return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+  }
+
+  /**
+   * Forgets every RAM mapping (they are re-made lazily through the translation): call it after
+   * the P2M changed (e.g. a XENMEM_exchange moved guest frames).
+   */
+  invalidateMappings(): void {
+    for (const [base, len] of this.mapped) this.uc.unmap(base, len);
+    this.mapped.clear();
+    this.uc.flushCache();
+  }
+
+  private syncMmio(): void {
+    for (const w of this.memory.mmio) {
+      if (this.mmioMapped.has(w)) continue;
+      this.mmioMapped.add(w);
+      // registers live in this page so a load sees what the read hook stored
+      const page = new Uint8Array(w.size);
+      this.uc.mapPtr(w.base, page, UC_PROT_READ | UC_PROT_WRITE);
+      this.uc.hookMem(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, (type, addr, size, value) => this.onMmio(w, page, type, addr, size, value), w.base, w.base + w.size - 1);
+    }
+  }
+
+  // ---- registers ------------------------------------------------------------------------------
+
+  readX(n: number): bigint {
+    return this.uc.regRead(xReg(n));
+  }
+  writeX(n: number, v: bigint): void {
+    this.uc.regWrite(xReg(n), v);
+  }
+  get pc(): number {
+    return Number(this.uc.regRead(REG.PC));
+  }
+  set pc(v: number) {
+    this.uc.regWrite(REG.PC, BigInt(v));
+  }
+  readRegs(): RegisterState {
+    const x = new BigUint64Array(31);
+    for (let i = 0; i < 31; i++) x[i] = this.uc.regRead(xReg(i));
+    return { x, sp: this.uc.regRead(REG.SP), pc: this.uc.regRead(REG.PC) };
+  }
+  writeAllX(x: BigUint64Array): void {
+    for (let i = 0; i < 31; i++) this.uc.regWrite(xReg(i), x[i]!);
+  }
+
+  /** Ends the run from inside a hook (takes effect after the current instruction). */
+  requestStop(reason: ExitReason): void {
+    if (this.exitReason === undefined) this.exitReason = reason;
+    this.uc.stop();
+  }
+
+  fault(f: GuestFault): void {
+    this.requestStop({ kind: "fault", fault: f });
+  }
+
+  // ---- running ----------------------------------------------------------------------------------
+
+  run(opts: RunOptions): RunResult {
+    const maxInsns = opts.maxInsns ?? DEFAULT_MAX_INSNS;
+    const timeMs = opts.timeLimitMs ?? DEFAULT_TIME_MS;
+    if (!Number.isSafeInteger(maxInsns) || maxInsns < 1) throw new FaultError(`instruction limit ${maxInsns}: must be a positive integer`);
+    this.syncMmio();
+    for (let i = 0; i < 31; i++) this.uc.regWrite(xReg(i), opts.regs?.[i] ?? 0n);
+    this.uc.regWrite(REG.SP, BigInt(opts.stack ?? 0));
+    this.exitReason = undefined;
+    this.blockCount = 0;
+    this.log.length = 0;
+    this.consoleBytes = [];
+    this.ran = true;
+    const t0 = Date.now();
+    const err = this.uc.start(opts.entry, NEVER, Math.max(1, Math.round(timeMs * 1000)), maxInsns);
+    const cbErr = this.uc.callbackError;
+    let insns = this.countByBlocks ? this.blockCount : (this.uc.instructionCounter() ?? 0);
+    let exit = this.exitReason as ExitReason | undefined;
+    if (cbErr !== undefined && exit === undefined) {
+      // a trap handler threw: a fault of the emulated machine stops the guest; a host bug does not hide
+      if (!(cbErr instanceof DmalabError)) throw cbErr;
+      const pc = this.pc;
+      exit = { kind: "fault", fault: { kind: "trap-error", pc, insn: this.insnAt(pc), message: cbErr.message } };
+    }
+    if (exit === undefined && err !== UC_ERR_OK) {
+      const pc = this.pc;
+      exit = { kind: "fault", fault: { kind: "exception", pc, insn: this.insnAt(pc), message: `${ucStrerror(err)} (uc_err ${err})` } };
+    }
+    if (exit === undefined) {
+      if (this.uc.timedOut() || Date.now() - t0 >= timeMs) exit = { kind: "limit", limit: "time" };
+      else exit = { kind: "limit", limit: "insns" };
+    }
+    // Unicorn counts the instruction at which the count ran out, without executing it
+    if (insns > maxInsns) insns = maxInsns;
+    return { exit, insns, regs: this.readRegs(), log: [...this.log], console: this.console };
+  }
+
+  // ---- hooks --------------------------------------------------------------------------------
+
+  private onIntr(intno: number): void {
+    const pc = this.pc;
+    // Measured on 2.0.1 (test/cpu/traps.test.ts): HVC and UDF arrive as intno 1 (EXCP_UDEF)
+    // with PC at the instruction (no EL2, so HVC is undefined to QEMU); SVC as intno 2
+    // (EXCP_SWI) with PC past it; BRK as intno 7 (EXCP_BKPT) with PC at it.
+    if (intno === INTNO_UDEF) {
+      const insn = this.insnAt(pc);
+      const d = insn === undefined ? undefined : decodeTrapInsn(insn);
+      if (d?.kind === "hvc" && this.traps) {
+        this.traps.hvc(this, d.imm, pc, insn!);
+        return;
+      }
+      this.fault({ kind: "undefined-instruction", pc, insn, message: insn === undefined ? "instruction fetch outside RAM" : `undefined instruction ${hex(insn)}` });
+      return;
+    }
+    if (intno === INTNO_SWI) {
+      const at = pc - 4;
+      const insn = this.insnAt(at);
+      const d = insn === undefined ? undefined : decodeTrapInsn(insn);
+      if (d?.kind === "svc" && this.traps) {
+        this.traps.svc(this, d.imm, at, insn!);
+        return;
+      }
+      this.fault({ kind: "exception", pc: at, insn, intno, message: `supervisor call ${insn === undefined ? "" : hex(insn)} with no service handler` });
+      return;
+    }
+    if (intno === INTNO_BKPT) {
+      const insn = this.insnAt(pc);
+      const d = insn === undefined ? undefined : decodeTrapInsn(insn);
+      this.requestStop({ kind: "brk", imm: d?.kind === "brk" ? d.imm : 0 });
+      return;
+    }
+    this.fault({ kind: "exception", pc, insn: this.insnAt(pc), intno, message: `CPU exception (Unicorn interrupt number ${intno})` });
+  }
+
+  private onUnmapped(type: number, addr: number, size: number): boolean {
+    const fetch = type === UC_MEM_FETCH_UNMAPPED || type === UC_MEM_FETCH_PROT;
+    const isRead = type === UC_MEM_READ_UNMAPPED || type === UC_MEM_READ_PROT;
+    const base = addr - (addr % this.unit);
+    const unmapped = type === UC_MEM_READ_UNMAPPED || type === UC_MEM_WRITE_UNMAPPED || type === UC_MEM_FETCH_UNMAPPED;
+    if (unmapped && !this.mapped.has(base)) {
+      const ma = this.translate(base);
+      if (ma >= 0 && this.memory.bankAt(ma) !== undefined) {
+        const chunk = this.memory.chunkAt(ma);
+        const off = ma & (this.memory.chunkSize - 1);
+        const view = chunk.subarray(off, Math.min(chunk.length, off + this.unit));
+        this.uc.mapPtr(base, view);
+        this.mapped.set(base, view.length);
+        return true;
+      }
+    }
+    const pc = fetch ? addr : this.pc;
+    const what = fetch ? "instruction fetch" : isRead ? `read of ${size} bytes` : `write of ${size} bytes`;
+    const ma = this.translate(addr);
+    const why = ma < 0 ? "no stage-2 mapping for this guest-physical address" : ma !== addr ? `machine address ${hex(ma)} is not RAM or MMIO` : "not RAM or MMIO";
+    this.fault({ kind: "unmapped", pc, address: addr, insn: fetch ? undefined : this.insnAt(pc), message: `${what} at ${hex(addr)}: ${why}` });
+    return false;
+  }
+
+  private onMmio(w: MmioWindow, page: Uint8Array, type: number, addr: number, size: number, value: bigint): void {
+    const off = addr - w.base;
+    const isRead = type === UC_MEM_READ;
+    const refuse = (why: string): void => {
+      if (isRead) page.fill(0, off, Math.min(page.length, off + size));
+      const pc = this.pc;
+      this.fault({ kind: "mmio", pc, address: addr, insn: this.insnAt(pc), message: `MMIO ${isRead ? "read" : "write"} of ${size} bytes at ${hex(addr)} (${w.name} + ${hex(off)}): ${why}` });
+    };
+    if (size !== 1 && size !== 2 && size !== 4 && size !== 8) return refuse("unsupported access width");
+    if (off % size !== 0) return refuse("unaligned access");
+    if (this.exitReason !== undefined) return;
+    try {
+      if (isRead) {
+        const v = BigInt.asUintN(size * 8, w.handler.read(off, size));
+        for (let i = 0; i < size; i++) page[off + i] = Number((v >> BigInt(8 * i)) & 0xffn);
+      } else {
+        w.handler.write(off, size, BigInt.asUintN(size * 8, value));
+      }
+    } catch (e) {
+      if (e instanceof DmalabError) return refuse(e.message);
+      throw e;
+    }
+  }
+}
+
+export { decodeTrapInsn };

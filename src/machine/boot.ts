@@ -1,0 +1,317 @@
+// Booting a Machine the way an arm64 kernel of the chosen profile does, as far as DMA goes:
+//   1. parse `swiotlb=` (each era's syntax);
+//   2. zone_sizes_init: zone_dma_bits, arm64_dma_phys_limit (zones.ts), "Zone ranges:" log;
+//   3. mem_init's swiotlb decision (spec 7.6):
+//        5.12 / 5.13-rc1 / 5.13 (arch/arm64/mm/init.c 019bc1f6, same as v5.13):
+//          swiotlb_force == SWIOTLB_FORCE || max_pfn > PFN_DOWN(arm64_dma_phys_limit)
+//            → swiotlb_init(1); else, unless xen_swiotlb_detect() (5.13 only, 687842ec),
+//            swiotlb_force = SWIOTLB_NO_FORCE;
+//        6.x (= v6.11): swiotlb = max_pfn > PFN_DOWN(arm64_dma_phys_limit); arm64 selects
+//          DMA_BOUNCE_UNALIGNED_KMALLOC, so when no ZONE_DMA bouncing is needed the pool is
+//          shrunk to 1 MiB per GiB of RAM and created anyway; swiotlb_init(swiotlb, VERBOSE);
+//   4. the hypervisor's guest set-up (Xen: the seam below — only "none" exists yet);
+//   5. every device's driver probe: dma_set_mask_and_coherent() with the driver's mask.
+// The result is a kernel-log-like report, or the fault that stopped the boot.
+
+import { describeFault, type BootFault } from "./fault.js";
+import { FaultError, UsageError, hex } from "../errors.js";
+import { EIO } from "../kernel/dma-mapping.js";
+import { parseSwiotlbCmdline } from "../swiotlb/cmdline.js";
+import { IO_TLB_SHIFT, IO_TLB_SIZE } from "../swiotlb/constants.js";
+import { SWIOTLB_FORCE, SWIOTLB_FORCE_NAMES, SWIOTLB_NO_FORCE, SWIOTLB_VERBOSE } from "../swiotlb/swiotlb.js";
+import type { Machine, MachineDevice } from "./machine.js";
+import { totalRam } from "./preset.js";
+
+export type XenRole = "none" | "dom0" | "domU";
+export const XEN_ROLES: readonly XenRole[] = ["none", "dom0", "domU"];
+
+export interface BootOptions {
+  /** the Xen role of the kernel; only "none" (native) is implemented here */
+  xen?: XenRole;
+  /** replaces the description's `swiotlb=` value */
+  swiotlbCmdline?: string;
+  /** text `swiotlb=` ignores is an error instead of a warning */
+  strict?: boolean;
+  /** 6.x: override CONFIG_DMA_BOUNCE_UNALIGNED_KMALLOC (default: the profile's arm64 config) */
+  kmallocBounce?: boolean;
+  /** probe only these devices (by name or driver); default all */
+  probe?: readonly string[];
+}
+
+/**
+ * What a hypervisor role adds to the boot. Native boots use NATIVE_HOOKS. The Xen guest side
+ * plugs in here: `swiotlbDetect` is xen_swiotlb_detect() as mem_init sees it, `afterMemInit`
+ * is xen_mm_init() & co (swiotlb-xen init, per-device dma_ops), run before the probes.
+ */
+export interface BootHooks {
+  swiotlbDetect(m: Machine): boolean;
+  afterMemInit(m: Machine, b: BootRecorder): void;
+}
+
+export const NATIVE_HOOKS: BootHooks = {
+  swiotlbDetect: () => false,
+  afterMemInit: () => {},
+};
+
+/** Collects what the boot decided, in order, for the report and for a fault's causes. */
+export class BootRecorder {
+  readonly decisions: string[] = [];
+  /** the call chain of the step running now (outermost first), for an oops */
+  readonly chain: string[] = [];
+  decide(s: string): void {
+    this.decisions.push(s);
+  }
+  /** Runs fn with `frames` pushed on the call chain. */
+  within<T>(frames: readonly string[], fn: () => T): T {
+    const n = this.chain.length;
+    this.chain.push(...frames);
+    try {
+      const r = fn();
+      this.chain.length = n;
+      return r;
+    } catch (e) {
+      // keep the chain as it was at the fault, for the report
+      throw e;
+    }
+  }
+}
+
+export interface DeviceProbe {
+  name: string;
+  driver: string;
+  probed: boolean;
+  /** negative errno of a failed probe */
+  error?: number;
+  dmaMask: string;
+  coherentDmaMask: string;
+  busDmaLimit: string;
+}
+
+export interface PoolInfo {
+  start: string;
+  end: string;
+  nslabs: number;
+  nareas: number;
+  bytes: number;
+}
+
+export interface BootReport {
+  machine: string;
+  kernel: string;
+  xen: XenRole;
+  outcome: "ok" | "fault";
+  zones: {
+    zone_dma_bits: number;
+    arm64_dma_phys_limit: string;
+    zone_dma32_end: string;
+    max_pfn: string;
+    ram_above_dma_limit: boolean;
+  };
+  swiotlb: {
+    cmdline: string;
+    /** 5.x: the global swiotlb_force; 6.x: derived from force/noforce */
+    force: string;
+    /** 6.x: io_tlb_default_mem.force_bounce */
+    forceBounce: boolean;
+    pool: PoolInfo | null;
+  };
+  devices: DeviceProbe[];
+  decisions: string[];
+  log: string[];
+  fault?: BootFault;
+  /** text `swiotlb=` ignored (already a kernel-log warning) */
+  warnings: string[];
+}
+
+/** %#018Lx */
+function pa18(n: bigint | number): string {
+  return "0x" + BigInt(n).toString(16).padStart(16, "0");
+}
+
+/** free_area_init's "Zone ranges:" lines (mm/page_alloc.c). */
+function logZoneRanges(m: Machine): void {
+  const z = m.zones;
+  const shift = BigInt(z.pageShift);
+  const minPfn = BigInt(z.minPfn);
+  const maxPfn = BigInt(z.maxPfn);
+  const dmaEnd = z.dmaPhysLimit >> shift;
+  const dma32End = z.dma32PhysLimit >> shift;
+  const clamp = (v: bigint): bigint => (v < minPfn ? minPfn : v > maxPfn ? maxPfn : v);
+  const ranges: [string, bigint, bigint][] = [];
+  let start = minPfn;
+  for (const [name, end] of [
+    ["DMA", dmaEnd],
+    ["DMA32", dma32End],
+    ["Normal", maxPfn],
+  ] as const) {
+    const e = clamp(end > start ? end : start);
+    ranges.push([name, start, e]);
+    start = e;
+  }
+  m.log.print("Zone ranges:");
+  for (const [name, s, e] of ranges)
+    m.log.print(`  ${name.padEnd(8)} ${s === e ? "empty" : `[mem ${pa18(s << shift)}-${pa18((e << shift) - 1n)}]`}`);
+}
+
+function poolInfo(m: Machine): PoolInfo | null {
+  const mem = m.swiotlb.defaultMem;
+  if (mem === null) return null;
+  return { start: hex(mem.start), end: hex(mem.end - 1), nslabs: mem.nslabs, nareas: mem.pool.nareas, bytes: mem.nslabs * IO_TLB_SIZE };
+}
+
+/** arm64 mem_init(): the swiotlb decision of the profile's era. */
+export function arm64MemInit(m: Machine, hooks: BootHooks, b: BootRecorder, opts: BootOptions = {}): void {
+  const z = m.zones;
+  const sw = m.swiotlb;
+  const p = m.profile;
+  const limitPfn = Number(z.dmaPhysLimit >> BigInt(z.pageShift));
+  const cmp = `max_pfn ${hex(z.maxPfn)} ${z.ramAboveDmaLimit ? ">" : "<="} PFN_DOWN(arm64_dma_phys_limit ${hex(z.dmaPhysLimit)}) = ${hex(limitPfn)}`;
+  // the default pool comes from memblock_alloc_low(): below ARCH_LOW_ADDRESS_LIMIT (inclusive)
+  const lowLimit = Number(z.dmaPhysLimit);
+  if (p.memInitSetsNoForce) {
+    if (sw.forceState === SWIOTLB_FORCE || z.ramAboveDmaLimit) {
+      b.decide(`mem_init: ${sw.forceState === SWIOTLB_FORCE ? "swiotlb_force == SWIOTLB_FORCE" : cmp}: swiotlb_init(1)`);
+      sw.swiotlbInit(true, lowLimit);
+    } else if (p.noForceSkippedForXen && hooks.swiotlbDetect(m)) {
+      b.decide(`mem_init: ${cmp}, but xen_swiotlb_detect(): swiotlb_force left at ${SWIOTLB_FORCE_NAMES[sw.forceState]} (687842ec)`);
+    } else {
+      sw.forceState = SWIOTLB_NO_FORCE;
+      b.decide(`mem_init: ${cmp}: no pool; swiotlb_force = SWIOTLB_NO_FORCE`);
+    }
+    return;
+  }
+  // 6.x
+  let need = z.ramAboveDmaLimit;
+  b.decide(`mem_init: ${cmp}: ZONE_DMA bouncing ${need ? "needed" : "not needed"}`);
+  const kmalloc = opts.kmallocBounce ?? p.memInitKmallocBounce;
+  if (kmalloc && !need) {
+    const size = Math.ceil(totalRam(m.desc) / 1024);
+    const dflt = sw.defaultNslabs << IO_TLB_SHIFT;
+    sw.adjustSize(Math.min(dflt, size));
+    need = true;
+    b.decide(`mem_init: DMA_BOUNCE_UNALIGNED_KMALLOC: pool for kmalloc() bouncing, swiotlb_adjust_size(min(${dflt}, ${size}))`);
+  }
+  sw.swiotlbInitRemap(need, SWIOTLB_VERBOSE, lowLimit);
+  if (!need) b.decide("mem_init: swiotlb_init(false): no pool");
+}
+
+/** really_probe → the driver's probe → dma_set_mask_and_coherent (or the two calls). */
+function probeDevice(m: Machine, md: MachineDevice, b: BootRecorder): void {
+  const d = md.desc;
+  const api = m.api;
+  let rc: number;
+  if (d.dmaMask === d.coherentMask) {
+    rc = b.within(["really_probe", `${d.driver}_probe`, "dma_set_mask_and_coherent", "dma_set_mask", "dma_supported"], () =>
+      api.dmaSetMaskAndCoherent(md.dev, d.dmaMask),
+    );
+  } else {
+    rc = b.within(["really_probe", `${d.driver}_probe`, "dma_set_mask", "dma_supported"], () => api.dmaSetMask(md.dev, d.dmaMask));
+    if (rc === 0)
+      rc = b.within(["really_probe", `${d.driver}_probe`, "dma_set_coherent_mask", "dma_supported"], () => api.dmaSetCoherentMask(md.dev, d.coherentMask));
+  }
+  if (rc !== 0) {
+    md.probeError = rc;
+    // drivers/base/dd.c really_probe (5.13 wording)
+    m.log.print(`${d.driver}: probe of ${d.name} failed with error ${rc}`);
+    b.decide(`${md.name}: dma_set_mask(${hex(d.dmaMask)}) = ${rc}${rc === -EIO ? " (-EIO: mask not supported)" : ""}; probe failed`);
+    return;
+  }
+  md.probed = true;
+}
+
+/**
+ * Boots the machine (once). Never throws for a kernel fault: the report's outcome says
+ * "fault" and carries the oops. Bad options (an unknown Xen role, a bad `swiotlb=` under
+ * strict) throw UsageError / InputError before anything changes.
+ */
+export function bootMachine(m: Machine, opts: BootOptions = {}, hooks?: BootHooks): BootReport {
+  const xen = opts.xen ?? "none";
+  if (!XEN_ROLES.includes(xen)) throw new UsageError(`--xen '${String(xen)}': expected one of ${XEN_ROLES.join(", ")}`);
+  if (xen !== "none" && hooks === undefined)
+    throw new UsageError(`--xen ${xen}: Xen guest boot is not available yet (only --xen none)`);
+  if (m.booted) throw new UsageError(`machine ${m.desc.name} is already booted`);
+  const h = hooks ?? NATIVE_HOOKS;
+  const cmdline = opts.swiotlbCmdline ?? m.desc.swiotlbCmdline;
+  // parse first: a strict failure leaves the machine untouched
+  const parsed = cmdline === "" ? null : parseSwiotlbCmdline(cmdline, m.profile, { strict: opts.strict === true });
+  m.booted = true;
+  const b = new BootRecorder();
+  const warnings: string[] = [];
+  let fault: BootFault | undefined;
+  try {
+    if (parsed !== null) {
+      if (parsed.ignored !== undefined) {
+        const w = `swiotlb=${cmdline}: kernel ${m.profile.version} ignores '${parsed.ignored}'`;
+        warnings.push(w);
+        b.decide(w);
+      }
+      m.swiotlb.applyCmdline(parsed);
+      m.log.print(`Kernel command line: swiotlb=${cmdline}`);
+    }
+    logZoneRanges(m);
+    b.within(["start_kernel", "mm_init", "mem_init"], () => arm64MemInit(m, h, b, opts));
+    b.within(["start_kernel"], () => h.afterMemInit(m, b));
+    for (const md of m.devices) {
+      if (opts.probe && !opts.probe.some((n) => n === md.desc.name || n === md.desc.driver || n === md.name)) continue;
+      if (md.desc.restrictedPool && m.profile.restrictedDmaPool) m.setUpRestrictedPool(md);
+      probeDevice(m, md, b);
+    }
+  } catch (e) {
+    if (!(e instanceof FaultError)) throw e;
+    fault = describeFault(e, b);
+  }
+  const sw = m.swiotlb;
+  const report: BootReport = {
+    machine: m.desc.name,
+    kernel: m.profile.version,
+    xen,
+    outcome: fault ? "fault" : "ok",
+    zones: {
+      zone_dma_bits: m.zones.zoneDmaBits,
+      arm64_dma_phys_limit: hex(m.zones.dmaPhysLimit),
+      zone_dma32_end: hex(m.zones.dma32PhysLimit),
+      max_pfn: hex(m.zones.maxPfn),
+      ram_above_dma_limit: m.zones.ramAboveDmaLimit,
+    },
+    swiotlb: {
+      cmdline,
+      force: SWIOTLB_FORCE_NAMES[sw.forceState],
+      forceBounce: sw.defaultMem?.forceBounce ?? false,
+      pool: poolInfo(m),
+    },
+    devices: m.devices.map((md) => {
+      const r: DeviceProbe = {
+        name: md.desc.name,
+        driver: md.desc.driver,
+        probed: md.probed,
+        dmaMask: hex(md.dev.dmaMask),
+        coherentDmaMask: hex(md.dev.coherentDmaMask),
+        busDmaLimit: hex(md.dev.busDmaLimit),
+      };
+      if (md.probeError !== 0) r.error = md.probeError;
+      return r;
+    }),
+    decisions: b.decisions,
+    log: [...m.log.lines],
+    warnings,
+  };
+  if (fault) report.fault = fault;
+  return report;
+}
+
+/** Human-readable lines of a boot report (used by `run` and `boot`). */
+export function formatBootReport(r: BootReport): string[] {
+  const out: string[] = [];
+  out.push(`machine ${r.machine}, kernel ${r.kernel}, xen ${r.xen}`);
+  out.push(
+    `zones: zone_dma_bits ${r.zones.zone_dma_bits}, arm64_dma_phys_limit ${r.zones.arm64_dma_phys_limit}, ZONE_DMA32 end ${r.zones.zone_dma32_end}, max_pfn ${r.zones.max_pfn}`,
+  );
+  const pool = r.swiotlb.pool;
+  out.push(
+    `swiotlb: ${pool ? `pool [${pool.start}-${pool.end}] ${pool.nslabs} slots (${pool.bytes / 2 ** 20} MiB), ${pool.nareas} area${pool.nareas === 1 ? "" : "s"}` : "no pool"}, ${r.swiotlb.force}${r.swiotlb.forceBounce ? ", force_bounce" : ""}`,
+  );
+  for (const d of r.decisions) out.push(`  ${d}`);
+  for (const d of r.devices) out.push(`device ${d.driver} ${d.name}: ${d.probed ? "probed" : d.error !== undefined ? `probe failed (${d.error})` : "not probed"}, dma_mask ${d.dmaMask}${d.busDmaLimit !== "0x0" ? `, bus_dma_limit ${d.busDmaLimit}` : ""}`);
+  if (r.fault) out.push(...r.fault.lines);
+  return out;
+}

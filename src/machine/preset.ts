@@ -1,0 +1,398 @@
+// A machine description: what the firmware (device tree / ACPI) tells the kernel about a
+// board, plus the kernel command line's `swiotlb=`. Presets live in fixtures/machines/*.json
+// and are validated here; every error names the JSON path, the value and why it is wrong.
+
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+import { InputError, UsageError, hex } from "../errors.js";
+import { DEFAULT_CHUNK_SIZE, type Granule } from "../memory/physical-memory.js";
+import { parseMask, parseNumber, parseUnsigned } from "./units.js";
+
+// ---- field types ---------------------------------------------------------------------------
+
+const num = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const p = parseNumber(v);
+  if (!p.ok) {
+    ctx.addIssue({ code: "custom", message: p.why, input: v });
+    return z.NEVER;
+  }
+  return p.value;
+});
+
+const u64 = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const p = parseUnsigned(v);
+  if (!p.ok || p.value >= 1n << 64n) {
+    ctx.addIssue({ code: "custom", message: p.ok ? "does not fit in 64 bits" : p.why, input: v });
+    return z.NEVER;
+  }
+  return p.value;
+});
+
+const mask = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const p = parseMask(v);
+  if (!p.ok) {
+    ctx.addIssue({ code: "custom", message: p.why, input: v });
+    return z.NEVER;
+  }
+  return p.value;
+});
+
+const granule = z.union([z.number(), z.string()]).transform((v, ctx): Granule => {
+  const s = String(v).toUpperCase().replace(/I?B$/, "");
+  const g = s === "4K" || s === "4096" ? 4096 : s === "16K" || s === "16384" ? 16384 : s === "64K" || s === "65536" ? 65536 : 0;
+  if (g === 0) {
+    ctx.addIssue({ code: "custom", message: "must be 4K, 16K or 64K", input: v });
+    return z.NEVER;
+  }
+  return g;
+});
+
+const name = z.string().min(1, "must not be empty");
+
+const RamBank = z.strictObject({ name: name.optional(), base: num, size: num });
+const Reserved = z.strictObject({ name, base: num, size: num, noMap: z.boolean().optional() });
+const DmaRange = z.strictObject({ cpu: num, dma: num, size: num });
+const RestrictedPool = z.strictObject({ name: name.optional(), base: num, size: num });
+
+const Device = z.strictObject({
+  /** the device's name as dev_* messages print it, e.g. "0000:00:02.0" */
+  name,
+  driver: name,
+  /** what the driver passes to dma_set_mask(): bits (32) or a hex mask */
+  dmaMask: mask,
+  /** what the driver passes to dma_set_coherent_mask(); defaults to dmaMask */
+  coherentMask: mask.optional(),
+  /** the interconnect's limit (dev->bus_dma_limit); derived from dmaRanges when absent */
+  busDmaLimit: u64.optional(),
+  /** DT `dma-ranges` of the device's bus: CPU physical ↔ DMA address windows */
+  dmaRanges: z.array(DmaRange).optional(),
+  minAlignMask: num.optional(),
+  /** dma_parms->segment_boundary_mask; defaults to ULONG_MAX */
+  segmentBoundary: u64.optional(),
+  coherent: z.boolean().optional(),
+  /** a `restricted-dma-pool` reserved-memory node assigned to this device */
+  restrictedPool: RestrictedPool.optional(),
+  /** where the driver's buffers come from: the top of RAM ("high") or the bottom ("low") */
+  buffers: z.enum(["high", "low"]).optional(),
+});
+
+const Mmio = z.strictObject({ name, base: num, size: num, model: name });
+
+const Xen = z.strictObject({
+  version: z.string().optional(),
+  dom0Mem: num.optional(),
+  domUMem: num.optional(),
+  features: z.array(z.string()).optional(),
+});
+
+const MachineSchema = z.strictObject({
+  name,
+  description: z.string().optional(),
+  paBits: z.number().int().min(32, "must be 32..52").max(52, "must be 32..52").optional(),
+  granule: granule.optional(),
+  cpus: z.number().int().min(1, "must be 1..1024").max(1024, "must be 1..1024").optional(),
+  ram: z.array(RamBank).min(1, "needs at least one RAM bank"),
+  reserved: z.array(Reserved).optional(),
+  /** what firmware says about the DMA zone (spec 7.6: zone_dma_bits) */
+  dmaZone: z
+    .strictObject({
+      /** of_dma_get_max_cpu_address(NULL); default: derived from the devices' dma-ranges */
+      dtMaxCpuAddress: u64.optional(),
+      /** acpi_iort_dma_get_max_cpu_address(); default: no IORT limit */
+      acpiMaxCpuAddress: u64.optional(),
+    })
+    .optional(),
+  swiotlb: z
+    .strictObject({
+      /** the value of `swiotlb=` on the kernel command line */
+      cmdline: z.string().optional(),
+    })
+    .optional(),
+  devices: z.array(Device).optional(),
+  mmio: z.array(Mmio).optional(),
+  xen: Xen.optional(),
+});
+
+// ---- the validated description --------------------------------------------------------------
+
+export interface RamBankDesc {
+  name: string;
+  base: number;
+  size: number;
+}
+export interface ReservedDesc {
+  name: string;
+  base: number;
+  size: number;
+  noMap: boolean;
+}
+export interface DmaRangeDesc {
+  cpuStart: number;
+  dmaStart: number;
+  size: number;
+}
+export interface DeviceDesc {
+  name: string;
+  driver: string;
+  dmaMask: bigint;
+  coherentMask: bigint;
+  /** 0n = no bus limit (min_not_zero) */
+  busDmaLimit: bigint;
+  dmaRanges: DmaRangeDesc[];
+  minAlignMask: number;
+  segmentBoundary: bigint;
+  coherent: boolean;
+  restrictedPool?: { name: string; base: number; size: number };
+  buffers: "high" | "low";
+}
+export interface MmioDesc {
+  name: string;
+  base: number;
+  size: number;
+  model: string;
+}
+export interface XenDesc {
+  version?: string;
+  dom0Mem?: number;
+  domUMem?: number;
+  features?: string[];
+}
+export interface MachineDesc {
+  name: string;
+  description: string;
+  paBits: number;
+  granule: Granule;
+  cpus: number;
+  ram: RamBankDesc[];
+  reserved: ReservedDesc[];
+  dmaZone: { dtMaxCpuAddress?: bigint; acpiMaxCpuAddress?: bigint };
+  /** the `swiotlb=` value, without the "swiotlb=" prefix; "" when none */
+  swiotlbCmdline: string;
+  devices: DeviceDesc[];
+  mmio: MmioDesc[];
+  xen?: XenDesc;
+}
+
+const ULONG_MAX = (1n << 64n) - 1n;
+
+function pathString(path: readonly PropertyKey[]): string {
+  let s = "";
+  for (const p of path) s += typeof p === "number" ? `[${p}]` : s === "" ? String(p) : `.${String(p)}`;
+  return s || "(top level)";
+}
+
+function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = raw;
+  for (const p of path) {
+    if (v === null || typeof v !== "object") return undefined;
+    v = (v as Record<PropertyKey, unknown>)[p];
+  }
+  return v;
+}
+
+function show(v: unknown): string {
+  if (v === undefined) return "(missing)";
+  const s = JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? hex(x) : x));
+  return s.length > 60 ? s.slice(0, 57) + "..." : s;
+}
+
+class Problems {
+  readonly list: { path: (string | number)[]; value: unknown; why: string }[] = [];
+  add(path: (string | number)[], value: unknown, why: string): void {
+    this.list.push({ path, value, why });
+  }
+}
+
+function overlaps(a: { base: number; size: number }, b: { base: number; size: number }): boolean {
+  return a.base < b.base + b.size && b.base < a.base + a.size;
+}
+
+/**
+ * Validates a parsed JSON value as a machine description. `source` names the file (or
+ * "preset NAME") in error messages. Throws InputError naming path, value and reason.
+ */
+export function parseMachine(raw: unknown, source: string): MachineDesc {
+  const r = MachineSchema.safeParse(raw);
+  if (!r.success) {
+    const msgs = r.error.issues.map((i) => {
+      const v = valueAt(raw, i.path);
+      const why = i.code === "unrecognized_keys" ? `unknown field(s) ${i.keys.join(", ")}` : i.message;
+      return `${pathString(i.path)}: ${i.code === "unrecognized_keys" ? "" : `value ${show(v)} `}${why}`;
+    });
+    throw new InputError(msgs.join("; "), source);
+  }
+  const m = r.data;
+  const paBits = m.paBits ?? 48;
+  const gran: Granule = m.granule ?? 4096;
+  const paLimit = 2 ** paBits;
+  const P = new Problems();
+
+  const ram: RamBankDesc[] = m.ram.map((b, i) => ({ name: b.name ?? `bank${i}`, base: b.base, size: b.size }));
+  ram.forEach((b, i) => {
+    if (b.base % DEFAULT_CHUNK_SIZE !== 0) P.add(["ram", i, "base"], hex(b.base), `must be 2 MiB aligned (RAM is backed in 2 MiB chunks)`);
+    if (b.size === 0 || b.size % gran !== 0) P.add(["ram", i, "size"], hex(b.size), `must be a positive multiple of the ${gran}-byte page granule`);
+    if (b.base + b.size > paLimit) P.add(["ram", i], `${hex(b.base)}+${hex(b.size)}`, `ends beyond the ${paBits}-bit physical address space`);
+    for (let j = 0; j < i; j++)
+      if (overlaps(b, ram[j]!)) P.add(["ram", i], `${hex(b.base)}+${hex(b.size)}`, `overlaps RAM bank ${ram[j]!.name} [${hex(ram[j]!.base)}-${hex(ram[j]!.base + ram[j]!.size - 1)}]`);
+  });
+  const inOneBank = (base: number, size: number): boolean => ram.some((b) => base >= b.base && base + size <= b.base + b.size);
+
+  const reserved: ReservedDesc[] = (m.reserved ?? []).map((x) => ({ name: x.name, base: x.base, size: x.size, noMap: x.noMap ?? false }));
+  reserved.forEach((x, i) => {
+    if (x.size === 0 || !inOneBank(x.base, x.size)) P.add(["reserved", i], `${hex(x.base)}+${hex(x.size)}`, "is not inside one RAM bank");
+  });
+
+  const mmio: MmioDesc[] = (m.mmio ?? []).map((x) => ({ ...x }));
+  mmio.forEach((w, i) => {
+    if (w.base % 4096 !== 0 || w.size % 4096 !== 0 || w.size === 0) P.add(["mmio", i], `${hex(w.base)}+${hex(w.size)}`, "base and size must be 4 KiB aligned and non-zero");
+    const bank = ram.find((b) => overlaps(w, b));
+    if (bank) P.add(["mmio", i], `${hex(w.base)}+${hex(w.size)}`, `overlaps RAM bank ${bank.name}`);
+    for (let j = 0; j < i; j++) if (overlaps(w, mmio[j]!)) P.add(["mmio", i], w.name, `overlaps MMIO window ${mmio[j]!.name}`);
+  });
+
+  const names = new Set<string>();
+  const devices: DeviceDesc[] = (m.devices ?? []).map((d, i) => {
+    if (names.has(d.name)) P.add(["devices", i, "name"], d.name, "is used by another device");
+    names.add(d.name);
+    const ranges = (d.dmaRanges ?? []).map((x) => ({ cpuStart: x.cpu, dmaStart: x.dma, size: x.size }));
+    ranges.forEach((x, j) => {
+      if (x.size === 0) P.add(["devices", i, "dmaRanges", j, "size"], 0, "must be non-zero");
+      for (let k = 0; k < j; k++)
+        if (overlaps({ base: x.cpuStart, size: x.size }, { base: ranges[k]!.cpuStart, size: ranges[k]!.size }))
+          P.add(["devices", i, "dmaRanges", j], `cpu ${hex(x.cpuStart)}+${hex(x.size)}`, `overlaps dma-range ${k}`);
+    });
+    // of_dma_configure: bus_dma_limit is the last DMA address any range reaches
+    let busDmaLimit = d.busDmaLimit ?? 0n;
+    if (d.busDmaLimit === undefined && ranges.length > 0)
+      busDmaLimit = ranges.reduce((mx, x) => (BigInt(x.dmaStart + x.size - 1) > mx ? BigInt(x.dmaStart + x.size - 1) : mx), 0n);
+    const minAlignMask = d.minAlignMask ?? 0;
+    if ((minAlignMask & (minAlignMask + 1)) !== 0 && minAlignMask !== 0)
+      P.add(["devices", i, "minAlignMask"], hex(minAlignMask), "must be of the form 2^n - 1");
+    if (minAlignMask >= 2 ** 31) P.add(["devices", i, "minAlignMask"], hex(minAlignMask), "must be below 2^31 (an unsigned int in the kernel)");
+    const seg = d.segmentBoundary ?? ULONG_MAX;
+    if ((seg & (seg + 1n)) !== 0n) P.add(["devices", i, "segmentBoundary"], hex(seg), "must be of the form 2^n - 1");
+    let restrictedPool: DeviceDesc["restrictedPool"];
+    if (d.restrictedPool) {
+      const rp = d.restrictedPool;
+      restrictedPool = { name: rp.name ?? `restricted-dma-pool@${rp.base.toString(16)}`, base: rp.base, size: rp.size };
+      if (rp.size === 0 || !inOneBank(rp.base, rp.size)) P.add(["devices", i, "restrictedPool"], `${hex(rp.base)}+${hex(rp.size)}`, "is not inside one RAM bank");
+      else if (rp.base % gran !== 0 || rp.size % 2048 !== 0)
+        P.add(["devices", i, "restrictedPool"], `${hex(rp.base)}+${hex(rp.size)}`, `base must be page aligned and size a multiple of 2 KiB`);
+    }
+    const dev: DeviceDesc = {
+      name: d.name,
+      driver: d.driver,
+      dmaMask: d.dmaMask,
+      coherentMask: d.coherentMask ?? d.dmaMask,
+      busDmaLimit,
+      dmaRanges: ranges,
+      minAlignMask,
+      segmentBoundary: seg,
+      coherent: d.coherent ?? true,
+      buffers: d.buffers ?? "high",
+    };
+    if (restrictedPool) dev.restrictedPool = restrictedPool;
+    return dev;
+  });
+  // restricted pools must not overlap one another or other reserved regions
+  const pools = devices.flatMap((d, i) => (d.restrictedPool ? [{ i, ...d.restrictedPool }] : []));
+  pools.forEach((p, k) => {
+    for (let j = 0; j < k; j++) if (overlaps(p, pools[j]!) && p.name !== pools[j]!.name) P.add(["devices", p.i, "restrictedPool"], p.name, `overlaps ${pools[j]!.name}`);
+    for (const rv of reserved) if (overlaps(p, rv)) P.add(["devices", p.i, "restrictedPool"], p.name, `overlaps reserved region ${rv.name}`);
+  });
+
+  if (m.swiotlb?.cmdline !== undefined && /\s/.test(m.swiotlb.cmdline.trim()))
+    P.add(["swiotlb", "cmdline"], m.swiotlb.cmdline, "must be one `swiotlb=` value without spaces");
+
+  if (P.list.length > 0)
+    throw new InputError(P.list.map((p) => `${pathString(p.path)}: value ${show(p.value)} ${p.why}`).join("; "), source);
+
+  const desc: MachineDesc = {
+    name: m.name,
+    description: m.description ?? "",
+    paBits,
+    granule: gran,
+    cpus: m.cpus ?? 4,
+    ram,
+    reserved,
+    dmaZone: {},
+    swiotlbCmdline: stripSwiotlbPrefix(m.swiotlb?.cmdline ?? ""),
+    devices,
+    mmio,
+  };
+  if (m.dmaZone?.dtMaxCpuAddress !== undefined) desc.dmaZone.dtMaxCpuAddress = m.dmaZone.dtMaxCpuAddress;
+  if (m.dmaZone?.acpiMaxCpuAddress !== undefined) desc.dmaZone.acpiMaxCpuAddress = m.dmaZone.acpiMaxCpuAddress;
+  if (m.xen) {
+    const x: XenDesc = {};
+    if (m.xen.version !== undefined) x.version = m.xen.version;
+    if (m.xen.dom0Mem !== undefined) x.dom0Mem = m.xen.dom0Mem;
+    if (m.xen.domUMem !== undefined) x.domUMem = m.xen.domUMem;
+    if (m.xen.features !== undefined) x.features = m.xen.features;
+    desc.xen = x;
+  }
+  return desc;
+}
+
+/** "swiotlb=65536,force" and "65536,force" are the same setting. */
+export function stripSwiotlbPrefix(s: string): string {
+  const t = s.trim();
+  return t.startsWith("swiotlb=") ? t.slice("swiotlb=".length) : t;
+}
+
+// ---- presets on disk -----------------------------------------------------------------------
+
+/** fixtures/machines, found by walking up from this module (works from src/ and dist/src/). */
+export function machinesDir(): string {
+  let d = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const c = join(d, "fixtures", "machines");
+    if (existsSync(c)) return c;
+    d = dirname(d);
+  }
+  throw new InputError("cannot find the fixtures/machines directory");
+}
+
+export function presetNames(): string[] {
+  return readdirSync(machinesDir())
+    .filter((f) => f.endsWith(".json"))
+    .map((f) => f.slice(0, -5))
+    .sort();
+}
+
+/** Reads and validates one JSON file. */
+export function loadMachineFile(path: string): MachineDesc {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new InputError(`cannot read machine description: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, path);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new InputError(`not valid JSON: ${e instanceof Error ? e.message : String(e)}`, path);
+  }
+  return parseMachine(raw, path);
+}
+
+/**
+ * `--machine` argument: a preset name (fixtures/machines/NAME.json) or a path to a JSON
+ * file. An unknown name is a usage error listing the presets.
+ */
+export function resolveMachine(arg: string): MachineDesc {
+  if (/^[A-Za-z0-9._-]+$/.test(arg) && !arg.endsWith(".json")) {
+    const f = join(machinesDir(), `${arg}.json`);
+    if (existsSync(f)) return loadMachineFile(f);
+    if (!existsSync(arg)) throw new UsageError(`unknown machine '${arg}': expected a preset (${presetNames().join(", ")}) or a JSON file`);
+  }
+  if (!existsSync(arg)) throw new UsageError(`machine file '${arg}' does not exist (presets: ${presetNames().join(", ")})`);
+  return loadMachineFile(resolve(arg));
+}
+
+/** Total RAM (memblock_phys_mem_size). */
+export function totalRam(m: MachineDesc): number {
+  return m.ram.reduce((s, b) => s + b.size, 0);
+}

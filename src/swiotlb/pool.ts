@@ -1,0 +1,397 @@
+// One io_tlb_pool: the slot table of a bounce-buffer region and the per-area search state,
+// with the slot search and release of each allocator era (spec linux-dma.md §2-§4):
+//   "5.13": find_slots of swiotlb.c 95b079d8 (one index hint, one used counter, stride search)
+//   "6.x" : swiotlb_search_pool_area of v6.11 (7296f2301a05), per-CPU areas, pad slots
+//
+// All mutable state sits in one SharedArrayBuffer (typed-array views), so worker threads can
+// run over the same pool later; `areaLock` reserves one Int32 per area for an Atomics lock.
+// The hot path (findSlots/mapSlots*/releaseSlots) allocates nothing and uses plain numbers.
+//
+// Number arithmetic: physical and DMA addresses stay below 2^53. JS bitwise operators work on
+// the low 32 bits, which is exact for `x & m` whenever m < 2^32 (the result is read back with
+// `>>> 0`). Every mask the search uses is an `unsigned int` in the kernel, so that holds; wider
+// values (the segment boundary mask) are handled arithmetically by the caller.
+
+import { IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, INVALID_PHYS_ADDR } from "./constants.js";
+import type { SwiotlbEra } from "./profile.js";
+
+export interface IoTlbPoolParams {
+  /** physical start of the bounce region (slot 0) */
+  readonly start: number;
+  readonly nslabs: number;
+  /** areas after limit_nareas (6.x); always 1 in 5.13 */
+  readonly nareas: number;
+  readonly era: SwiotlbEra;
+  /** PAGE_SIZE of the kernel (4096, 16384 or 65536) */
+  readonly pageSize: number;
+  /** io_tlb_slot.list initialised clipped at the pool tail (6.10+) */
+  readonly listClippedTail: boolean;
+}
+
+/** Shared-memory layout of the mutable pool state, in bytes. */
+function layout(nslabs: number, nareas: number) {
+  const origAddr = 0;
+  const allocSize = origAddr + 8 * nslabs;
+  const areaIndex = allocSize + 8 * nslabs;
+  const areaUsed = areaIndex + 4 * nareas;
+  const areaLock = areaUsed + 4 * nareas;
+  const counters = areaLock + 4 * nareas;
+  const list = counters + 4 * COUNTERS;
+  const padSlots = list + 2 * nslabs;
+  const mapped = padSlots + 2 * nslabs;
+  const bytes = mapped + nslabs;
+  return { origAddr, allocSize, areaIndex, areaUsed, areaLock, counters, list, padSlots, mapped, bytes };
+}
+
+/** counters[] slots: debugfs total_used and used_hiwater (6.7+; kept in both eras) */
+const COUNTERS = 2;
+export const CNT_TOTAL_USED = 0;
+export const CNT_HIWATER = 1;
+
+/** findSlots answer when the 5.13 search would spin forever (spec 3.1); treated as full */
+export const FIND_SPIN = -2;
+
+export class IoTlbPool {
+  readonly start: number;
+  readonly end: number;
+  readonly nslabs: number;
+  readonly nareas: number;
+  /** nslabs / nareas; slots past nareas * areaNslabs are never searched (6.x) */
+  readonly areaNslabs: number;
+  readonly era: SwiotlbEra;
+  readonly pageSize: number;
+  readonly pageShift: number;
+  readonly listClippedTail: boolean;
+  /** true for the 5.13 allocator (find_slots), false for 6.x (areas, pad slots) */
+  readonly is513: boolean;
+
+  /** the one buffer holding every array below */
+  readonly buffer: SharedArrayBuffer;
+  /** io_tlb_slot.orig_addr; INVALID_PHYS_ADDR (-1) when free */
+  readonly origAddr: Float64Array;
+  /**
+   * io_tlb_slot.alloc_size, a u64 in the kernel that can wrap below zero (spec 3.1 step 6).
+   * Stored as the signed value: a negative v stands for 2^64 + v. Every consumer (release,
+   * bounce) compares as the kernel's unsigned arithmetic would.
+   */
+  readonly allocSize: Float64Array;
+  /** io_tlb_slot.list: free run from this slot to the next allocated slot or segment end */
+  readonly list: Uint16Array;
+  /** io_tlb_slot.pad_slots (6.10+): set on the first real slot of an allocation */
+  readonly padSlots: Uint16Array;
+  /** dmalab's own: 1 on the slot a live mapping's tlb_addr points at (to refuse bad unmaps) */
+  readonly mapped: Uint8Array;
+  /** io_tlb_area.index (area-relative search hint); 5.13: mem->index in [0] */
+  readonly areaIndex: Int32Array;
+  /** io_tlb_area.used; 5.13: mem->used in [0] */
+  readonly areaUsed: Int32Array;
+  /** one word per area for an Atomics spin lock (unused single-threaded) */
+  readonly areaLock: Int32Array;
+  /** [total_used, used_hiwater] (debugfs counters of the mem that owns this pool) */
+  readonly counters: Int32Array;
+
+  /** visits of the last 5.13 search (for the spin guard's message and tests) */
+  lastVisits = 0;
+
+  static bytesFor(nslabs: number, nareas: number): number {
+    return layout(nslabs, nareas).bytes;
+  }
+
+  /**
+   * A pool over `buffer` when given (attached as is: another thread's live pool), else over a
+   * fresh SharedArrayBuffer initialised like swiotlb_init_io_tlb_pool.
+   */
+  constructor(p: IoTlbPoolParams, buffer?: SharedArrayBuffer) {
+    if (!Number.isSafeInteger(p.nslabs) || p.nslabs <= 0) throw new RangeError(`io_tlb_pool: nslabs ${p.nslabs}`);
+    if (!Number.isSafeInteger(p.nareas) || p.nareas <= 0 || p.nareas > p.nslabs) throw new RangeError(`io_tlb_pool: nareas ${p.nareas}`);
+    if (p.era === "5.13" && p.nareas !== 1) throw new RangeError("io_tlb_pool: 5.13 has one area");
+    this.start = p.start;
+    this.nslabs = p.nslabs;
+    this.end = p.start + p.nslabs * IO_TLB_SIZE;
+    this.nareas = p.nareas;
+    this.areaNslabs = Math.floor(p.nslabs / p.nareas);
+    this.era = p.era;
+    this.is513 = p.era === "5.13";
+    this.pageSize = p.pageSize;
+    this.pageShift = Math.log2(p.pageSize);
+    this.listClippedTail = p.listClippedTail;
+    const l = layout(p.nslabs, p.nareas);
+    const fresh = buffer === undefined;
+    if (buffer !== undefined && buffer.byteLength < l.bytes)
+      throw new RangeError(`io_tlb_pool: shared buffer of ${buffer.byteLength} bytes, need ${l.bytes}`);
+    this.buffer = buffer ?? new SharedArrayBuffer(l.bytes);
+    const b = this.buffer;
+    const n = p.nslabs;
+    this.origAddr = new Float64Array(b, l.origAddr, n);
+    this.allocSize = new Float64Array(b, l.allocSize, n);
+    this.areaIndex = new Int32Array(b, l.areaIndex, p.nareas);
+    this.areaUsed = new Int32Array(b, l.areaUsed, p.nareas);
+    this.areaLock = new Int32Array(b, l.areaLock, p.nareas);
+    this.counters = new Int32Array(b, l.counters, COUNTERS);
+    this.list = new Uint16Array(b, l.list, n);
+    this.padSlots = new Uint16Array(b, l.padSlots, n);
+    this.mapped = new Uint8Array(b, l.mapped, n);
+    if (fresh) this.reset();
+  }
+
+  /** The initial table (swiotlb_init_io_tlb_pool): every slot free, hints and counters 0. */
+  reset(): void {
+    const n = this.nslabs;
+    for (let i = 0; i < n; i++) {
+      const toSegEnd = IO_TLB_SEGSIZE - (i % IO_TLB_SEGSIZE);
+      // 6.10+ clips the run at the pool tail; 5.13 / 6.7 do not
+      this.list[i] = this.listClippedTail ? Math.min(toSegEnd, n - i) : toSegEnd;
+    }
+    this.origAddr.fill(INVALID_PHYS_ADDR);
+    this.allocSize.fill(0);
+    this.padSlots.fill(0);
+    this.mapped.fill(0);
+    this.areaIndex.fill(0);
+    this.areaUsed.fill(0);
+    this.counters.fill(0);
+  }
+
+  /** Slots in use over all areas (mem_used without debugfs; 5.13 mem->used). */
+  get used(): number {
+    let u = 0;
+    for (let a = 0; a < this.nareas; a++) u += this.areaUsed[a]!;
+    return u;
+  }
+
+  /** slot index of a physical address inside the pool */
+  slotOf(phys: number): number {
+    return Math.floor((phys - this.start) / IO_TLB_SIZE);
+  }
+
+  contains(phys: number): boolean {
+    return phys >= this.start && phys < this.end;
+  }
+
+  // ---------------------------------------------------------------- 5.13
+
+  /**
+   * 5.13 find_slots(dev, orig, alloc_size) where `allocSize` already includes the in-slot
+   * offset. `tblDmaAddr` = phys_to_dma_unencrypted(start) & boundary mask; `maxSlots` =
+   * get_max_slots(boundary mask), 0 for an all-ones mask. Returns the first slot, -1 when
+   * nothing fits, or FIND_SPIN where the kernel's loop would never end.
+   */
+  findSlots513(orig: number, allocSize: number, minAlignMask: number, tblDmaAddr: number, maxSlots: number): number {
+    const nslabs = this.nslabs;
+    const list = this.list;
+    // only the bits at or above the slot size are matched by slot choice
+    const iotlbMask = (minAlignMask & ~(IO_TLB_SIZE - 1)) >>> 0;
+    const nslots = Math.ceil(allocSize / IO_TLB_SIZE);
+    let stride = (iotlbMask >>> IO_TLB_SHIFT) + 1;
+    // 5.13 quirk: the page rule multiplies the min-align stride too (NVMe 0xfff: 2 -> 4)
+    if (allocSize >= this.pageSize) {
+      const paged = stride * 2 ** (this.pageShift - IO_TLB_SHIFT);
+      if (paged > stride) stride = paged;
+    }
+    if (nslots > nslabs - this.areaUsed[0]!) return -1;
+    const origBits = (orig & iotlbMask) >>> 0;
+    const shift = Math.ceil(tblDmaAddr / IO_TLB_SIZE);
+    // ALIGN(mem->index, stride), bitwise as the kernel does it (stride need not be 2^k)
+    let index = ((this.areaIndex[0]! + stride - 1) & ~(stride - 1)) >>> 0;
+    if (index >= nslabs) index = 0;
+    const wrap = index;
+    const guard = 4 * nslabs;
+    let visits = 0;
+    do {
+      // the kernel has no such guard: it would soft-lockup (spec 3.1)
+      if (++visits > guard) {
+        this.lastVisits = visits;
+        return FIND_SPIN;
+      }
+      if (((tblDmaAddr + index * IO_TLB_SIZE) & iotlbMask) >>> 0 !== origBits) {
+        index = index + 1 >= nslabs ? 0 : index + 1;
+        continue;
+      }
+      if ((maxSlots === 0 || ((shift + index) % maxSlots) + nslots <= maxSlots) && list[index]! >= nslots) {
+        for (let i = index; i < index + nslots; i++) list[i] = 0;
+        this.renumberBefore(index);
+        this.areaIndex[0] = index + nslots < nslabs ? index + nslots : 0;
+        this.areaUsed[0] = this.areaUsed[0]! + nslots;
+        this.countUsed(nslots);
+        this.lastVisits = visits;
+        return index;
+      }
+      index = index + stride >= nslabs ? 0 : index + stride;
+    } while (index !== wrap);
+    this.lastVisits = visits;
+    return -1;
+  }
+
+  /**
+   * 5.13 swiotlb_tbl_map_single steps 3-7 (no bounce): search for `allocSize + offset` bytes
+   * and record orig_addr / alloc_size. Returns tlb_addr, -1 (full) or FIND_SPIN.
+   */
+  mapSlots513(orig: number, allocSize: number, minAlignMask: number, tblDmaAddr: number, maxSlots: number): number {
+    const offset = orig & minAlignMask & (IO_TLB_SIZE - 1);
+    const index = this.findSlots513(orig, allocSize + offset, minAlignMask, tblDmaAddr, maxSlots);
+    if (index < 0) return index;
+    const n = Math.ceil((allocSize + offset) / IO_TLB_SIZE);
+    for (let i = 0; i < n; i++) {
+      this.origAddr[index + i] = orig + i * IO_TLB_SIZE;
+      // u64 in the kernel: the last slot may go below zero (kept signed, see allocSize)
+      this.allocSize[index + i] = allocSize - i * IO_TLB_SIZE;
+    }
+    this.mapped[index] = 1;
+    return this.start + index * IO_TLB_SIZE + offset;
+  }
+
+  // ---------------------------------------------------------------- 6.x
+
+  /**
+   * 6.11 swiotlb_search_pool_area for area `a`. `size` is the aligned size the caller
+   * computed (mapping + full offset, rounded to alloc_align_mask + 1). Returns the pool-wide
+   * slot index or -1.
+   */
+  searchArea(a: number, orig: number, size: number, allocAlignMask: number, minAlignMask: number, tblDmaAddr: number, maxSlots: number): number {
+    const areaNslabs = this.areaNslabs;
+    const list = this.list;
+    let iotlbMask = minAlignMask >>> 0;
+    const nslots = Math.ceil(size / IO_TLB_SIZE);
+    const low = orig & minAlignMask & (IO_TLB_SIZE - 1);
+    // the historic page alignment survives only without any other alignment request
+    if (allocAlignMask === 0 && iotlbMask === 0 && size >= this.pageSize) allocAlignMask = this.pageSize - 1;
+    allocAlignMask = (allocAlignMask | (IO_TLB_SIZE - 1)) >>> 0;
+    iotlbMask = (iotlbMask & ~allocAlignMask) >>> 0;
+    const stride = ((allocAlignMask > iotlbMask ? allocAlignMask : iotlbMask) >>> IO_TLB_SHIFT) + 1;
+    if (nslots > areaNslabs - this.areaUsed[a]!) return -1;
+    const slotBase = a * areaNslabs;
+    const origBits = orig === 0 ? 0 : (orig & iotlbMask) >>> 0;
+    const checkOrig = orig !== 0 && iotlbMask !== 0;
+    const shift = Math.ceil(tblDmaAddr / IO_TLB_SIZE);
+    let index = this.areaIndex[a]!;
+    for (let checked = 0; checked < areaNslabs; ) {
+      const slot = slotBase + index;
+      const t = tblDmaAddr + slot * IO_TLB_SIZE;
+      if ((t & allocAlignMask) !== 0 || (checkOrig && ((t & iotlbMask) >>> 0) !== origBits)) {
+        index = index + 1 >= areaNslabs ? 0 : index + 1;
+        checked += 1;
+        continue;
+      }
+      if ((maxSlots === 0 || ((shift + slot) % maxSlots) + nslots <= maxSlots) && list[slot]! >= nslots) {
+        const alloc = this.allocSize;
+        for (let i = 0; i < nslots; i++) {
+          list[slot + i] = 0;
+          alloc[slot + i] = size - (low + i * IO_TLB_SIZE);
+        }
+        this.renumberBefore(slot);
+        this.areaIndex[a] = index + nslots >= areaNslabs ? 0 : index + nslots;
+        this.areaUsed[a] = this.areaUsed[a]! + nslots;
+        this.countUsed(nslots);
+        return slot;
+      }
+      index = index + stride >= areaNslabs ? 0 : index + stride;
+      checked += stride;
+    }
+    return -1;
+  }
+
+  /** 6.11 swiotlb_find_slots, non-dynamic build: the CPU's area first, then the next ones. */
+  findSlots(cpu: number, orig: number, size: number, allocAlignMask: number, minAlignMask: number, tblDmaAddr: number, maxSlots: number): number {
+    const nareas = this.nareas;
+    // masks with nareas - 1 even when limit_nareas left a non-power-of-two count (spec 3.3)
+    const first = cpu & (nareas - 1);
+    let a = first;
+    do {
+      const s = this.searchArea(a, orig, size, allocAlignMask, minAlignMask, tblDmaAddr, maxSlots);
+      if (s >= 0) return s;
+      a = a + 1 === nareas ? 0 : a + 1;
+    } while (a !== first);
+    return -1;
+  }
+
+  /**
+   * 6.11 swiotlb_tbl_map_single steps 2-9 (no bounce): pad slots, orig_addr, tlb_addr.
+   * Returns tlb_addr or -1 (full).
+   */
+  mapSlots(cpu: number, orig: number, mappingSize: number, allocAlignMask: number, minAlignMask: number, tblDmaAddr: number, maxSlots: number): number {
+    const offset = (orig & minAlignMask & (allocAlignMask | (IO_TLB_SIZE - 1))) >>> 0;
+    const size = alignedSize(mappingSize + offset, allocAlignMask);
+    let index = this.findSlots(cpu, orig, size, allocAlignMask, minAlignMask, tblDmaAddr, maxSlots);
+    if (index < 0) return -1;
+    const pad = offset >>> IO_TLB_SHIFT;
+    index += pad;
+    this.padSlots[index] = pad;
+    const n = Math.ceil(size / IO_TLB_SIZE) - pad;
+    for (let i = 0; i < n; i++) this.origAddr[index + i] = orig + i * IO_TLB_SIZE;
+    this.mapped[index] = 1;
+    return this.start + index * IO_TLB_SIZE + (offset & (IO_TLB_SIZE - 1));
+  }
+
+  // ---------------------------------------------------------------- release (both eras)
+
+  /**
+   * swiotlb_release_slots (6.11) / the release half of 5.13 swiotlb_tbl_unmap_single.
+   * Returns the slots released, or -1 (nothing changed) when `tlbAddr` is not where a live
+   * mapping starts — the kernel would corrupt its table there; dmalab refuses.
+   */
+  releaseSlots(tlbAddr: number, minAlignMask: number): number {
+    const offset = tlbAddr & minAlignMask & (IO_TLB_SIZE - 1);
+    const rel = tlbAddr - offset - this.start;
+    if (rel < 0 || rel >= this.nslabs * IO_TLB_SIZE) return -1;
+    let index = Math.floor(rel / IO_TLB_SIZE);
+    if (this.mapped[index] !== 1) return -1;
+    this.mapped[index] = 0;
+    if (!this.is513) index -= this.padSlots[index]!;
+    const nslots = nrSlotsU64(this.allocSize[index]! + offset);
+    const list = this.list;
+    // merge the following free run only when the release ends before the segment end
+    let count = index + nslots < alignSeg(index + 1) ? list[index + nslots]! : 0;
+    const orig = this.origAddr;
+    const alloc = this.allocSize;
+    const pad = this.padSlots;
+    for (let i = index + nslots - 1; i >= index; i--) {
+      list[i] = ++count;
+      orig[i] = INVALID_PHYS_ADDR;
+      alloc[i] = 0;
+      pad[i] = 0;
+    }
+    for (let i = index - 1; (i & (IO_TLB_SEGSIZE - 1)) !== IO_TLB_SEGSIZE - 1 && list[i] !== 0; i--) list[i] = ++count;
+    const a = this.is513 ? 0 : Math.floor(index / this.areaNslabs);
+    this.areaUsed[a] = this.areaUsed[a]! - nslots;
+    this.counters[CNT_TOTAL_USED] = this.counters[CNT_TOTAL_USED]! - nslots;
+    return nslots;
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  /** re-number the free run in front of a new allocation (stops at a segment start) */
+  private renumberBefore(index: number): void {
+    const list = this.list;
+    let count = 0;
+    // i = -1 has io_tlb_offset 127, so the walk also stops at slot 0
+    for (let i = index - 1; (i & (IO_TLB_SEGSIZE - 1)) !== IO_TLB_SEGSIZE - 1 && list[i] !== 0; i--) list[i] = ++count;
+  }
+
+  /** inc_used_and_hiwater (6.7+ debugfs build) */
+  private countUsed(nslots: number): void {
+    const c = this.counters;
+    const u = c[CNT_TOTAL_USED]! + nslots;
+    c[CNT_TOTAL_USED] = u;
+    if (u > c[CNT_HIWATER]!) c[CNT_HIWATER] = u;
+  }
+}
+
+/** ALIGN(x, 32-bit unsigned mask + 1) of the 6.x map path, with the kernel's wrap at mask 2^32-1. */
+export function alignedSize(x: number, allocAlignMask: number): number {
+  // alloc_align_mask + 1 is computed in unsigned int: 0xffffffff + 1 == 0, so the mask is ~0
+  if (allocAlignMask === 0xffffffff) return 0;
+  const y = x + allocAlignMask;
+  return y - ((y & allocAlignMask) >>> 0);
+}
+
+/** ALIGN(i, IO_TLB_SEGSIZE) */
+function alignSeg(i: number): number {
+  return Math.ceil(i / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE;
+}
+
+/** nr_slots() of a u64 held as its signed value (negative = wrapped). */
+export function nrSlotsU64(v: number): number {
+  if (v >= 0) return Math.ceil(v / IO_TLB_SIZE);
+  // (2^64 + v + 2047) / 2048 in u64: small again when v + 2047 >= 0
+  if (v + (IO_TLB_SIZE - 1) >= 0) return 0;
+  return Math.floor((2 ** 64 + v + (IO_TLB_SIZE - 1)) / IO_TLB_SIZE);
+}

@@ -1,0 +1,736 @@
+// One kernel's swiotlb: the default allocator (io_tlb_default_mem) and restricted pools over a
+// PhysicalMemory, with the init paths, map/unmap/sync, bounce copies, messages and debugfs
+// counters of the era its KernelProfile names (spec linux-dma.md §3-§7, §10).
+//
+//   5.13 (swiotlb.c 95b079d8): a NULL-able default mem pointer, global swiotlb_force,
+//        swiotlb_init / *_with_tbl / late init returning errno, map without a pool panics.
+//   6.x  (v6.11, 7296f2301a05, non-dynamic): swiotlb_init_remap / swiotlb_init_late,
+//        force_bounce / force_disable, per-device mem (restricted-dma-pool), areas.
+
+import { FaultError, InvalidArgumentError, UsageError, hex } from "../errors.js";
+import type { EventSink, KernelLog } from "../events.js";
+import {
+  DMA_ATTR_NO_WARN,
+  DMA_ATTR_SKIP_CPU_SYNC,
+  DMA_BIDIRECTIONAL,
+  DMA_FROM_DEVICE,
+  DMA_TO_DEVICE,
+  type DmaDirection,
+} from "../kernel/dma-mapping.js";
+import { Memblock } from "../memory/memblock.js";
+import type { PhysicalMemory } from "../memory/physical-memory.js";
+import {
+  EINVAL,
+  ENOMEM,
+  INVALID_PHYS_ADDR,
+  IO_TLB_DEFAULT_SIZE,
+  IO_TLB_MIN_SLABS,
+  IO_TLB_SEG_BYTES,
+  IO_TLB_SEGSIZE,
+  IO_TLB_SHIFT,
+  IO_TLB_SIZE,
+} from "./constants.js";
+import type { SwiotlbDevice } from "./device.js";
+import { CNT_HIWATER, CNT_TOTAL_USED, FIND_SPIN, IoTlbPool, alignedSize } from "./pool.js";
+import type { KernelProfile } from "./profile.js";
+import type { SwiotlbCmdline } from "./cmdline.js";
+
+/** enum swiotlb_force (5.13 include/linux/swiotlb.h) */
+export const SWIOTLB_NORMAL = 0;
+export const SWIOTLB_FORCE = 1;
+export const SWIOTLB_NO_FORCE = 2;
+export type SwiotlbForce = 0 | 1 | 2;
+export const SWIOTLB_FORCE_NAMES = ["SWIOTLB_NORMAL", "SWIOTLB_FORCE", "SWIOTLB_NO_FORCE"] as const;
+
+/** swiotlb_init flags (5.18+; spec 7.2 [M] for the bit values) */
+export const SWIOTLB_VERBOSE = 1 << 0;
+export const SWIOTLB_FORCE_FLAG = 1 << 1;
+export const SWIOTLB_ANY = 1 << 2;
+
+/** pr_* prefix of kernel/dma/swiotlb.c (pr_fmt) */
+const PR = "software IO TLB: ";
+
+const NO_POOL_MSG = "Can not allocate SWIOTLB buffer earlier and can't now provide you with the DMA bounce buffer";
+
+/** panic(): the emulated kernel stops; the CLI reports it as a fault (exit 3). */
+export class KernelPanic extends FaultError {
+  constructor(readonly reason: string) {
+    super(`Kernel panic - not syncing: ${reason}`);
+  }
+}
+
+/** BUG(): the emulated kernel oopses. */
+export class KernelBug extends FaultError {
+  constructor(readonly where: string) {
+    super(`kernel BUG at ${where}!`);
+  }
+}
+
+/** %pa / %pad: 0x and 16 hex digits */
+export function fmtPa(addr: number): string {
+  return "0x" + addr.toString(16).padStart(16, "0");
+}
+
+/**
+ * struct io_tlb_mem: an allocator with its pool (the non-dynamic build has exactly one).
+ * The default one, or a restricted-dma-pool (1 area, force_bounce, for_alloc).
+ */
+export class IoTlbMem {
+  constructor(
+    /** "default", or the reserved-memory node name of a restricted pool */
+    readonly name: string,
+    readonly pool: IoTlbPool,
+    /** mem->force_bounce (6.x); the 5.13 equivalent is the global swiotlb_force */
+    public forceBounce: boolean,
+    readonly forAlloc: boolean,
+    readonly lateAlloc: boolean,
+  ) {}
+
+  get nslabs(): number {
+    return this.pool.nslabs;
+  }
+  /** 5.13 mem->used; 6.x mem_used() (debugfs build: total_used) */
+  get used(): number {
+    return this.pool.counters[CNT_TOTAL_USED]!;
+  }
+  get usedHiwater(): number {
+    return this.pool.counters[CNT_HIWATER]!;
+  }
+  get start(): number {
+    return this.pool.start;
+  }
+  get end(): number {
+    return this.pool.end;
+  }
+}
+
+/** debugfs files of one mem, by their kernel names */
+export interface SwiotlbStats {
+  io_tlb_nslabs: number;
+  io_tlb_used: number;
+  /** 6.7+ only */
+  io_tlb_used_hiwater?: number;
+}
+
+export interface SwiotlbOptions {
+  /** the boot allocator that places the pool; one over `memory` is made when absent */
+  memblock?: Memblock;
+  /** num_possible_cpus(), for the 6.x default area count (default 1) */
+  possibleCpus?: number;
+}
+
+/** limit_nareas (6.x): never more areas than whole segments */
+export function limitNareas(nareas: number, nslots: number): number {
+  if (nslots < nareas * IO_TLB_SEGSIZE) return Math.floor(nslots / IO_TLB_SEGSIZE);
+  return nareas;
+}
+
+function isPow2(n: number): boolean {
+  return n > 0 && Number.isInteger(Math.log2(n));
+}
+function roundupPow2(n: number): number {
+  return n <= 1 ? 1 : 2 ** Math.ceil(Math.log2(n));
+}
+/** get_order(bytes) for a page size */
+function getOrder(bytes: number, pageSize: number): number {
+  const pages = Math.ceil(bytes / pageSize);
+  return pages <= 1 ? 0 : Math.ceil(Math.log2(pages));
+}
+
+export class Swiotlb {
+  readonly memory: PhysicalMemory;
+  readonly profile: KernelProfile;
+  readonly log: KernelLog;
+  readonly events: EventSink;
+  readonly memblock: Memblock;
+  readonly pageSize: number;
+  readonly possibleCpus: number;
+
+  /**
+   * io_tlb_default_mem. 5.13: the pointer, NULL until an init path publishes it (the Xen
+   * regression reads through it while NULL). 6.x: null stands for the static mem with
+   * nslabs == 0 (no pool).
+   */
+  defaultMem: IoTlbMem | null = null;
+  /** restricted-dma-pool allocators by reserved-memory node name (5.15+) */
+  readonly restrictedMems = new Map<string, IoTlbMem>();
+
+  /** default_nslabs (both eras) */
+  defaultNslabs = IO_TLB_DEFAULT_SIZE >> IO_TLB_SHIFT;
+  /** default_nareas (6.x): 0 until decided */
+  defaultNareas = 0;
+  /** 5.13 global swiotlb_force */
+  private force: SwiotlbForce = SWIOTLB_NORMAL;
+  /** 6.x swiotlb_force_bounce / swiotlb_force_disable ("force" / "noforce") */
+  forceBounceParam = false;
+  forceDisable = false;
+  /** 5.13 swiotlb_max_segment() state */
+  private maxSegment = 0;
+
+  constructor(memory: PhysicalMemory, profile: KernelProfile, log: KernelLog, events: EventSink, opts: SwiotlbOptions = {}) {
+    this.memory = memory;
+    this.profile = profile;
+    this.log = log;
+    this.events = events;
+    this.memblock = opts.memblock ?? new Memblock(memory);
+    this.pageSize = memory.granule;
+    this.possibleCpus = opts.possibleCpus ?? 1;
+    if (!Number.isInteger(this.possibleCpus) || this.possibleCpus < 1)
+      throw new InvalidArgumentError(`possible CPUs ${this.possibleCpus}: must be a positive integer`);
+  }
+
+  // ================================================================ state
+
+  /** 5.13 `swiotlb_force` (SWIOTLB_NORMAL / _FORCE / _NO_FORCE). 6.x derives it from the booleans. */
+  get forceState(): SwiotlbForce {
+    if (this.profile.globalSwiotlbForce) return this.force;
+    return this.forceDisable ? SWIOTLB_NO_FORCE : this.forceBounceParam ? SWIOTLB_FORCE : SWIOTLB_NORMAL;
+  }
+  /** arm64 mem_init sets NO_FORCE (5.13); the cmdline sets FORCE / NO_FORCE */
+  set forceState(v: SwiotlbForce) {
+    if (v !== 0 && v !== 1 && v !== 2) throw new InvalidArgumentError(`swiotlb_force ${String(v)}: must be 0, 1 or 2`);
+    if (this.profile.globalSwiotlbForce) this.force = v;
+    else {
+      this.forceBounceParam = v === SWIOTLB_FORCE;
+      this.forceDisable = v === SWIOTLB_NO_FORCE;
+    }
+  }
+
+  /** dev->dma_io_tlb_mem (5.15+), else the default mem */
+  memFor(dev: SwiotlbDevice): IoTlbMem | null {
+    const n = dev.ioTlbMemName;
+    if (n === undefined || !this.profile.restrictedDmaPool) return this.defaultMem;
+    const m = this.restrictedMems.get(n);
+    if (m === undefined) throw new InvalidArgumentError(`${dev.name}: restricted DMA pool '${n}' does not exist`);
+    return m;
+  }
+
+  // ================================================================ command line
+
+  /** Applies a parsed `swiotlb=` (see cmdline.ts) the way setup_io_tlb_npages does. */
+  applyCmdline(c: SwiotlbCmdline): void {
+    if (c.nslabs !== undefined) this.defaultNslabs = c.nslabs;
+    if (c.nareas !== undefined && this.profile.cmdlineAreas) this.adjustNareas(c.nareas);
+    if (c.force === "force") {
+      if (this.profile.globalSwiotlbForce) this.force = SWIOTLB_FORCE;
+      else this.forceBounceParam = true;
+    } else if (c.force === "noforce") {
+      if (this.profile.globalSwiotlbForce) {
+        this.force = SWIOTLB_NO_FORCE;
+        // before 2726bf3ff252 (5.13-rc1) noforce shrank the pool to one slot instead
+        if (!this.profile.noForceSkipsAllocation) this.defaultNslabs = 1;
+      } else this.forceDisable = true;
+    }
+  }
+
+  /** swiotlb_adjust_nareas (6.x) */
+  adjustNareas(n: number): void {
+    if (n === 0) n = 1;
+    else if (!isPow2(n)) n = roundupPow2(n);
+    this.defaultNareas = n;
+    this.log.print(`${PR}area num ${n}.`);
+    if (this.roundUpDefaultNslabs())
+      this.log.print(`${PR}SWIOTLB bounce buffer size roundup to ${Math.floor((this.defaultNslabs * IO_TLB_SIZE) / 2 ** 20)}MB`);
+  }
+
+  /** round_up_default_nslabs (6.x) */
+  private roundUpDefaultNslabs(): boolean {
+    if (this.defaultNareas === 0) return false;
+    if (this.defaultNslabs < IO_TLB_SEGSIZE * this.defaultNareas) this.defaultNslabs = IO_TLB_SEGSIZE * this.defaultNareas;
+    else if (isPow2(this.defaultNslabs)) return false;
+    this.defaultNslabs = roundupPow2(this.defaultNslabs);
+    return true;
+  }
+
+  /** swiotlb_adjust_size: arch code asking for a different default size */
+  adjustSize(size: number): void {
+    // dfc06b389a4f (5.13): a size the user gave on the command line wins
+    if (this.defaultNslabs !== IO_TLB_DEFAULT_SIZE >> IO_TLB_SHIFT) return;
+    size = Math.ceil(size / IO_TLB_SIZE) * IO_TLB_SIZE;
+    this.defaultNslabs = Math.ceil(Math.floor(size / IO_TLB_SIZE) / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE;
+    if (this.profile.areas && this.roundUpDefaultNslabs()) size = this.defaultNslabs * IO_TLB_SIZE;
+    this.log.print(`${PR}SWIOTLB bounce buffer size adjusted to ${Math.floor(size / 2 ** 20)}MB`);
+  }
+
+  // ================================================================ init (5.13)
+
+  private skipForNoForce(): boolean {
+    return this.profile.globalSwiotlbForce && this.profile.noForceSkipsAllocation && this.force === SWIOTLB_NO_FORCE;
+  }
+
+  /**
+   * 5.13 swiotlb_init(verbose): the default pool from low memory (memblock_alloc_low below
+   * `lowLimit`, exclusive — arm64's ARCH_LOW_ADDRESS_LIMIT + 1 = arm64_dma_phys_limit).
+   */
+  swiotlbInit(verbose: boolean, lowLimit = Infinity): void {
+    this.requireEra("5.13", "swiotlb_init(verbose)");
+    if (this.skipForNoForce()) return;
+    const bytes = this.pageAlign(this.defaultNslabs * IO_TLB_SIZE);
+    const tlb = this.memblock.allocTopDown(bytes, this.pageSize, lowLimit, "swiotlb");
+    if (tlb >= 0) {
+      if (this.swiotlbInitWithTbl(tlb, this.defaultNslabs, verbose) === 0) return;
+      this.memblock.free(tlb);
+    }
+    this.log.print(`${PR}Cannot allocate buffer`);
+  }
+
+  /** 5.13 swiotlb_init_with_tbl: 0, or -ENOMEM when a default mem already exists. */
+  swiotlbInitWithTbl(tlb: number, nslabs: number, verbose: boolean): number {
+    this.requireEra("5.13", "swiotlb_init_with_tbl");
+    if (this.skipForNoForce()) return 0;
+    if (this.defaultMem !== null) {
+      this.log.printOnce("swiotlb_init_with_tbl:double", `WARNING: at kernel/dma/swiotlb.c swiotlb_init_with_tbl`);
+      return -ENOMEM;
+    }
+    this.checkTbl(tlb, nslabs);
+    this.publish513(tlb, nslabs, false);
+    if (verbose) this.printInfo();
+    return 0;
+  }
+
+  /** 5.13 swiotlb_late_init_with_default_size: page-order loop below `limit` (GFP_DMA zone end). */
+  swiotlbLateInitWithDefaultSize(defaultSize: number, limit = Infinity): number {
+    this.requireEra("5.13", "swiotlb_late_init_with_default_size");
+    if (this.skipForNoForce()) return 0;
+    const slabsPerPage = this.pageSize / IO_TLB_SIZE;
+    let nslabs = Math.ceil(Math.floor(defaultSize / IO_TLB_SIZE) / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE;
+    let order = getOrder(nslabs * IO_TLB_SIZE, this.pageSize);
+    nslabs = slabsPerPage * 2 ** order;
+    const bytes = nslabs * IO_TLB_SIZE;
+    let vstart = -1;
+    while (slabsPerPage * 2 ** order > IO_TLB_MIN_SLABS) {
+      const sz = this.pageSize * 2 ** order;
+      vstart = this.memblock.allocTopDown(sz, sz, limit, "swiotlb");
+      if (vstart >= 0) break;
+      order--;
+    }
+    if (vstart < 0) return -ENOMEM;
+    if (order !== getOrder(bytes, this.pageSize)) {
+      this.log.print(`${PR}only able to allocate ${Math.floor((this.pageSize * 2 ** order) / 2 ** 20)} MB`);
+      nslabs = slabsPerPage * 2 ** order;
+    }
+    const rc = this.swiotlbLateInitWithTbl(vstart, nslabs);
+    if (rc !== 0) this.memblock.free(vstart);
+    return rc;
+  }
+
+  /** 5.13 swiotlb_late_init_with_tbl: 0, or -ENOMEM when a default mem already exists. */
+  swiotlbLateInitWithTbl(tlb: number, nslabs: number): number {
+    this.requireEra("5.13", "swiotlb_late_init_with_tbl");
+    if (this.skipForNoForce()) return 0;
+    if (this.defaultMem !== null) {
+      this.log.printOnce("swiotlb_late_init_with_tbl:double", `WARNING: at kernel/dma/swiotlb.c swiotlb_late_init_with_tbl`);
+      return -ENOMEM;
+    }
+    this.checkTbl(tlb, nslabs);
+    this.publish513(tlb, nslabs, true);
+    this.printInfo();
+    return 0;
+  }
+
+  private publish513(tlb: number, nslabs: number, late: boolean): void {
+    const pool = new IoTlbPool({
+      start: tlb,
+      nslabs,
+      nareas: 1,
+      era: "5.13",
+      pageSize: this.pageSize,
+      listClippedTail: this.profile.listU16ClippedTail,
+    });
+    // late init memsets the buffer; early pools get it in swiotlb_update_mem_attributes
+    this.zeroFill(tlb, nslabs * IO_TLB_SIZE);
+    this.defaultMem = new IoTlbMem("default", pool, false, false, late);
+    this.maxSegment = nslabs * IO_TLB_SIZE;
+  }
+
+  /** 5.13 swiotlb_max_segment() */
+  swiotlbMaxSegment(): number {
+    if (this.defaultMem === null) return 0;
+    if (this.force === SWIOTLB_FORCE) return 1;
+    return this.maxSegment - (this.maxSegment % this.pageSize);
+  }
+
+  // ================================================================ init (6.x)
+
+  /**
+   * 6.x swiotlb_init_remap(addressing_limit, flags, NULL) = swiotlb_init(addressing_limit, flags):
+   * the default pool from low memory below `lowLimit` (exclusive), anywhere with SWIOTLB_ANY.
+   */
+  swiotlbInitRemap(addressingLimit: boolean, flags: number, lowLimit = Infinity): void {
+    this.requireEra("6.x", "swiotlb_init_remap");
+    if (!addressingLimit && !this.forceBounceParam) return;
+    if (this.forceDisable) return;
+    if (this.defaultMem !== null) return; // the static mem would be overwritten; not a real path
+    const forceBounce = this.forceBounceParam || (flags & SWIOTLB_FORCE_FLAG) !== 0;
+    if (this.defaultNareas === 0) this.adjustNareas(this.possibleCpus);
+    let nslabs = this.defaultNslabs;
+    let nareas = limitNareas(this.defaultNareas, nslabs);
+    const limit = flags & SWIOTLB_ANY ? Infinity : lowLimit;
+    let tlb: number;
+    for (;;) {
+      const bytes = this.pageAlign(nslabs * IO_TLB_SIZE);
+      tlb = this.memblock.allocTopDown(bytes, this.pageSize, limit, "swiotlb");
+      if (tlb >= 0) break;
+      this.log.print(`${PR}swiotlb_memblock_alloc: Failed to allocate ${bytes} bytes tlb structure`);
+      if (nslabs <= IO_TLB_MIN_SLABS) return;
+      nslabs = Math.ceil(Math.floor(nslabs / 2) / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE;
+      nareas = limitNareas(nareas, nslabs);
+    }
+    if (this.defaultNslabs !== nslabs) {
+      this.log.print(`${PR}SWIOTLB bounce buffer size adjusted ${this.defaultNslabs} -> ${nslabs} slabs`);
+      this.defaultNslabs = nslabs;
+    }
+    this.publish6x(tlb, nslabs, nareas, forceBounce, false);
+    if (flags & SWIOTLB_VERBOSE) this.printInfo();
+  }
+
+  /** 6.x swiotlb_init_late(size, gfp): page-order loop below `limit` (the gfp zone end). */
+  swiotlbInitLate(size: number, limit = Infinity): number {
+    this.requireEra("6.x", "swiotlb_init_late");
+    // the double-init protection of 6.x: a pool exists, nothing to do
+    if (this.defaultMem !== null) return 0;
+    if (this.forceDisable) return 0;
+    const forceBounce = this.forceBounceParam;
+    if (this.defaultNareas === 0) this.adjustNareas(this.possibleCpus);
+    const slabsPerPage = this.pageSize / IO_TLB_SIZE;
+    const nslabs0 = Math.ceil(Math.floor(size / IO_TLB_SIZE) / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE;
+    let order = getOrder(nslabs0 * IO_TLB_SIZE, this.pageSize);
+    let nslabs = slabsPerPage * 2 ** order;
+    let retried = false;
+    let vstart = -1;
+    while (slabsPerPage * 2 ** order > IO_TLB_MIN_SLABS) {
+      const sz = this.pageSize * 2 ** order;
+      vstart = this.memblock.allocTopDown(sz, sz, limit, "swiotlb");
+      if (vstart >= 0) break;
+      order--;
+      nslabs = slabsPerPage * 2 ** order;
+      retried = true;
+    }
+    if (vstart < 0) return -ENOMEM;
+    if (retried) this.log.print(`${PR}only able to allocate ${Math.floor((this.pageSize * 2 ** order) / 2 ** 20)} MB`);
+    const nareas = limitNareas(this.defaultNareas, nslabs);
+    this.publish6x(vstart, nslabs, nareas, forceBounce, true);
+    this.printInfo();
+    return 0;
+  }
+
+  private publish6x(tlb: number, nslabs: number, nareas: number, forceBounce: boolean, late: boolean): void {
+    const pool = new IoTlbPool({
+      start: tlb,
+      nslabs,
+      nareas: Math.max(1, nareas),
+      era: "6.x",
+      pageSize: this.pageSize,
+      listClippedTail: this.profile.listU16ClippedTail,
+    });
+    this.zeroFill(tlb, nslabs * IO_TLB_SIZE);
+    this.defaultMem = new IoTlbMem("default", pool, forceBounce, false, late);
+  }
+
+  /** swiotlb_exit: 5.13 drops the mem (not the buffer); 6.x is a no-op under force_bounce. */
+  swiotlbExit(): void {
+    const m = this.defaultMem;
+    if (m === null) return;
+    if (!this.profile.globalSwiotlbForce) {
+      if (m.forceBounce) return;
+      this.log.print(`${PR}tearing down default memory pool`);
+      this.memblock.free(m.start);
+    }
+    this.defaultMem = null;
+  }
+
+  /**
+   * A restricted-dma-pool reserved-memory node (5.15+): 1 area, force_bounce, for_alloc.
+   * Devices select it with `ioTlbMemName`.
+   */
+  addRestrictedPool(name: string, base: number, size: number): IoTlbMem {
+    if (!this.profile.restrictedDmaPool)
+      throw new UsageError(`restricted DMA pool '${name}': kernel ${this.profile.version} has none (5.15+)`);
+    if (this.restrictedMems.has(name)) throw new InvalidArgumentError(`restricted DMA pool '${name}' already exists`);
+    const nslabs = Math.floor(size / IO_TLB_SIZE);
+    if (!Number.isSafeInteger(base) || base % this.pageSize !== 0 || nslabs < 1)
+      throw new InvalidArgumentError(`restricted DMA pool '${name}' at ${hex(base)} size ${hex(size)}: needs a page-aligned base and at least one slot`);
+    if (!this.memory.isRam(base, size)) throw new InvalidArgumentError(`restricted DMA pool '${name}' [${hex(base)}+${hex(size)}] is not RAM`);
+    this.log.print(`${PR}Reserved memory: created restricted DMA pool at ${fmtPa(base)}, size ${Math.floor(size / 2 ** 20)} MiB`);
+    const pool = new IoTlbPool({ start: base, nslabs, nareas: 1, era: "6.x", pageSize: this.pageSize, listClippedTail: this.profile.listU16ClippedTail });
+    this.zeroFill(base, nslabs * IO_TLB_SIZE);
+    const m = new IoTlbMem(name, pool, true, true, false);
+    this.restrictedMems.set(name, m);
+    return m;
+  }
+
+  /** swiotlb_print_info */
+  printInfo(): void {
+    const m = this.defaultMem;
+    if (m === null) {
+      this.log.print(`${PR}No low mem`);
+      return;
+    }
+    this.log.print(`${PR}mapped [mem ${fmtPa(m.start)}-${fmtPa(m.end)}] (${Math.floor((m.nslabs * IO_TLB_SIZE) / 2 ** 20)}MB)`);
+  }
+
+  // ================================================================ predicates
+
+  /** is_swiotlb_active: 5.13 the mem exists; 6.x the device's mem has slots */
+  isActive(dev?: SwiotlbDevice): boolean {
+    if (dev === undefined || this.profile.globalSwiotlbForce) return this.defaultMem !== null;
+    const m = this.memFor(dev);
+    return m !== null && m.nslabs !== 0;
+  }
+
+  /** is_swiotlb_force_bounce(dev) (5.15+); 5.13: swiotlb_force == SWIOTLB_FORCE */
+  isForceBounce(dev: SwiotlbDevice): boolean {
+    if (this.profile.globalSwiotlbForce) return this.force === SWIOTLB_FORCE;
+    const m = this.memFor(dev);
+    return m !== null && m.forceBounce;
+  }
+
+  /** swiotlb_find_pool / the pool behind is_swiotlb_buffer */
+  findPool(dev: SwiotlbDevice, phys: number): IoTlbPool | null {
+    const m = this.memFor(dev);
+    if (m === null) return null;
+    const p = m.pool;
+    return phys >= p.start && phys < p.end ? p : null;
+  }
+
+  isSwiotlbBuffer(dev: SwiotlbDevice, phys: number): boolean {
+    return this.findPool(dev, phys) !== null;
+  }
+
+  /** swiotlb_max_mapping_size */
+  maxMappingSize(dev: SwiotlbDevice): number {
+    const m = dev.minAlignMask;
+    // 6.10+: a min_align_mask eats into the segment (the offset must fit too)
+    if (this.profile.maxMappingSubtractsMinAlign && m !== 0) return IO_TLB_SEG_BYTES - Math.ceil(m / IO_TLB_SIZE) * IO_TLB_SIZE;
+    return IO_TLB_SEG_BYTES;
+  }
+
+  // ================================================================ map / unmap / sync
+
+  /**
+   * swiotlb_tbl_map_single. The fourth argument is `alloc_size` in 5.13 and
+   * `alloc_align_mask` in 6.x (the 6.10 signature). `cpu` is raw_smp_processor_id().
+   * Returns tlb_addr (a physical address) or DMA_MAPPING_ERROR (-1).
+   */
+  tblMapSingle(dev: SwiotlbDevice, orig: number, mappingSize: number, allocSizeOrAlignMask: number, dir: DmaDirection, attrs: number, cpu = 0): number {
+    const mem = this.memFor(dev);
+    const p = this.profile;
+    if (mem === null) {
+      if (p.mapWithoutPoolPanics) throw new KernelPanic(NO_POOL_MSG);
+      this.log.printRatelimited("swiotlb_tbl_map_single", `${dev.name}: ${NO_POOL_MSG}`);
+      return -1;
+    }
+    const pool = mem.pool;
+    const minAlign = dev.minAlignMask >>> 0;
+    // tbl_dma_addr = phys_to_dma_unencrypted(start) & boundary mask; max_slots from the mask
+    let tblDma = dev.physToDma(pool.start);
+    let maxSlots = 0;
+    const bmask = dev.segBoundaryMask;
+    if (bmask < 2 ** 53 - 1) {
+      tblDma = and53(tblDma, bmask);
+      maxSlots = p.allocAlignMaskArg ? Math.floor(bmask / IO_TLB_SIZE) + 1 : Math.ceil((bmask + 1) / IO_TLB_SIZE);
+    }
+    let tlb: number;
+    if (p.allocAlignMaskArg) {
+      const alignMask = allocSizeOrAlignMask >>> 0;
+      if (alignMask > this.pageSize - 1)
+        this.log.printOnce("swiotlb_tbl_map_single:align", `${dev.name}: Alloc alignment may prevent fulfilling requests with max mapping_size`);
+      tlb = pool.mapSlots(cpu, orig, mappingSize, alignMask, minAlign, tblDma, maxSlots);
+      if (tlb < 0) {
+        if ((attrs & DMA_ATTR_NO_WARN) === 0) {
+          const offset = (orig & minAlign & (alignMask | (IO_TLB_SIZE - 1))) >>> 0;
+          this.warnFull(dev, mem, alignedSize(mappingSize + offset, alignMask));
+        }
+        return -1;
+      }
+    } else {
+      const allocSize = allocSizeOrAlignMask;
+      if (mappingSize > allocSize) {
+        this.log.printOnce("swiotlb_tbl_map_single:sizes", `${dev.name}: Invalid sizes (mapping: ${mappingSize} bytes, alloc: ${allocSize} bytes)`);
+        return -1;
+      }
+      tlb = pool.mapSlots513(orig, allocSize, minAlign, tblDma, maxSlots);
+      if (tlb < 0) {
+        if (tlb === FIND_SPIN)
+          this.log.print(
+            `${PR}dmalab: find_slots would spin forever here (the real kernel soft-locks up) after ${pool.lastVisits - 1} visits; answering full`,
+          );
+        if ((attrs & DMA_ATTR_NO_WARN) === 0) this.warnFull(dev, mem, allocSize);
+        return -1;
+      }
+    }
+    // 6.x copies at map time whatever the direction (2022 info-leak fix); 5.13 only TO/BIDIR
+    if (p.mapAlwaysCopies || ((attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0 && (dir === DMA_TO_DEVICE || dir === DMA_BIDIRECTIONAL))) {
+      try {
+        this.bounce(dev, pool, tlb, mappingSize, DMA_TO_DEVICE);
+      } catch (e) {
+        // a fault on the original buffer: give the slots back so the pool is as before
+        pool.releaseSlots(tlb, minAlign);
+        throw e;
+      }
+    }
+    if (this.events.active) this.events.emit("swiotlb_map", { dev: dev.name, orig, tlb_addr: tlb, size: mappingSize, dir });
+    return tlb;
+  }
+
+  private warnFull(dev: SwiotlbDevice, mem: IoTlbMem, sz: number): void {
+    this.log.printRatelimited(
+      "swiotlb_tbl_map_single",
+      `${dev.name}: swiotlb buffer is full (sz: ${sz} bytes), total ${mem.nslabs} (slots), used ${mem.used} (slots)`,
+    );
+    if (this.events.active) this.events.emit("swiotlb_full", { dev: dev.name, size: sz, total: mem.nslabs, used: mem.used });
+  }
+
+  /**
+   * swiotlb_tbl_unmap_single: optional copy back (FROM/BIDIR without SKIP_CPU_SYNC), then
+   * release. An address that is not a live mapping is refused with nothing changed.
+   */
+  tblUnmapSingle(dev: SwiotlbDevice, tlbAddr: number, mappingSize: number, dir: DmaDirection, attrs: number): void {
+    const pool = this.livePool(dev, tlbAddr, "unmap");
+    if ((attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0 && (dir === DMA_FROM_DEVICE || dir === DMA_BIDIRECTIONAL))
+      this.bounce(dev, pool, tlbAddr, mappingSize, DMA_FROM_DEVICE);
+    pool.releaseSlots(tlbAddr, dev.minAlignMask >>> 0);
+    if (this.events.active) this.events.emit("swiotlb_unmap", { dev: dev.name, tlb_addr: tlbAddr, size: mappingSize, dir });
+  }
+
+  /** swiotlb_sync_single_for_device: orig -> bounce for TO/BIDIR; FROM does nothing; else BUG */
+  syncSingleForDevice(dev: SwiotlbDevice, tlbAddr: number, size: number, dir: DmaDirection): void {
+    const pool = this.poolOf(dev, tlbAddr, "sync_single_for_device");
+    if (dir === DMA_TO_DEVICE || dir === DMA_BIDIRECTIONAL) this.bounce(dev, pool, tlbAddr, size, DMA_TO_DEVICE);
+    else if (dir !== DMA_FROM_DEVICE) throw new KernelBug(`kernel/dma/swiotlb.c (swiotlb_sync_single_for_device, dir ${dir})`);
+    if (this.events.active) this.events.emit("swiotlb_sync", { dev: dev.name, tlb_addr: tlbAddr, size, dir, target: "device" });
+  }
+
+  /** swiotlb_sync_single_for_cpu: bounce -> orig for FROM/BIDIR; TO does nothing; else BUG */
+  syncSingleForCpu(dev: SwiotlbDevice, tlbAddr: number, size: number, dir: DmaDirection): void {
+    const pool = this.poolOf(dev, tlbAddr, "sync_single_for_cpu");
+    if (dir === DMA_FROM_DEVICE || dir === DMA_BIDIRECTIONAL) this.bounce(dev, pool, tlbAddr, size, DMA_FROM_DEVICE);
+    else if (dir !== DMA_TO_DEVICE) throw new KernelBug(`kernel/dma/swiotlb.c (swiotlb_sync_single_for_cpu, dir ${dir})`);
+    if (this.events.active) this.events.emit("swiotlb_sync", { dev: dev.name, tlb_addr: tlbAddr, size, dir, target: "cpu" });
+  }
+
+  /**
+   * swiotlb_map: bounce, translate, re-check dma_capable. Returns the DMA address or
+   * DMA_MAPPING_ERROR (-1).
+   */
+  swiotlbMap(dev: SwiotlbDevice, paddr: number, size: number, dir: DmaDirection, attrs: number, cpu = 0): number {
+    if (this.events.active) {
+      const f: Record<string, number | string> = { dev: dev.name, dev_addr: dev.physToDma(paddr), size };
+      if (this.profile.globalSwiotlbForce) f["force"] = SWIOTLB_FORCE_NAMES[this.force];
+      this.events.emit("swiotlb_bounced", f);
+    }
+    const tlb = this.profile.allocAlignMaskArg
+      ? this.tblMapSingle(dev, paddr, size, 0, dir, attrs, cpu)
+      : this.tblMapSingle(dev, paddr, size, size, dir, attrs, cpu);
+    if (tlb === -1) return -1;
+    const dma = dev.physToDma(tlb);
+    if (dma === -1 || !dev.dmaCapable(dma, size, true)) {
+      this.tblUnmapSingle(dev, tlb, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC);
+      this.log.printOnce(
+        "swiotlb_map:overflow",
+        `${dev.name}: swiotlb addr ${fmtPa(dma === -1 ? tlb : dma)}+${size} overflow (mask ${dev.dmaMask.toString(16)}, bus limit ${dev.busDmaLimit.toString(16)}).`,
+      );
+      return -1;
+    }
+    // arch_sync_dma_for_device for non-coherent devices: caches are not modelled
+    return dma;
+  }
+
+  /**
+   * swiotlb_bounce: copy between the original buffer and the bounce slot(s) of `tlbAddr`.
+   * 5.13 copies from the slot's orig_addr as is (no tlb offset, fixed in 5.14); 6.x applies the
+   * offset into the mapping. Overflows are clamped with a one-time warning.
+   */
+  bounce(dev: SwiotlbDevice, pool: IoTlbPool, tlbAddr: number, size: number, dir: DmaDirection): void {
+    const index = Math.floor((tlbAddr - pool.start) / IO_TLB_SIZE);
+    let orig = pool.origAddr[index]!;
+    if (orig === INVALID_PHYS_ADDR) return;
+    // alloc_size is a u64 held signed: negative means a huge unsigned value
+    let avail = pool.allocSize[index]!;
+    if (this.profile.bounceAppliesOffset) {
+      const delta = (tlbAddr & (IO_TLB_SIZE - 1)) - (orig & dev.minAlignMask & (IO_TLB_SIZE - 1));
+      orig += delta;
+      avail -= delta;
+    }
+    if (avail >= 0 && size > avail) {
+      this.log.printOnce("swiotlb_bounce:overflow", `${dev.name}: Buffer overflow detected. Allocation size: ${avail}. Mapping size: ${size}.`);
+      size = avail;
+    }
+    if (dir === DMA_TO_DEVICE) this.memory.copy(tlbAddr, orig, size);
+    else this.memory.copy(orig, tlbAddr, size);
+    if (this.events.active)
+      this.events.emit("swiotlb_sync", { dev: dev.name, tlb_addr: tlbAddr, orig, size, dir, target: dir === DMA_TO_DEVICE ? "bounce" : "orig" });
+  }
+
+  // ================================================================ debugfs
+
+  /** the debugfs files of a mem (default: the default mem); null when the kernel has none */
+  stats(mem: IoTlbMem | null = this.defaultMem): SwiotlbStats | null {
+    if (mem === null) return null;
+    const s: SwiotlbStats = { io_tlb_nslabs: mem.nslabs, io_tlb_used: mem.used };
+    if (this.profile.debugfsHiwater) s.io_tlb_used_hiwater = mem.usedHiwater;
+    return s;
+  }
+
+  /** write to io_tlb_used_hiwater: only 0 resets it; anything else is -EINVAL */
+  writeUsedHiwater(value: number, mem: IoTlbMem | null = this.defaultMem): number {
+    if (!this.profile.debugfsHiwater || mem === null)
+      throw new InvalidArgumentError(`io_tlb_used_hiwater does not exist in kernel ${this.profile.version}${mem === null ? " without a pool" : ""}`);
+    if (value !== 0) return -EINVAL;
+    mem.pool.counters[CNT_HIWATER] = 0;
+    return 0;
+  }
+
+  // ================================================================ helpers
+
+  private poolOf(dev: SwiotlbDevice, tlbAddr: number, what: string): IoTlbPool {
+    const m = this.memFor(dev);
+    if (m === null || !(tlbAddr >= m.pool.start && tlbAddr < m.pool.end))
+      throw new InvalidArgumentError(`${dev.name}: swiotlb ${what} of ${hex(tlbAddr)}: not inside a swiotlb pool`);
+    return m.pool;
+  }
+
+  private livePool(dev: SwiotlbDevice, tlbAddr: number, what: string): IoTlbPool {
+    const pool = this.poolOf(dev, tlbAddr, what);
+    const offset = tlbAddr & dev.minAlignMask & (IO_TLB_SIZE - 1);
+    const index = Math.floor((tlbAddr - offset - pool.start) / IO_TLB_SIZE);
+    if (index < 0 || pool.mapped[index] !== 1)
+      throw new InvalidArgumentError(`${dev.name}: swiotlb ${what} of ${hex(tlbAddr)}: not a live bounce buffer`);
+    return pool;
+  }
+
+  private checkTbl(tlb: number, nslabs: number): void {
+    if (!Number.isSafeInteger(nslabs) || nslabs < 1) throw new InvalidArgumentError(`swiotlb: nslabs ${nslabs}`);
+    if (!this.memory.isRam(tlb, nslabs * IO_TLB_SIZE))
+      throw new InvalidArgumentError(`swiotlb: table [${hex(tlb)}+${hex(nslabs * IO_TLB_SIZE)}] is not RAM`);
+  }
+
+  private requireEra(era: "5.13" | "6.x", fn: string): void {
+    if (this.profile.era !== era) throw new UsageError(`${fn} does not exist in kernel ${this.profile.version}`);
+  }
+
+  private pageAlign(n: number): number {
+    return Math.ceil(n / this.pageSize) * this.pageSize;
+  }
+
+  /** Zero the bounce area without allocating chunks nobody touched (they read as zero). */
+  private zeroFill(base: number, len: number): void {
+    const mem = this.memory;
+    const cs = mem.chunkSize;
+    let a = base;
+    const end = base + len;
+    while (a < end) {
+      const bank = mem.bankAt(a);
+      const next = Math.min(end, Math.floor(a / cs) * cs + cs);
+      if (bank !== undefined && bank.chunks[Math.floor((a - bank.base) / cs)] !== undefined) mem.fill(a, next - a, 0);
+      a = next;
+    }
+  }
+}
+
+/** x & mask for a non-negative x < 2^53 and any mask < 2^53 */
+export function and53(x: number, mask: number): number {
+  const hi = Math.floor(x / 2 ** 32) & Math.floor(mask / 2 ** 32);
+  const lo = (x & mask) >>> 0;
+  return (hi >>> 0) * 2 ** 32 + lo;
+}
