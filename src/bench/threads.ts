@@ -44,12 +44,17 @@ export function waitPhase(ctl: Int32Array, phase: number): void {
   }
 }
 
+interface AtomicsWaitAsync {
+  waitAsync(a: Int32Array, index: number, value: number, timeout?: number): { async: boolean; value: Promise<string> | string };
+}
+
 async function waitArrived(ctl: Int32Array, n: number): Promise<boolean> {
   for (;;) {
     const a = Atomics.load(ctl, CTL_ARRIVED);
     if (a >= FAILED) return false;
     if (a >= n) return true;
-    const w = Atomics.waitAsync(ctl, CTL_ARRIVED, a, 1000);
+    // Atomics.waitAsync is in Node 20 but not in the ES2022 lib typings
+    const w = (Atomics as unknown as AtomicsWaitAsync).waitAsync(ctl, CTL_ARRIVED, a, 1000);
     if (w.async) await w.value;
   }
 }

@@ -20,7 +20,7 @@ import { parseSwiotlbCmdline } from "../swiotlb/cmdline.js";
 import { IO_TLB_SHIFT, IO_TLB_SIZE } from "../swiotlb/constants.js";
 import { SWIOTLB_FORCE, SWIOTLB_FORCE_NAMES, SWIOTLB_NO_FORCE, SWIOTLB_VERBOSE } from "../swiotlb/swiotlb.js";
 import type { Machine, MachineDevice } from "./machine.js";
-import { totalRam } from "./preset.js";
+import { stripSwiotlbPrefix, totalRam } from "./preset.js";
 
 export type XenRole = "none" | "dom0" | "domU";
 export const XEN_ROLES: readonly XenRole[] = ["none", "dom0", "domU"];
@@ -231,7 +231,7 @@ export function bootMachine(m: Machine, opts: BootOptions = {}, hooks?: BootHook
     throw new UsageError(`--xen ${xen}: Xen guest boot is not available yet (only --xen none)`);
   if (m.booted) throw new UsageError(`machine ${m.desc.name} is already booted`);
   const h = hooks ?? NATIVE_HOOKS;
-  const cmdline = opts.swiotlbCmdline ?? m.desc.swiotlbCmdline;
+  const cmdline = opts.swiotlbCmdline !== undefined ? stripSwiotlbPrefix(opts.swiotlbCmdline) : m.desc.swiotlbCmdline;
   // parse first: a strict failure leaves the machine untouched
   const parsed = cmdline === "" ? null : parseSwiotlbCmdline(cmdline, m.profile, { strict: opts.strict === true });
   m.booted = true;

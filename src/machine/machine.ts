@@ -11,7 +11,7 @@ import { Device, type BusDmaRegion } from "../dma/device.js";
 import { DmaApi } from "../dma/mapping.js";
 import { dmaBitMask } from "../kernel/dma-mapping.js";
 import { Memblock } from "../memory/memblock.js";
-import { PhysicalMemory } from "../memory/physical-memory.js";
+import { PhysicalMemory, type MmioHandler, type MmioWindow } from "../memory/physical-memory.js";
 import { Swiotlb } from "../swiotlb/swiotlb.js";
 import type { KernelProfile } from "../swiotlb/profile.js";
 import type { DeviceDesc, MachineDesc } from "./preset.js";
@@ -118,6 +118,16 @@ export class Machine {
     const d = this.devices.find((x) => x.desc.name === name || x.name === name) ?? this.devices.find((x) => x.desc.driver === name);
     if (!d) throw new UsageError(`machine ${this.desc.name} has no device '${name}' (devices: ${this.devices.map((x) => x.desc.name).join(", ")})`);
     return d;
+  }
+
+  /**
+   * Puts a device model (e.g. the DMA engine) behind the description's MMIO window of that
+   * model; returns the window. The model's owner supplies the handler.
+   */
+  attachMmio(model: string, handler: MmioHandler): MmioWindow {
+    const w = this.desc.mmio.find((x) => x.model === model || x.name === model);
+    if (!w) throw new UsageError(`machine ${this.desc.name} has no MMIO window for '${model}'`);
+    return this.memory.addMmio(w.base, w.size, w.name, handler);
   }
 
   /** Reserves a device's restricted-dma-pool region and creates its allocator (5.15+). */

@@ -75,7 +75,6 @@ export function formatSize(bytes: number): string {
     [2 ** 20, "MiB"],
     [2 ** 10, "KiB"],
   ];
-  for (const [u, name] of units) if (bytes >= u && bytes % u === 0) return `${bytes / u} ${name}`;
-  for (const [u, name] of units) if (bytes >= u) return `${(bytes / u).toFixed(1)} ${name}`;
+  for (const [u, name] of units) if (bytes >= u) return bytes % u === 0 ? `${bytes / u} ${name}` : `${(bytes / u).toFixed(1)} ${name}`;
   return `${bytes} B`;
 }

@@ -36,12 +36,21 @@ function layout(nslabs: number, nareas: number) {
   const areaUsed = areaIndex + 4 * nareas;
   const areaLock = areaUsed + 4 * nareas;
   const counters = areaLock + 4 * nareas;
-  const list = counters + 4 * COUNTERS;
-  const padSlots = list + 2 * nslabs;
+  const busy = counters + 4 * COUNTERS;
+  const list = busy + 4 * busyWords(nslabs);
+  // the list array is followed by a constant ramp 128..1 that re-numbering copies from
+  const padSlots = list + 2 * (nslabs + IO_TLB_SEGSIZE);
   const mapped = padSlots + 2 * nslabs;
   const bytes = mapped + nslabs;
-  return { origAddr, allocSize, areaIndex, areaUsed, areaLock, counters, list, padSlots, mapped, bytes };
+  return { origAddr, allocSize, areaIndex, areaUsed, areaLock, counters, busy, list, padSlots, mapped, bytes };
 }
+
+function busyWords(nslabs: number): number {
+  return Math.ceil(nslabs / IO_TLB_SEGSIZE) * (IO_TLB_SEGSIZE / 32);
+}
+
+/** below this run length a plain loop beats copyWithin's call overhead */
+const RAMP_COPY_MIN = 24;
 
 /** counters[] slots: debugfs total_used and used_hiwater (6.7+; kept in both eras) */
 const COUNTERS = 2;
@@ -77,6 +86,14 @@ export class IoTlbPool {
   readonly allocSize: Float64Array;
   /** io_tlb_slot.list: free run from this slot to the next allocated slot or segment end */
   readonly list: Uint16Array;
+  /**
+   * dmalab's own index over `list`: bit i set <=> slot i allocated (list[i] == 0). It lets
+   * the kernel's backward re-numbering find the run's start with a few word operations and
+   * write it with one copy, instead of a slot-by-slot walk; `list` ends up identical.
+   */
+  readonly busy: Int32Array;
+  /** `list` followed by the ramp (values 128..1) at index nslabs */
+  private readonly listRamp: Uint16Array;
   /** io_tlb_slot.pad_slots (6.10+): set on the first real slot of an allocation */
   readonly padSlots: Uint16Array;
   /** dmalab's own: 1 on the slot a live mapping's tlb_addr points at (to refuse bad unmaps) */
@@ -128,7 +145,9 @@ export class IoTlbPool {
     this.areaUsed = new Int32Array(b, l.areaUsed, p.nareas);
     this.areaLock = new Int32Array(b, l.areaLock, p.nareas);
     this.counters = new Int32Array(b, l.counters, COUNTERS);
+    this.listRamp = new Uint16Array(b, l.list, n + IO_TLB_SEGSIZE);
     this.list = new Uint16Array(b, l.list, n);
+    this.busy = new Int32Array(b, l.busy, busyWords(n));
     this.padSlots = new Uint16Array(b, l.padSlots, n);
     this.mapped = new Uint8Array(b, l.mapped, n);
     if (fresh) this.reset();
@@ -142,6 +161,8 @@ export class IoTlbPool {
       // 6.10+ clips the run at the pool tail; 5.13 / 6.7 do not
       this.list[i] = this.listClippedTail ? Math.min(toSegEnd, n - i) : toSegEnd;
     }
+    for (let j = 0; j < IO_TLB_SEGSIZE; j++) this.listRamp[n + j] = IO_TLB_SEGSIZE - j;
+    this.busy.fill(0);
     this.origAddr.fill(INVALID_PHYS_ADDR);
     this.allocSize.fill(0);
     this.padSlots.fill(0);
@@ -207,8 +228,8 @@ export class IoTlbPool {
         continue;
       }
       if ((maxSlots === 0 || ((shift + index) % maxSlots) + nslots <= maxSlots) && list[index]! >= nslots) {
-        for (let i = index; i < index + nslots; i++) list[i] = 0;
-        this.renumberBefore(index);
+        this.markBusy(index, nslots);
+        this.renumberBefore(index, 0);
         this.areaIndex[0] = index + nslots < nslabs ? index + nslots : 0;
         this.areaUsed[0] = this.areaUsed[0]! + nslots;
         this.countUsed(nslots);
@@ -273,11 +294,9 @@ export class IoTlbPool {
       }
       if ((maxSlots === 0 || ((shift + slot) % maxSlots) + nslots <= maxSlots) && list[slot]! >= nslots) {
         const alloc = this.allocSize;
-        for (let i = 0; i < nslots; i++) {
-          list[slot + i] = 0;
-          alloc[slot + i] = size - (low + i * IO_TLB_SIZE);
-        }
-        this.renumberBefore(slot);
+        for (let i = 0; i < nslots; i++) alloc[slot + i] = size - (low + i * IO_TLB_SIZE);
+        this.markBusy(slot, nslots);
+        this.renumberBefore(slot, 0);
         this.areaIndex[a] = index + nslots >= areaNslabs ? 0 : index + nslots;
         this.areaUsed[a] = this.areaUsed[a]! + nslots;
         this.countUsed(nslots);
@@ -338,18 +357,22 @@ export class IoTlbPool {
     if (!this.is513) index -= this.padSlots[index]!;
     const nslots = nrSlotsU64(this.allocSize[index]! + offset);
     const list = this.list;
+    const after = index + nslots;
     // merge the following free run only when the release ends before the segment end
-    let count = index + nslots < alignSeg(index + 1) ? list[index + nslots]! : 0;
+    // (the kernel reads past the table when a pool's tail is not a whole segment: count it 0)
+    let count = after < alignSeg(index + 1) && after < this.nslabs ? list[after]! : 0;
     const orig = this.origAddr;
     const alloc = this.allocSize;
     const pad = this.padSlots;
-    for (let i = index + nslots - 1; i >= index; i--) {
+    const busy = this.busy;
+    for (let i = after - 1; i >= index; i--) {
       list[i] = ++count;
       orig[i] = INVALID_PHYS_ADDR;
       alloc[i] = 0;
       pad[i] = 0;
+      busy[i >>> 5] = busy[i >>> 5]! & ~(1 << (i & 31));
     }
-    for (let i = index - 1; (i & (IO_TLB_SEGSIZE - 1)) !== IO_TLB_SEGSIZE - 1 && list[i] !== 0; i--) list[i] = ++count;
+    this.renumberBefore(index, count);
     const a = this.is513 ? 0 : Math.floor(index / this.areaNslabs);
     this.areaUsed[a] = this.areaUsed[a]! - nslots;
     this.counters[CNT_TOTAL_USED] = this.counters[CNT_TOTAL_USED]! - nslots;
@@ -358,12 +381,52 @@ export class IoTlbPool {
 
   // ---------------------------------------------------------------- helpers
 
-  /** re-number the free run in front of a new allocation (stops at a segment start) */
-  private renumberBefore(index: number): void {
+  /** list[i] = 0 and the busy bit for slots [slot, slot + n) */
+  private markBusy(slot: number, n: number): void {
     const list = this.list;
-    let count = 0;
-    // i = -1 has io_tlb_offset 127, so the walk also stops at slot 0
-    for (let i = index - 1; (i & (IO_TLB_SEGSIZE - 1)) !== IO_TLB_SEGSIZE - 1 && list[i] !== 0; i--) list[i] = ++count;
+    const busy = this.busy;
+    for (let i = slot; i < slot + n; i++) {
+      list[i] = 0;
+      busy[i >>> 5] = busy[i >>> 5]! | (1 << (i & 31));
+    }
+  }
+
+  /**
+   * The kernel's backward walk after an allocation or release at `index`: the free slots
+   * right before it in its segment get count+1, count+2, ... (walking down). The run's
+   * length comes from the busy bitmap; the values from the ramp.
+   */
+  private renumberBefore(index: number, count: number): void {
+    const segStart = index - (index & (IO_TLB_SEGSIZE - 1));
+    if (index === segStart) return;
+    const busy = this.busy;
+    const last = index - 1;
+    let w = last >>> 5;
+    const firstW = segStart >>> 5;
+    const b = last & 31;
+    let bits = busy[w]! & (b === 31 ? -1 : (1 << (b + 1)) - 1);
+    let k: number;
+    for (;;) {
+      if (bits !== 0) {
+        k = last - ((w << 5) + 31 - Math.clz32(bits));
+        break;
+      }
+      if (w === firstW) {
+        k = index - segStart;
+        break;
+      }
+      bits = busy[--w]!;
+    }
+    if (k === 0) return;
+    if (k < RAMP_COPY_MIN) {
+      const list = this.list;
+      let c = count;
+      for (let i = last; i >= index - k; i--) list[i] = ++c;
+    } else {
+      // ramp[j] = 128 - j: the slice starting at value count+k, k long, ends at count+1
+      const from = this.nslabs + IO_TLB_SEGSIZE - count - k;
+      this.listRamp.copyWithin(index - k, from, from + k);
+    }
   }
 
   /** inc_used_and_hiwater (6.7+ debugfs build) */

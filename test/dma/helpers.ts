@@ -52,6 +52,8 @@ export function makeBoard(o: BoardOptions = {}): Board {
     if (profile.era === "5.13") swiotlb.swiotlbInit(false, FOUR_GIB);
     else swiotlb.swiotlbInitRemap(true, 0, FOUR_GIB);
   }
+  // start the tests with an empty dmesg (the pool's boot lines are swiotlb's business)
+  log.clear();
   const direct = new DmaDirect({ memory: mem, swiotlb, profile, log, events });
   const debug =
     o.debug === undefined || o.debug === false

@@ -1,4 +1,176 @@
-import type { Command } from "commander";
+// `dmalab bench`: the kernel's dma_map_benchmark emulated (same letters, ranges and report),
+// the throughput workloads (--workload pingpong|ring), the regression suite (--suite, what
+// `npm run bench` runs) and --compare against a saved summary.
 
-// placeholder: filled in by the module that owns this command
-export function registerBench(_program: Command): void {}
+import { writeFileSync } from "node:fs";
+import type { Command } from "commander";
+import { UsageError } from "../../errors.js";
+import { checkToolArgs, parseToolArgs, type RawToolArgs } from "../../bench/kernel-tool.js";
+import {
+  compareResults,
+  formatCompare,
+  fmtBytesRate,
+  fmtRate,
+  loadSummary,
+  workloadKey,
+  workloadLines,
+  type WorkloadName,
+  type WorkloadResult,
+} from "../../bench/result.js";
+import { entriesOf, runSuite } from "../../bench/suite.js";
+import { runKernelBench, runWorkload } from "../../bench/threads.js";
+import { out, printJson } from "../output.js";
+
+interface BenchOpts {
+  t?: string;
+  s?: string;
+  n?: string;
+  b?: string;
+  d?: string;
+  x?: string;
+  g?: string;
+  machine: string;
+  kernel: string;
+  swiotlb?: string;
+  areas?: string;
+  json?: boolean;
+  workload?: string;
+  size?: string;
+  compare?: string;
+  suite?: boolean;
+  out?: string;
+  runs?: string;
+}
+
+const PINGPONG_SIZES = [64, 512, 4096, 65536];
+
+function intOpt(name: string, v: string | undefined, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new UsageError(`${name} '${v}': must be an integer in ${min}-${max}`);
+  return Number(v);
+}
+
+export function registerBench(program: Command): void {
+  program
+    .command("bench")
+    .description(
+      "map/unmap benchmark: the kernel's dma_map_benchmark emulated (-t -s -n -b -d -x -g), or a throughput workload (--workload), or the suite",
+    )
+    .option("-t <threads>", "threads, 1-1024 (thread i is CPU i)")
+    .option("-s <seconds>", "seconds, 1-300 (kernel benchmark default 20; workloads default 2, suite 1 per run)")
+    .option("-n <node>", "NUMA node: -1 or 0 (one node)")
+    .option("-b <bits>", "DMA mask bits, 20-64 (default 32)")
+    .option("-d <dir>", "direction: 0 BIDIRECTIONAL, 1 TO_DEVICE, 2 FROM_DEVICE")
+    .option("-x <ns>", "transfer delay in ns, 0-10000000")
+    .option("-g <pages>", "granule in pages, 1-1024")
+    .option("--machine <preset|file>", "machine preset or JSON file", "qemu-virt-8g")
+    .option("--kernel <version>", "kernel profile: 5.12, 5.13-rc1, 5.13, 6.x", "6.x")
+    .option("--swiotlb <value>", "the swiotlb= kernel parameter")
+    .option("--areas <n>", "swiotlb areas (6.x)")
+    .option("--json", "print JSON")
+    .option("--workload <name>", "throughput workload: pingpong or ring")
+    .option("--size <bytes>", "pingpong buffer size: 64, 512, 4096 or 65536", "64")
+    .option("--compare <file>", "compare with a saved summary (bench/baseline.json): ratio per workload")
+    .option("--suite", "run the whole regression set (medians of --runs runs)")
+    .option("--out <file>", "write the JSON summary (or result) to this file")
+    .option("--runs <n>", "runs per workload for --suite / --compare (medians)")
+    .action(async (o: BenchOpts) => {
+      await bench(o);
+    });
+}
+
+async function bench(o: BenchOpts): Promise<void> {
+  const raw: RawToolArgs = { threads: o.t, seconds: o.s, node: o.n, bits: o.b, dir: o.d, xdelay: o.x, granule: o.g };
+  const args = parseToolArgs(raw);
+  const areas = intOpt("--areas", o.areas, 1, 1024);
+  const workloadMode = o.workload !== undefined || o.suite === true || o.compare !== undefined;
+
+  if (!workloadMode) {
+    checkToolArgs(args);
+    const config = { machine: o.machine, kernel: o.kernel, swiotlb: o.swiotlb, areas, mode: "kernel" as const };
+    const r = await runKernelBench(config, args);
+    if (r.error !== null) {
+      for (const l of r.dmesg) out(`[dmesg] ${l}`);
+      throw r.error;
+    }
+    if (o.json) {
+      printJson({
+        tool: "dma_map_benchmark",
+        machine: o.machine,
+        kernel: o.kernel,
+        threads: args.threads,
+        seconds: args.seconds,
+        node: args.node,
+        dmaBits: args.bits,
+        dir: args.dir,
+        dmaTransNs: args.xdelay,
+        granule: args.granule,
+        avg_map_100ns: Number(r.result.avgMap100ns),
+        map_stddev: Number(r.result.mapStddev),
+        avg_unmap_100ns: Number(r.result.avgUnmap100ns),
+        unmap_stddev: Number(r.result.unmapStddev),
+        loops: r.loops,
+        pairsPerSec: r.pairsPerSec,
+        bouncedBytesPerSec: r.bouncedBytesPerSec,
+        bouncedFraction: r.bouncedFraction,
+        dmesg: r.dmesg,
+      });
+      return;
+    }
+    for (const l of r.lines) out(l);
+    out(`map+unmap pairs per second: ${Math.round(r.pairsPerSec)} (${fmtRate(r.pairsPerSec)}; ${(r.bouncedFraction * 100).toFixed(1)}% bounced)`);
+    out(`bytes bounced per second: ${Math.round(r.bouncedBytesPerSec)} (${fmtBytesRate(r.bouncedBytesPerSec)})`);
+    for (const l of r.dmesg) out(`[dmesg] ${l}`);
+    return;
+  }
+
+  // workload modes: the kernel tool's letters that have no meaning here are refused
+  for (const [k, v] of [["-n", o.n], ["-b", o.b], ["-d", o.d], ["-x", o.x], ["-g", o.g]] as const)
+    if (v !== undefined) throw new UsageError(`${k} applies to the kernel benchmark, not to --workload/--suite/--compare`);
+  // -t and -s keep the tool's ranges
+  checkToolArgs({ ...args, seconds: o.s === undefined ? 1 : args.seconds });
+  const runs = intOpt("--runs", o.runs, 1, 100);
+
+  if (o.suite || (o.compare !== undefined && o.workload === undefined)) {
+    const base = o.compare !== undefined ? loadSummary(o.compare) : undefined;
+    const progress = (l: string): void => {
+      process.stderr.write(`bench: ${l}\n`);
+    };
+    const summary = await runSuite({
+      machine: o.machine,
+      kernel: o.kernel,
+      swiotlb: o.swiotlb,
+      runs: runs ?? (o.suite ? 5 : 3),
+      seconds: o.s === undefined ? 1 : args.seconds,
+      entries: base !== undefined && !o.suite ? entriesOf(base) : undefined,
+      progress,
+    });
+    if (o.out !== undefined) writeFileSync(o.out, JSON.stringify(summary, null, 2) + "\n");
+    if (o.json) printJson(summary);
+    else {
+      for (const [k, r] of Object.entries(summary.workloads))
+        out(`${k.padEnd(20)} ${fmtRate(r.pairsPerSec).padStart(10)} pairs/s  ${fmtBytesRate(r.bouncedBytesPerSec).padStart(11)} bounced  copy limit ${fmtBytesRate(r.copyBytesPerSec)}  fraction ${r.fractionOfCopyLimit.toFixed(3)}  p50 ${r.p50Ns.toFixed(0)} ns  p99 ${r.p99Ns.toFixed(0)} ns  heap/pair ${r.heapBytesPerPair.toFixed(2)}`);
+      if (summary.ringScaling2x2 !== undefined) out(`ring scaling, 2 threads 2 areas vs 1 thread: ${summary.ringScaling2x2.toFixed(2)}x`);
+    }
+    if (base !== undefined) for (const l of formatCompare(compareResults(summary.workloads, base))) out(l);
+    return;
+  }
+
+  const workload = o.workload as WorkloadName;
+  if (workload !== "pingpong" && workload !== "ring") throw new UsageError(`--workload '${o.workload}': must be pingpong or ring`);
+  let size = 0;
+  if (workload === "pingpong") {
+    size = intOpt("--size", o.size, 1, 262144) ?? 64;
+    if (!PINGPONG_SIZES.includes(size)) throw new UsageError(`--size ${size}: the pingpong sizes are ${PINGPONG_SIZES.join(", ")}`);
+  }
+  const threads = args.threads;
+  const config = { machine: o.machine, kernel: o.kernel, swiotlb: o.swiotlb, areas, mode: "workload" as const };
+  const r: WorkloadResult = await runWorkload({ config, workload, size, threads, seconds: o.s === undefined ? 2 : args.seconds });
+  if (o.out !== undefined) writeFileSync(o.out, JSON.stringify(r, null, 2) + "\n");
+  if (o.json) printJson(r);
+  else for (const l of workloadLines(r)) out(l);
+  if (o.compare !== undefined) {
+    const base = loadSummary(o.compare);
+    for (const l of formatCompare(compareResults({ [workloadKey(r)]: r }, base))) out(l);
+  }
+}

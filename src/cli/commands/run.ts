@@ -85,6 +85,13 @@ export interface RunReport extends Omit<WorkloadStats, "devices"> {
   warnings: string[];
 }
 
+/** The boot faulted before any workload ran; carries the oops-like report. */
+export class BootFaultError extends FaultError {
+  constructor(readonly bootReport: BootReport) {
+    super(`boot of ${bootReport.machine} with kernel ${bootReport.kernel} faulted: ${bootReport.fault?.message ?? "unknown fault"}`);
+  }
+}
+
 /**
  * Boots and runs; returns the report. Throws UsageError/InputError for bad arguments, and
  * FaultError when the boot faults (the oops is in the message).
@@ -94,7 +101,7 @@ export function executeRun(a: RunArgs): { report: RunReport; bootReport: BootRep
   const bootOpts: Parameters<typeof bootMachine>[1] = { xen: a.xen, strict: a.strict };
   if (a.swiotlb !== undefined) bootOpts.swiotlbCmdline = a.swiotlb;
   const br = bootMachine(m, bootOpts);
-  if (br.outcome === "fault") throw new FaultError(`boot of ${m.desc.name} with kernel ${a.kernel} faulted: ${br.fault?.message ?? "unknown fault"}`);
+  if (br.outcome === "fault") throw new BootFaultError(br);
   let devs = m.devices.filter((d) => d.probed);
   if (a.devices) {
     const wanted = a.devices.map((n) => m.device(n));
@@ -155,11 +162,32 @@ export function formatRunReport(r: RunReport, br: BootReport): string[] {
 
 /** The whole command: print, then fail with a fault when bytes were corrupted. */
 export function runAndPrint(a: RunArgs): void {
-  const { report, bootReport } = executeRun(a);
+  let res: ReturnType<typeof executeRun>;
+  try {
+    res = executeRun(a);
+  } catch (e) {
+    // the oops goes to stdout (the report), the one-line error to stderr (main.ts)
+    if (e instanceof BootFaultError) {
+      if (a.json) printJson({ outcome: "fault", ...e.bootReport });
+      else for (const l of formatBootReport(e.bootReport)) out(l);
+    }
+    throw e;
+  }
+  const { report, bootReport } = res;
   for (const w of report.warnings) process.stderr.write(`dmalab: warning: ${w}\n`);
   if (a.json) printJson(report);
   else for (const l of formatRunReport(report, bootReport)) out(l);
-  if (report.corruptBytes > 0) throw new FaultError(`integrity check failed: ${report.corruptBytes} corrupt bytes`);
+  checkIntegrity(report);
+}
+
+/** Corrupt bytes are a fault of the emulated DMA path: exit 3, naming the first bad byte. */
+export function checkIntegrity(r: Pick<RunReport, "corruptBytes" | "verifiedBytes" | "firstCorruption">): void {
+  if (r.corruptBytes === 0) return;
+  const c = r.firstCorruption;
+  throw new FaultError(
+    `integrity check failed: ${r.corruptBytes} of ${r.verifiedBytes} verified bytes corrupt` +
+      (c ? `; first at ${c.device} ${c.direction} DMA ${hex(c.dma)}+${c.offset}: expected ${hex(c.expected)}, got ${hex(c.got)}` : ""),
+  );
 }
 
 function addRunOptions(c: Command, withMachine: boolean): Command {
