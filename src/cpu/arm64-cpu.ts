@@ -31,6 +31,7 @@ import {
   UC_PROT_READ,
   UC_PROT_WRITE,
   UnicornEngine,
+  type RegBatch,
   ucStrerror,
   xReg,
 } from "./unicorn.js";
@@ -134,6 +135,9 @@ export class Arm64Cpu {
   private consoleBytes: number[] = [];
   private static readonly CONSOLE_CAP = 1 << 20;
   private ran = false;
+  /** x0..x30, sp, pc in one native call */
+  private readonly allRegs: RegBatch;
+  private readonly xRegs: RegBatch;
 
   constructor(opts: Arm64CpuOptions) {
     this.memory = opts.memory;
@@ -141,6 +145,9 @@ export class Arm64Cpu {
     this.traps = opts.traps;
     this.unit = Math.min(this.memory.chunkSize, TRANSLATION_BLOCK);
     this.uc = new UnicornEngine();
+    const xIds = Array.from({ length: 31 }, (_, i) => xReg(i));
+    this.allRegs = this.uc.regBatch([...xIds, REG.SP, REG.PC]);
+    this.xRegs = this.uc.regBatch(xIds);
     if (!this.setupCounter()) {
       this.countByBlocks = true;
       this.uc.hookBlock((_a, size) => {
@@ -290,12 +297,12 @@ export class Arm64Cpu {
     this.uc.regWrite(REG.PC, BigInt(v));
   }
   readRegs(): RegisterState {
-    const x = new BigUint64Array(31);
-    for (let i = 0; i < 31; i++) x[i] = this.uc.regRead(xReg(i));
-    return { x, sp: this.uc.regRead(REG.SP), pc: this.uc.regRead(REG.PC) };
+    const v = this.allRegs.read();
+    return { x: v.slice(0, 31), sp: v[31]!, pc: v[32]! };
   }
   writeAllX(x: BigUint64Array): void {
-    for (let i = 0; i < 31; i++) this.uc.regWrite(xReg(i), x[i]!);
+    this.xRegs.values.set(x.subarray(0, 31));
+    this.xRegs.write();
   }
 
   /** Ends the run from inside a hook (takes effect after the current instruction). */
@@ -315,7 +322,9 @@ export class Arm64Cpu {
     const timeMs = opts.timeLimitMs ?? DEFAULT_TIME_MS;
     if (!Number.isSafeInteger(maxInsns) || maxInsns < 1) throw new FaultError(`instruction limit ${maxInsns}: must be a positive integer`);
     this.syncMmio();
-    for (let i = 0; i < 31; i++) this.uc.regWrite(xReg(i), opts.regs?.[i] ?? 0n);
+    const init = new BigUint64Array(31);
+    for (let i = 0; i < 31; i++) init[i] = BigInt.asUintN(64, opts.regs?.[i] ?? 0n);
+    this.writeAllX(init);
     this.uc.regWrite(REG.SP, BigInt(opts.stack ?? 0));
     this.exitReason = undefined;
     this.blockCount = 0;

@@ -37,20 +37,15 @@ function layout(nslabs: number, nareas: number) {
   const areaLock = areaUsed + 4 * nareas;
   const counters = areaLock + 4 * nareas;
   const busy = counters + 4 * COUNTERS;
-  const list = busy + 4 * busyWords(nslabs);
-  // the list array is followed by a constant ramp 128..1 that re-numbering copies from
-  const padSlots = list + 2 * (nslabs + IO_TLB_SEGSIZE);
+  const padSlots = busy + 4 * busyWords(nslabs);
   const mapped = padSlots + 2 * nslabs;
   const bytes = mapped + nslabs;
-  return { origAddr, allocSize, areaIndex, areaUsed, areaLock, counters, busy, list, padSlots, mapped, bytes };
+  return { origAddr, allocSize, areaIndex, areaUsed, areaLock, counters, busy, padSlots, mapped, bytes };
 }
 
 function busyWords(nslabs: number): number {
   return Math.ceil(nslabs / IO_TLB_SEGSIZE) * (IO_TLB_SEGSIZE / 32);
 }
-
-/** below this run length a plain loop beats copyWithin's call overhead */
-const RAMP_COPY_MIN = 24;
 
 /** counters[] slots: debugfs total_used and used_hiwater (6.7+; kept in both eras) */
 const COUNTERS = 2;
@@ -84,16 +79,15 @@ export class IoTlbPool {
    * bounce) compares as the kernel's unsigned arithmetic would.
    */
   readonly allocSize: Float64Array;
-  /** io_tlb_slot.list: free run from this slot to the next allocated slot or segment end */
-  readonly list: Uint16Array;
   /**
-   * dmalab's own index over `list`: bit i set <=> slot i allocated (list[i] == 0). It lets
-   * the kernel's backward re-numbering find the run's start with a few word operations and
-   * write it with one copy, instead of a slot-by-slot walk; `list` ends up identical.
+   * The free-run `list` of io_tlb_slot, held as what it encodes: bit i set <=> slot i is
+   * allocated. The kernel keeps list[i] = length of the free run from i up to the next
+   * allocated slot or the segment end (clipped at the pool end in 6.10+); every map and
+   * release re-establishes exactly that (spec 4.3), so list is a function of this bitmap and
+   * `listAt(i)` returns the kernel's value. The kernel's O(128) walks that re-number runs
+   * become a few word operations; slot choice is unchanged (tested against a walking model).
    */
   readonly busy: Int32Array;
-  /** `list` followed by the ramp (values 128..1) at index nslabs */
-  private readonly listRamp: Uint16Array;
   /** io_tlb_slot.pad_slots (6.10+): set on the first real slot of an allocation */
   readonly padSlots: Uint16Array;
   /** dmalab's own: 1 on the slot a live mapping's tlb_addr points at (to refuse bad unmaps) */
@@ -145,8 +139,6 @@ export class IoTlbPool {
     this.areaUsed = new Int32Array(b, l.areaUsed, p.nareas);
     this.areaLock = new Int32Array(b, l.areaLock, p.nareas);
     this.counters = new Int32Array(b, l.counters, COUNTERS);
-    this.listRamp = new Uint16Array(b, l.list, n + IO_TLB_SEGSIZE);
-    this.list = new Uint16Array(b, l.list, n);
     this.busy = new Int32Array(b, l.busy, busyWords(n));
     this.padSlots = new Uint16Array(b, l.padSlots, n);
     this.mapped = new Uint8Array(b, l.mapped, n);
@@ -155,13 +147,6 @@ export class IoTlbPool {
 
   /** The initial table (swiotlb_init_io_tlb_pool): every slot free, hints and counters 0. */
   reset(): void {
-    const n = this.nslabs;
-    for (let i = 0; i < n; i++) {
-      const toSegEnd = IO_TLB_SEGSIZE - (i % IO_TLB_SEGSIZE);
-      // 6.10+ clips the run at the pool tail; 5.13 / 6.7 do not
-      this.list[i] = this.listClippedTail ? Math.min(toSegEnd, n - i) : toSegEnd;
-    }
-    for (let j = 0; j < IO_TLB_SEGSIZE; j++) this.listRamp[n + j] = IO_TLB_SEGSIZE - j;
     this.busy.fill(0);
     this.origAddr.fill(INVALID_PHYS_ADDR);
     this.allocSize.fill(0);
@@ -198,7 +183,6 @@ export class IoTlbPool {
    */
   findSlots513(orig: number, allocSize: number, minAlignMask: number, tblDmaAddr: number, maxSlots: number): number {
     const nslabs = this.nslabs;
-    const list = this.list;
     // only the bits at or above the slot size are matched by slot choice
     const iotlbMask = (minAlignMask & ~(IO_TLB_SIZE - 1)) >>> 0;
     const nslots = Math.ceil(allocSize / IO_TLB_SIZE);
@@ -227,9 +211,8 @@ export class IoTlbPool {
         index = index + 1 >= nslabs ? 0 : index + 1;
         continue;
       }
-      if ((maxSlots === 0 || ((shift + index) % maxSlots) + nslots <= maxSlots) && list[index]! >= nslots) {
+      if ((maxSlots === 0 || ((shift + index) % maxSlots) + nslots <= maxSlots) && this.fits(index, nslots)) {
         this.markBusy(index, nslots);
-        this.renumberBefore(index, 0);
         this.areaIndex[0] = index + nslots < nslabs ? index + nslots : 0;
         this.areaUsed[0] = this.areaUsed[0]! + nslots;
         this.countUsed(nslots);
@@ -269,7 +252,6 @@ export class IoTlbPool {
    */
   searchArea(a: number, orig: number, size: number, allocAlignMask: number, minAlignMask: number, tblDmaAddr: number, maxSlots: number): number {
     const areaNslabs = this.areaNslabs;
-    const list = this.list;
     let iotlbMask = minAlignMask >>> 0;
     const nslots = Math.ceil(size / IO_TLB_SIZE);
     const low = orig & minAlignMask & (IO_TLB_SIZE - 1);
@@ -292,11 +274,10 @@ export class IoTlbPool {
         checked += 1;
         continue;
       }
-      if ((maxSlots === 0 || ((shift + slot) % maxSlots) + nslots <= maxSlots) && list[slot]! >= nslots) {
+      if ((maxSlots === 0 || ((shift + slot) % maxSlots) + nslots <= maxSlots) && this.fits(slot, nslots)) {
         const alloc = this.allocSize;
         for (let i = 0; i < nslots; i++) alloc[slot + i] = size - (low + i * IO_TLB_SIZE);
         this.markBusy(slot, nslots);
-        this.renumberBefore(slot, 0);
         this.areaIndex[a] = index + nslots >= areaNslabs ? 0 : index + nslots;
         this.areaUsed[a] = this.areaUsed[a]! + nslots;
         this.countUsed(nslots);
@@ -356,23 +337,17 @@ export class IoTlbPool {
     this.mapped[index] = 0;
     if (!this.is513) index -= this.padSlots[index]!;
     const nslots = nrSlotsU64(this.allocSize[index]! + offset);
-    const list = this.list;
-    const after = index + nslots;
-    // merge the following free run only when the release ends before the segment end
-    // (the kernel reads past the table when a pool's tail is not a whole segment: count it 0)
-    let count = after < alignSeg(index + 1) && after < this.nslabs ? list[after]! : 0;
+    // the kernel's merge with the following run and re-numbering of the preceding one are
+    // implied by clearing the bits (see `busy`)
     const orig = this.origAddr;
     const alloc = this.allocSize;
     const pad = this.padSlots;
-    const busy = this.busy;
-    for (let i = after - 1; i >= index; i--) {
-      list[i] = ++count;
+    for (let i = index; i < index + nslots; i++) {
       orig[i] = INVALID_PHYS_ADDR;
       alloc[i] = 0;
       pad[i] = 0;
-      busy[i >>> 5] = busy[i >>> 5]! & ~(1 << (i & 31));
     }
-    this.renumberBefore(index, count);
+    this.setBusy(index, nslots, false);
     const a = this.is513 ? 0 : Math.floor(index / this.areaNslabs);
     this.areaUsed[a] = this.areaUsed[a]! - nslots;
     this.counters[CNT_TOTAL_USED] = this.counters[CNT_TOTAL_USED]! - nslots;
@@ -381,52 +356,68 @@ export class IoTlbPool {
 
   // ---------------------------------------------------------------- helpers
 
-  /** list[i] = 0 and the busy bit for slots [slot, slot + n) */
-  private markBusy(slot: number, n: number): void {
-    const list = this.list;
+  /** the kernel's `list[slot] >= nslots`: nslots free slots from `slot` inside its segment */
+  private fits(slot: number, nslots: number): boolean {
+    const end = slot + nslots;
+    if (end > slot - (slot & (IO_TLB_SEGSIZE - 1)) + IO_TLB_SEGSIZE + 1) return false;
+    if (this.listClippedTail && end > this.nslabs) return false;
     const busy = this.busy;
-    for (let i = slot; i < slot + n; i++) {
-      list[i] = 0;
-      busy[i >>> 5] = busy[i >>> 5]! | (1 << (i & 31));
+    let i = slot;
+    while (i < end) {
+      const b = i & 31;
+      const n = end - i < 32 - b ? end - i : 32 - b;
+      const mask = n === 32 ? -1 : ((1 << n) - 1) << b;
+      if ((busy[i >>> 5]! & mask) !== 0) return false;
+      i += n;
+    }
+    return true;
+  }
+
+  /** list[i] = 0 (allocated) for [slot, slot + n), or back to free */
+  private markBusy(slot: number, n: number): void {
+    this.setBusy(slot, n, true);
+  }
+
+  private setBusy(slot: number, n: number, on: boolean): void {
+    const busy = this.busy;
+    const end = slot + n;
+    let i = slot;
+    while (i < end) {
+      const b = i & 31;
+      const k = end - i < 32 - b ? end - i : 32 - b;
+      const mask = k === 32 ? -1 : ((1 << k) - 1) << b;
+      const w = i >>> 5;
+      busy[w] = on ? busy[w]! | mask : busy[w]! & ~mask;
+      i += k;
     }
   }
 
-  /**
-   * The kernel's backward walk after an allocation or release at `index`: the free slots
-   * right before it in its segment get count+1, count+2, ... (walking down). The run's
-   * length comes from the busy bitmap; the values from the ramp.
-   */
-  private renumberBefore(index: number, count: number): void {
-    const segStart = index - (index & (IO_TLB_SEGSIZE - 1));
-    if (index === segStart) return;
+  /** io_tlb_slot.list of slot i, exactly as the kernel would hold it */
+  listAt(i: number): number {
+    if (i < 0 || i >= this.nslabs) throw new RangeError(`slot ${i} outside the pool`);
     const busy = this.busy;
-    const last = index - 1;
-    let w = last >>> 5;
-    const firstW = segStart >>> 5;
-    const b = last & 31;
-    let bits = busy[w]! & (b === 31 ? -1 : (1 << (b + 1)) - 1);
-    let k: number;
-    for (;;) {
-      if (bits !== 0) {
-        k = last - ((w << 5) + 31 - Math.clz32(bits));
-        break;
-      }
-      if (w === firstW) {
-        k = index - segStart;
-        break;
-      }
-      bits = busy[--w]!;
+    if ((busy[i >>> 5]! & (1 << (i & 31))) !== 0) return 0;
+    let end = i - (i & (IO_TLB_SEGSIZE - 1)) + IO_TLB_SEGSIZE;
+    if (this.listClippedTail && end > this.nslabs) end = this.nslabs;
+    let j = i + 1;
+    while (j < end && (busy[j >>> 5]! & (1 << (j & 31))) === 0) j++;
+    return j - i;
+  }
+
+  /** the whole list array as the kernel would hold it (for tests and inspection) */
+  listSnapshot(): Uint16Array {
+    const n = this.nslabs;
+    const out = new Uint16Array(n);
+    const busy = this.busy;
+    // one backward pass: a free slot's run is 1 + its successor's, unless a segment (or the
+    // clipped pool tail) ends right after it
+    for (let i = n - 1; i >= 0; i--) {
+      if ((busy[i >>> 5]! & (1 << (i & 31))) !== 0) out[i] = 0;
+      else if ((i & (IO_TLB_SEGSIZE - 1)) === IO_TLB_SEGSIZE - 1) out[i] = 1;
+      else if (i === n - 1) out[i] = this.listClippedTail ? 1 : IO_TLB_SEGSIZE - (i & (IO_TLB_SEGSIZE - 1));
+      else out[i] = out[i + 1] === 0 ? 1 : out[i + 1]! + 1;
     }
-    if (k === 0) return;
-    if (k < RAMP_COPY_MIN) {
-      const list = this.list;
-      let c = count;
-      for (let i = last; i >= index - k; i--) list[i] = ++c;
-    } else {
-      // ramp[j] = 128 - j: the slice starting at value count+k, k long, ends at count+1
-      const from = this.nslabs + IO_TLB_SEGSIZE - count - k;
-      this.listRamp.copyWithin(index - k, from, from + k);
-    }
+    return out;
   }
 
   /** inc_used_and_hiwater (6.7+ debugfs build) */
@@ -444,11 +435,6 @@ export function alignedSize(x: number, allocAlignMask: number): number {
   if (allocAlignMask === 0xffffffff) return 0;
   const y = x + allocAlignMask;
   return y - ((y & allocAlignMask) >>> 0);
-}
-
-/** ALIGN(i, IO_TLB_SEGSIZE) */
-function alignSeg(i: number): number {
-  return Math.ceil(i / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE;
 }
 
 /** nr_slots() of a u64 held as its signed value (negative = wrapped). */

@@ -82,6 +82,8 @@ export interface RunReport extends Omit<WorkloadStats, "devices"> {
   devices: WorkloadStats["devices"];
   boot: Pick<BootReport, "zones" | "swiotlb" | "decisions" | "devices">;
   kernelLog: string[];
+  /** kernel-log lines printed while the workload ran ("swiotlb buffer is full", overflows...) */
+  runLog: string[];
   warnings: string[];
 }
 
@@ -109,6 +111,7 @@ export function executeRun(a: RunArgs): { report: RunReport; bootReport: BootRep
     devs = wanted;
   }
   if (devs.length === 0) throw new UsageError(`machine ${m.desc.name}: no device probed, nothing to run on`);
+  const bootLines = m.log.lines.length;
   const t = new MachineDmaTarget(m);
   let stats: WorkloadStats;
   try {
@@ -128,6 +131,7 @@ export function executeRun(a: RunArgs): { report: RunReport; bootReport: BootRep
     peakRssKiB: process.resourceUsage().maxRSS,
     boot: { zones: br.zones, swiotlb: br.swiotlb, decisions: br.decisions, devices: br.devices },
     kernelLog: [...m.log.lines],
+    runLog: m.log.lines.slice(bootLines),
     warnings: br.warnings,
   };
   return { report, bootReport: br };
@@ -156,6 +160,10 @@ export function formatRunReport(r: RunReport, br: BootReport): string[] {
         (c ? `; first: ${c.device} ${c.direction} DMA ${hex(c.dma)}+${c.offset} expected ${hex(c.expected)} got ${hex(c.got)}${c.bounced ? " (bounced)" : ""}` : ""),
     );
   }
+  if (r.runLog.length > 0) {
+    o.push(`kernel log during the run (${r.runLog.length} line${r.runLog.length === 1 ? "" : "s"}${r.runLog.length > 10 ? ", first 10" : ""}):`);
+    for (const l of r.runLog.slice(0, 10)) o.push(`  ${l}`);
+  }
   o.push(`memory            ${formatSize(r.allocatedBytes)} of ${formatSize(r.ramBytes)} RAM backed; peak RSS ${formatSize(r.peakRssKiB * 1024)}`);
   return o;
 }
@@ -168,7 +176,7 @@ export function runAndPrint(a: RunArgs): void {
   } catch (e) {
     // the oops goes to stdout (the report), the one-line error to stderr (main.ts)
     if (e instanceof BootFaultError) {
-      if (a.json) printJson({ outcome: "fault", ...e.bootReport });
+      if (a.json) printJson(e.bootReport);
       else for (const l of formatBootReport(e.bootReport)) out(l);
     }
     throw e;

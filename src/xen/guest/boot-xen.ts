@@ -45,6 +45,7 @@ import { aliasGuestRam } from "./memory-alias.js";
 import { P2mOverrides, XEN_PAGE_SIZE } from "./p2m.js";
 import { xenSwiotlbDetect } from "./swiotlb-xen-detect.js";
 import { XenSwiotlb, type SwiotlbForXen } from "./swiotlb-xen.js";
+import type { KernelOops } from "./oops.js";
 import { XenGuest, xenDtCompatible } from "./xen.js";
 
 export type DirectMapFeature = "direct_mapped" | "not_direct_mapped";
@@ -115,11 +116,14 @@ export class XenGuestBoot implements BootHooks {
     const domUMem = desc.xen?.domUMem ?? 512 * MiB;
     const exchange = mode === "x86-pv" ? "x86-pv" : "arm";
     // a domU needs a dom0 beside it (whose kernel is not modelled); its devices are passed through
-    if (role === "domU") this.hv.createDomain({ role: "dom0", size: roundMem(dom0Mem) });
+    const dom0Ranges = lowestRam(desc, roundMem(dom0Mem));
+    if (role === "domU") this.hv.createDomain({ role: "dom0", ramRanges: dom0Ranges });
+    const size = roundMem(role === "dom0" ? dom0Mem : domUMem);
     const opts: CreateDomainOptions = {
       role,
       directMapped,
-      size: roundMem(role === "dom0" ? dom0Mem : domUMem),
+      // a direct-mapped dom0 gets the lowest RAM, as Xen's allocate_memory_11 aims for
+      ...(role === "dom0" && directMapped ? { ramRanges: dom0Ranges } : { size }),
       exchange,
       passthrough: role === "domU" && desc.devices.length > 0,
       // dmalab's x86-PV mode gets the exchanged frame numbers back, as a PV guest does
@@ -139,6 +143,11 @@ export class XenGuestBoot implements BootHooks {
     this.hypercalls = new Hypercalls((regs) => void this.hv.dispatch(d, regs), this.machine.memory);
     this.xen = new XenGuest(this.hypercalls, this.scratchGpa);
     this.contig = new ContiguousRegion(mode, this.xen, this.p2m, exchangeScratchAt(this.scratchGpa + XEN_PAGE_SIZE));
+  }
+
+  /** the oops of the boot, if xen_swiotlb_dma_supported faulted */
+  get lastOops(): KernelOops | null {
+    return this.xenSwiotlb?.lastOops ?? null;
   }
 
   /** setup_arch → xen_early_init(): the DT node Xen's toolstack/boot code writes, then the features. */
@@ -162,12 +171,18 @@ export class XenGuestBoot implements BootHooks {
   }
 
   afterMemInit(m: Machine, b: BootRecorder): void {
-    for (const n of this.notes) b.decide(n);
+    // xen_early_init ran in setup_arch, before mem_init: its account goes first
+    b.decisions.unshift(...this.notes);
     const p = this.profile;
     const sw = m.swiotlb;
     const detect = this.swiotlbDetect();
     const usesXenSwiotlb = detect; // ≤5.12 detect() is xen_initial_domain(), the rule of that era
-    if (usesXenSwiotlb) this.xenSwiotlb = this.makeXenSwiotlb(m);
+    if (usesXenSwiotlb) {
+      this.xenSwiotlb = this.makeXenSwiotlb(m);
+      this.xenSwiotlb.faultCauses = () => [...b.decisions];
+      // the probe's frames (really_probe → … → dma_supported) are on the boot's chain then
+      this.xenSwiotlb.callContext = () => (b.chain.length > 0 ? [...b.chain] : ["dma_supported"]);
+    }
     b.within(["do_initcalls", "xen_mm_init"], () => this.xenMmInit(m, b, detect));
     // arch_setup_dma_ops (of_dma_configure, before the driver probes)
     if (this.xenSwiotlb) {
@@ -260,6 +275,31 @@ export class XenGuestBoot implements BootHooks {
     if (last?.fixupRc !== undefined && last.fixupRc !== 0) return `: xen_swiotlb_fixup failed (${last.fixupRc})`;
     return "";
   }
+}
+
+/**
+ * Where Xen puts a direct-mapped dom0's RAM. allocate_memory_11 makes bank 0 as large and as
+ * low as it can (trying address limits from the block's own size upwards, below the
+ * platform's DMA bit size), then fills further banks low-first: dom0's memory ends up at the
+ * bottom of RAM. dmalab takes the lowest free 2 MiB chunks (skipping reserved regions), which
+ * is where that policy lands on an empty heap.
+ */
+export function lowestRam(desc: MachineDesc, bytes: number): { base: number; size: number }[] {
+  const cs = DEFAULT_CHUNK_SIZE;
+  const out: { base: number; size: number }[] = [];
+  let left = bytes;
+  const banks = [...desc.ram].sort((a, b) => a.base - b.base);
+  for (const b of banks) {
+    for (let a = Math.ceil(b.base / cs) * cs; a + cs <= b.base + b.size && left > 0; a += cs) {
+      if (desc.reserved.some((r) => a < r.base + r.size && r.base < a + cs)) continue;
+      const last = out[out.length - 1];
+      if (last && last.base + last.size === a) last.size += cs;
+      else out.push({ base: a, size: cs });
+      left -= cs;
+    }
+  }
+  if (left > 0) throw new LimitError(`${desc.name}: ${bytes} bytes of dom0 RAM do not fit in the machine's ${totalRam(desc)} bytes`);
+  return out;
 }
 
 /** dom0Mem/domUMem rounded down to whole 2 MiB chunks (at least one). */

@@ -42,7 +42,7 @@ export class KernelOops extends FaultError {
   }
 
   /** The oops as a kernel log would print it, plus dmalab's account of the causes. */
-  report(): string[] {
+  report(withCauses = true): string[] {
     const d = this.details;
     const lines = [
       `Unable to handle kernel NULL pointer dereference at virtual address ${d.address.toString(16).padStart(16, "0")}`,
@@ -52,7 +52,7 @@ export class KernelOops extends FaultError {
       `Call trace:`,
       ...[...d.callChain].reverse().map((f) => ` ${f}`),
     ];
-    if (d.causes.length > 0) {
+    if (withCauses && d.causes.length > 0) {
       lines.push(`caused by:`);
       for (const c of d.causes) lines.push(` - ${c}`);
     }

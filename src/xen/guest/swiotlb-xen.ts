@@ -140,10 +140,12 @@ export class XenSwiotlb implements DmaMapOps {
   readonly fixupCalls: FixupCall[] = [];
   readonly initAttempts: XenSwiotlbInitAttempt[] = [];
   /** callers above ->dma_supported (outermost first), for the oops report */
-  callContext: readonly string[] = ["dma_supported"];
+  callContext: () => readonly string[] = () => ["dma_supported"];
   /** the boot decisions to cite when dma_supported faults */
   faultCauses: () => readonly string[] = () => [];
   readonly stats = { mapped: 0, bounced: 0, failed: 0 };
+  /** the oops dma_supported raised, kept for the report (the boot turns the throw into a result) */
+  lastOops: KernelOops | null = null;
 
   constructor(o: XenSwiotlbOptions) {
     this.profile = o.profile;
@@ -367,15 +369,17 @@ export class XenSwiotlb implements DmaMapOps {
     const mem = this.sw.defaultMem;
     let last: bigint;
     if (this.profile.xenDmaSupportedDerefsDefaultMem) {
-      if (mem === null)
-        throw new KernelOops({
+      if (mem === null) {
+        this.lastOops = new KernelOops({
           function: "xen_swiotlb_dma_supported",
           pointer: "io_tlb_default_mem",
           member: "end",
           address: IO_TLB_MEM_END_OFFSET,
-          callChain: [...this.callContext, "xen_swiotlb_dma_supported"],
+          callChain: [...this.callContext(), "xen_swiotlb_dma_supported"],
           causes: this.faultCauses(),
         });
+        throw this.lastOops;
+      }
       last = BigInt(mem.end) - 1n;
     } else {
       // io_tlb_end (≤5.12) / default_swiotlb_limit() (6.x): 0 - 1 wraps to all ones without a pool

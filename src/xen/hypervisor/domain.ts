@@ -4,6 +4,7 @@
 
 import { CTLDOM_MAX_ORDER, DOMU_MAX_ORDER, HWDOM_MAX_ORDER, MAX_ORDER, PTDOM_MAX_ORDER, XEN_DOMAIN_HANDLE_LEN } from "./public.js";
 import { P2M } from "./p2m.js";
+import type { Stage1 } from "./guest-memory.js";
 
 export type DomainRole = "dom0" | "domU";
 
@@ -53,6 +54,8 @@ export class Domain {
   vmAssist = 0;
   /** set by SCHEDOP_shutdown */
   shutdownReason: number | undefined;
+  /** the guest's stage-1 translation when its MMU is on (set by the CPU); absent: VA == IPA */
+  stage1: Stage1 | undefined;
   /** RAM ranges given at creation, guest-physical (base, size in bytes) */
   readonly ram: { base: number; size: number }[] = [];
 

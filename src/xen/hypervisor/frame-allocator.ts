@@ -218,7 +218,11 @@ export class FrameAllocator {
   }
 
   private setOwnerRange(mfn: number, count: number, code: number): void {
-    for (let k = 0; k < count; k++) this.owner[this.indexOf(mfn + k)] = code;
+    const i = this.indexOf(mfn);
+    const last = this.indexOf(mfn + count - 1);
+    // one bank: a single fill (blocks never leave their bank)
+    if (i >= 0 && last === i + count - 1) this.owner.fill(code, i, i + count);
+    else for (let k = 0; k < count; k++) this.owner[this.indexOf(mfn + k)] = code;
   }
 
   /** Give a free block back to the heap, merging with free buddies of the same zone. */
@@ -318,7 +322,10 @@ export class FrameAllocator {
    */
   claim(mfn: number, count: number, owner: number): boolean {
     const code = this.ownerCode(owner);
-    for (let k = 0; k < count; k++) if (this.ownerOf(mfn + k) !== FRAME_FREE) return false;
+    const first = this.indexOf(mfn);
+    if (first >= 0 && this.indexOf(mfn + count - 1) === first + count - 1) {
+      for (let k = 0; k < count; k++) if (this.owner[first + k] !== OWN_FREE) return false;
+    } else for (let k = 0; k < count; k++) if (this.ownerOf(mfn + k) !== FRAME_FREE) return false;
     const end = mfn + count;
     let p = mfn;
     while (p < end) {

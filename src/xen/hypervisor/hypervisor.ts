@@ -247,7 +247,8 @@ export class XenHypervisor {
     d.totPages -= count;
   }
 
-  guestMemory(d: Domain, stage1?: Stage1): GuestMemory {
+  /** Guest-virtual access for a domain: its stage-1 hook (if the CPU set one), then its P2M. */
+  guestMemory(d: Domain, stage1: Stage1 | undefined = d.stage1): GuestMemory {
     return new GuestMemory(this.mem, d, stage1);
   }
 

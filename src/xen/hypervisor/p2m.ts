@@ -77,13 +77,18 @@ export class P2M {
     if (!this.inRange(gfn, count) || !Number.isSafeInteger(mfn) || mfn < 0) return false;
     const code = TYPE_CODE.get(type);
     if (code === undefined) throw new InvalidArgumentError(`p2m type ${String(type)}`);
+    let leaf: Leaf | undefined;
+    let leafKey = -1;
     for (let k = 0; k < count; k++) {
       const g = gfn + k;
       const key = Math.floor(g / LEAF);
-      let leaf = this.leaves.get(key);
-      if (leaf === undefined) {
-        leaf = { mfn: new Float64Array(LEAF).fill(-1), type: new Uint8Array(LEAF), count: 0 };
-        this.leaves.set(key, leaf);
+      if (key !== leafKey || leaf === undefined) {
+        leafKey = key;
+        leaf = this.leaves.get(key);
+        if (leaf === undefined) {
+          leaf = { mfn: new Float64Array(LEAF).fill(-1), type: new Uint8Array(LEAF), count: 0 };
+          this.leaves.set(key, leaf);
+        }
       }
       const i = g % LEAF;
       if (leaf.type[i] === 0) {

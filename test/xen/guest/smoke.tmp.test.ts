@@ -1,17 +1,12 @@
 import { it } from "vitest";
-import { resolveMachine } from "../../../src/machine/preset.js";
-import { PhysicalMemory } from "../../../src/memory/physical-memory.js";
-import { XenHypervisor } from "../../../src/xen/hypervisor/hypervisor.js";
-import { kernelProfile } from "../../../src/swiotlb/profile.js";
+import { resolveMachine, presetNames } from "../../../src/machine/preset.js";
+import { kernelProfile, KERNEL_VERSIONS } from "../../../src/swiotlb/profile.js";
 import { bootWithXen } from "../../../src/xen/guest/boot-xen.js";
-it("prof", () => {
-  const d = resolveMachine("server-64g");
-  let t = performance.now();
-  const host = new PhysicalMemory({ banks: d.ram.map(b => ({ base: b.base, size: b.size })) });
-  const hv = new XenHypervisor(host, {});
-  console.log("hv", performance.now() - t); t = performance.now();
-  hv.createDomain({ role: "dom0", size: 4 * 2 ** 30 });
-  console.log("dom0", performance.now() - t); t = performance.now();
-  bootWithXen(d, kernelProfile("5.13"), "dom0");
-  console.log("boot", performance.now() - t); t = performance.now();
+it("matrix timing", () => {
+  for (const m of presetNames()) for (const k of KERNEL_VERSIONS) for (const x of ["dom0", "domU"] as const) {
+    if (m.startsWith("server")) continue;
+    const t = performance.now();
+    let r; try { r = bootWithXen(resolveMachine(m), kernelProfile(k), x).report; } catch (e) { console.log(m,k,x,"THROW",(e as Error).message); continue; }
+    console.log(m, k, x, r.outcome, r.fault?.message.slice(0, 40) ?? r.devices.filter(d=>!d.probed).map(d=>d.name+":"+d.error).join(","), r.swiotlb.pool?.start, r.zones.max_pfn, (performance.now() - t).toFixed(0) + "ms");
+  }
 });

@@ -1,0 +1,167 @@
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { main } from "../../src/cli/main.js";
+import { compareResults, formatCompare, loadSummary, median, medianRun, workloadKey, type WorkloadResult } from "../../src/bench/result.js";
+import { InputError } from "../../src/errors.js";
+
+let stdout: string[];
+let stderr: string[];
+beforeEach(() => {
+  stdout = [];
+  stderr = [];
+  vi.spyOn(process.stdout, "write").mockImplementation((s: string | Uint8Array) => {
+    stdout.push(String(s));
+    return true;
+  });
+  vi.spyOn(process.stderr, "write").mockImplementation((s: string | Uint8Array) => {
+    stderr.push(String(s));
+    return true;
+  });
+  process.exitCode = undefined;
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+  process.exitCode = undefined;
+});
+
+const run = (...argv: string[]): Promise<number> => main(["bench", ...argv]);
+
+describe("dmalab bench: the kernel tool's checks, exit code 2", () => {
+  const cases: [string[], string][] = [
+    [["-t", "0"], "invalid number of threads, must be in 1-1024"],
+    [["-t", "2000"], "invalid number of threads, must be in 1-1024"],
+    [["-s", "0"], "invalid number of seconds, must be in 1-300"],
+    [["-s", "abc"], "invalid number of seconds, must be in 1-300"],
+    [["-x", "10000001"], "invalid transmit delay, must be in 0-10000000"],
+    [["-b", "19"], "invalid dma mask bit, must be in 20-64"],
+    [["-d", "3"], "invalid dma direction"],
+    [["-g", "0"], "invalid granule size"],
+    [["-g", "1025"], "invalid granule size"],
+  ];
+  for (const [argv, msg] of cases)
+    it(`${argv.join(" ")} -> ${msg}`, async () => {
+      expect(await run(...argv)).toBe(2);
+      expect(stderr.join("")).toBe(`dmalab: ${msg}\n`);
+      expect(stdout.join("")).toBe("");
+    });
+
+  it("refuses an impossible NUMA node the way the module does", async () => {
+    expect(await run("-s", "1", "-n", "1")).toBe(2);
+    expect(stderr.join("")).toMatch(/^dmalab: ioctl: Invalid argument \(dma_map_benchmark: invalid numa node\)\n$/);
+  });
+
+  it("refuses a mask dma_set_mask refuses (below ZONE_DMA)", async () => {
+    expect(await run("-s", "1", "-b", "24")).toBe(2);
+    expect(stderr.join("")).toMatch(/failed to set dma_mask on device 0000:00:1f.0/);
+  });
+
+  it("refuses unknown options and kernel-tool letters in workload mode", async () => {
+    expect(await run("-q", "1")).toBe(2);
+    expect(await run("--workload", "ring", "-g", "2")).toBe(2);
+    expect(await run("--workload", "pingpong", "--size", "100")).toBe(2);
+    expect(await run("--workload", "nope")).toBe(2);
+  });
+});
+
+describe("dmalab bench: a 1-second run", () => {
+  it("prints the tool's three lines, then dmalab's", async () => {
+    expect(await run("-s", "1")).toBe(0);
+    const lines = stdout.join("").trimEnd().split("\n");
+    expect(lines[0]).toBe("dma mapping benchmark: threads:1 seconds:1 node:-1 dir:BIDIRECTIONAL granule: 1");
+    expect(lines[1]).toMatch(/^average map latency\(us\):\d+\.\d standard deviation:\d+\.\d$/);
+    expect(lines[2]).toMatch(/^average unmap latency\(us\):\d+\.\d standard deviation:\d+\.\d$/);
+    expect(lines[3]).toMatch(/^map\+unmap pairs per second: \d+ .*100\.0% bounced/);
+    expect(lines[4]).toMatch(/^bytes bounced per second: [1-9]\d* /);
+  });
+
+  it("fails like the kernel when the granule is larger than one bounce buffer (65 pages > 256 KiB)", async () => {
+    expect(await run("-s", "1", "-g", "65")).toBe(4);
+    const out = stdout.join("");
+    expect(out).toContain("[dmesg] dma_map_benchmark 0000:00:1f.0: swiotlb buffer is full (sz: 266240 bytes), total 32768 (slots), used 0 (slots)");
+    expect(out).toContain("[dmesg] dma_map_benchmark: dma_map_single failed on 0000:00:1f.0");
+    expect(stderr.join("")).toBe("dmalab: ioctl: Cannot allocate memory (dma_map_benchmark: dma_map_single failed on 0000:00:1f.0)\n");
+  });
+
+  it("does not bounce a 64-bit device", async () => {
+    expect(await run("-s", "1", "-b", "64", "--json")).toBe(0);
+    const j = JSON.parse(stdout.join("")) as Record<string, number>;
+    expect(j["bouncedFraction"]).toBe(0);
+    expect(j["loops"]).toBeGreaterThan(0);
+  });
+
+  it("--workload --json has the fields the comparison reads", async () => {
+    expect(await run("--workload", "pingpong", "--size", "4096", "-s", "1", "--json")).toBe(0);
+    const j = JSON.parse(stdout.join("")) as Record<string, unknown>;
+    for (const k of ["workload", "kernel", "size", "threads", "areas", "pairsPerSec", "bouncedBytesPerSec", "copyBytesPerSec", "fractionOfCopyLimit", "avgMapNs", "avgUnmapNs", "p50Ns", "p99Ns", "heapBytesPerPair"])
+      expect(j).toHaveProperty(k);
+    expect(j["bouncedBytesPerSec"]).toBeCloseTo((j["pairsPerSec"] as number) * 2 * 4096, -3);
+    expect(j["fractionOfCopyLimit"]).toBeCloseTo((j["bouncedBytesPerSec"] as number) / (j["copyBytesPerSec"] as number), 6);
+  });
+});
+
+const res = (o: Partial<WorkloadResult>): WorkloadResult => ({
+  workload: "pingpong",
+  kernel: "6.x",
+  size: 64,
+  threads: 1,
+  areas: 1,
+  seconds: 1,
+  pairs: 1,
+  pairsPerSec: 1,
+  bouncedBytes: 0,
+  bouncedBytesPerSec: 0,
+  copyBytesPerSec: 1,
+  fractionOfCopyLimit: 0,
+  avgMapNs: 0,
+  avgUnmapNs: 0,
+  p50Ns: 0,
+  p99Ns: 0,
+  heapBytesPerPair: 0,
+  mapFailures: 0,
+  ...o,
+});
+
+describe("summaries and --compare", () => {
+  it("names workloads stably", () => {
+    expect(workloadKey(res({ size: 512 }))).toBe("pingpong-512");
+    expect(workloadKey(res({ workload: "ring", size: 0 }))).toBe("ring");
+    expect(workloadKey(res({ workload: "ring", size: 0, threads: 2, areas: 2 }))).toBe("ring-t2-a2");
+  });
+
+  it("takes medians", () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 2, 3])).toBe(2.5);
+    const m = medianRun([res({ pairsPerSec: 5, p50Ns: 50 }), res({ pairsPerSec: 1, p50Ns: 10 }), res({ pairsPerSec: 3, p50Ns: 30 })]);
+    expect(m.pairsPerSec).toBe(3);
+    expect(m.p50Ns).toBe(30);
+    expect(m.runs).toEqual([5, 1, 3]);
+  });
+
+  it("prints the ratio per workload, and says when the baseline lacks one", () => {
+    const rows = compareResults({ "pingpong-64": res({ pairsPerSec: 3e6 }), ring: res({ workload: "ring", pairsPerSec: 1 }) }, { "pingpong-64": res({ pairsPerSec: 2e6 }) });
+    expect(rows[0]!.ratio).toBe(1.5);
+    expect(rows[1]!.ratio).toBeNull();
+    const text = formatCompare(rows).join("\n");
+    expect(text).toMatch(/pingpong-64\s+3\.000 M\s+2\.000 M\s+1\.500x/);
+    expect(text).toMatch(/ring .*not in baseline/);
+  });
+
+  it("loads a suite summary or a single result, and refuses anything else", () => {
+    const dir = mkdtempSync(join(tmpdir(), "dmalab-bench-"));
+    const suite = join(dir, "s.json");
+    writeFileSync(suite, JSON.stringify({ dmalab: "bench-suite", version: 1, workloads: { "pingpong-64": res({}) } }));
+    expect(Object.keys(loadSummary(suite))).toEqual(["pingpong-64"]);
+    const single = join(dir, "r.json");
+    writeFileSync(single, JSON.stringify(res({ workload: "ring", size: 0 })));
+    expect(Object.keys(loadSummary(single))).toEqual(["ring"]);
+    const bad = join(dir, "b.json");
+    writeFileSync(bad, "{ nope");
+    expect(() => loadSummary(bad)).toThrow(InputError);
+    writeFileSync(bad, JSON.stringify({ hello: 1 }));
+    expect(() => loadSummary(bad)).toThrow(/not a bench summary/);
+    expect(() => loadSummary(join(dir, "missing.json"))).toThrow(/cannot read/);
+    expect(readFileSync(suite, "utf8")).toContain("bench-suite");
+  });
+});

@@ -1,0 +1,163 @@
+import { describe, expect, it } from "vitest";
+import { measureCopyLimit } from "../../src/bench/copy-limit.js";
+import { heapBytesPerPair, latencyFigures, quantile, runUntil, takeSample } from "../../src/bench/measure.js";
+import { buildBenchMachine, workloadDevice, WORKLOAD_NSLABS } from "../../src/bench/setup.js";
+import { Pingpong, Ring, type BenchSwiotlb } from "../../src/bench/workloads.js";
+import { RING_DEPTH, XorShift32, ringOrig, ringSize } from "../../src/bench/xorshift.js";
+import type { SwiotlbDevice } from "../../src/swiotlb/device.js";
+
+/** xorshift32 with BigInt arithmetic, written independently of the number version */
+function refXorshift(seed: bigint, n: number): number[] {
+  const M = (1n << 32n) - 1n;
+  let x = seed;
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    x = (x ^ (x << 13n)) & M;
+    x = x ^ (x >> 17n);
+    x = (x ^ (x << 5n)) & M;
+    out.push(Number(x));
+  }
+  return out;
+}
+
+/** Records every call and forwards it to the real swiotlb. */
+class Recorder implements BenchSwiotlb {
+  maps: { orig: number; size: number; arg4: number; cpu: number; tlb: number }[] = [];
+  unmaps: { tlb: number; size: number }[] = [];
+  constructor(private readonly sw: BenchSwiotlb) {}
+  tblMapSingle(dev: SwiotlbDevice, orig: number, size: number, arg4: number, dir: 0 | 1 | 2 | 3, attrs: number, cpu: number): number {
+    const tlb = this.sw.tblMapSingle(dev, orig, size, arg4, dir, attrs, cpu);
+    this.maps.push({ orig, size, arg4, cpu, tlb });
+    return tlb;
+  }
+  tblUnmapSingle(dev: SwiotlbDevice, tlb: number, size: number, dir: 0 | 1 | 2 | 3, attrs: number): void {
+    this.unmaps.push({ tlb, size });
+    this.sw.tblUnmapSingle(dev, tlb, size, dir, attrs);
+  }
+}
+
+const machine = (kernel = "6.x", areas?: number) => buildBenchMachine({ machine: "qemu-virt-8g", kernel, areas, mode: "workload" });
+
+describe("xorshift32", () => {
+  it("is Marsaglia's (13, 17, 5) on an unsigned 32-bit state", () => {
+    const r = new XorShift32(1);
+    const got = Array.from({ length: 1000 }, () => r.next());
+    expect(got).toEqual(refXorshift(1n, 1000));
+  });
+  it("maps draws to the ring's sizes and originals", () => {
+    expect(ringSize(0)).toBe(64);
+    expect(ringSize(10)).toBe(65536);
+    expect(ringSize(11)).toBe(64);
+    expect(ringOrig(0)).toBe(0x4000_0000);
+    expect(ringOrig(65520)).toBe(0x4000_0000);
+    expect(ringOrig(65519)).toBe(0x4000_0000 + 65519 * 4096);
+  });
+});
+
+describe("the workload machine", () => {
+  it("has a 64 MiB pool with 1 area by default, and --areas areas", () => {
+    const m = machine();
+    expect(m.swiotlb.defaultMem!.pool.nslabs).toBe(WORKLOAD_NSLABS);
+    expect(m.swiotlb.defaultMem!.pool.nareas).toBe(1);
+    expect(machine("6.x", 2).swiotlb.defaultMem!.pool.nareas).toBe(2);
+    expect(() => machine("5.13", 2)).toThrow(/single lock/);
+  });
+});
+
+describe("pingpong", () => {
+  it("maps and unmaps one buffer at 0x4000_0000, bouncing 2 x size per pair, and leaves the pool empty", () => {
+    const m = machine();
+    const rec = new Recorder(m.swiotlb);
+    const p = new Pingpong(rec, workloadDevice(), 512, 0, false);
+    m.memory.fill(0x4000_0000, 512, 0xab);
+    p.run(100);
+    expect(p.pairs).toBe(100);
+    expect(p.failures).toBe(0);
+    expect(p.bouncedBytes).toBe(100 * 2 * 512);
+    expect(rec.maps.every((c) => c.orig === 0x4000_0000 && c.size === 512 && c.arg4 === 0)).toBe(true);
+    expect(rec.unmaps.map((u) => u.tlb)).toEqual(rec.maps.map((c) => c.tlb));
+    // the kernel's slot walk: each map starts where the last one ended
+    expect(rec.maps[1]!.tlb - rec.maps[0]!.tlb).toBe(2048);
+    expect(m.swiotlb.defaultMem!.used).toBe(0);
+    // every bounced byte came back unchanged
+    expect([...m.memory.read(0x4000_0000, 512)].every((b) => b === 0xab)).toBe(true);
+    expect([...m.memory.read(rec.maps[99]!.tlb, 512)].every((b) => b === 0xab)).toBe(true);
+  });
+
+  it("passes alloc_size as the fourth argument on 5.13", () => {
+    const m = machine("5.13");
+    const rec = new Recorder(m.swiotlb);
+    new Pingpong(rec, workloadDevice(), 4096, 0, true).run(3);
+    expect(rec.maps.map((c) => c.arg4)).toEqual([4096, 4096, 4096]);
+  });
+});
+
+describe("ring", () => {
+  it("keeps 256 in flight, FIFO, with the xorshift sizes and originals (r1 then r2)", () => {
+    const m = machine();
+    const rec = new Recorder(m.swiotlb);
+    const r = new Ring(rec, workloadDevice(), 0, false);
+    r.prefill();
+    expect(rec.maps.length).toBe(RING_DEPTH);
+    expect(rec.unmaps.length).toBe(0);
+    r.run(300);
+    const draws = refXorshift(1n, 2 * (RING_DEPTH + 300));
+    rec.maps.forEach((c, i) => {
+      expect(c.size).toBe(64 << (draws[2 * i]! % 11));
+      expect(c.orig).toBe(0x4000_0000 + (draws[2 * i + 1]! % 65520) * 4096);
+    });
+    // FIFO: the k-th unmap releases the k-th map
+    rec.unmaps.forEach((u, k) => expect(u).toEqual({ tlb: rec.maps[k]!.tlb, size: rec.maps[k]!.size }));
+    expect(m.swiotlb.defaultMem!.used).toBeGreaterThan(0);
+    const mapped = rec.maps.reduce((s, c) => s + c.size, 0);
+    const unmapped = rec.unmaps.reduce((s, u) => s + u.size, 0);
+    expect(r.bouncedBytes).toBe(mapped + unmapped);
+    r.drain();
+    expect(m.swiotlb.defaultMem!.used).toBe(0);
+  });
+});
+
+describe("measurement", () => {
+  it("times batches until the deadline and counts pairs and bytes", () => {
+    const m = machine();
+    const p = new Pingpong(m.swiotlb, workloadDevice(), 64, 0, false);
+    const t = runUntil(p, performance.now() + 50, 64);
+    expect(t.pairs % 64).toBe(0);
+    expect(t.pairs).toBeGreaterThan(0);
+    expect(t.bouncedBytes).toBe(t.pairs * 128);
+    expect(t.elapsedNs).toBeGreaterThan(0);
+  });
+
+  it("samples pairs individually, map and unmap apart", () => {
+    const m = machine();
+    const p = new Pingpong(m.swiotlb, workloadDevice(), 64, 0, false);
+    const s = takeSample([p], 500);
+    expect(s.pairNs.length).toBe(500);
+    for (let i = 0; i < 500; i++) expect(s.pairNs[i]!).toBeCloseTo(s.mapNs[i]! + s.unmapNs[i]!, 3);
+    const f = latencyFigures(s);
+    expect(f.p99Ns).toBeGreaterThanOrEqual(f.p50Ns);
+    expect(quantile(Float64Array.from([1, 2, 3, 4]), 0.5)).toBe(2);
+    expect(quantile(Float64Array.from([1, 2, 3, 4]), 0.99)).toBe(4);
+  });
+
+  it("heap bytes per pair is measured, non-negative and finite", () => {
+    const m = machine();
+    const p = new Pingpong(m.swiotlb, workloadDevice(), 64, 0, false);
+    const h = heapBytesPerPair(p, 2000);
+    expect(Number.isFinite(h)).toBe(true);
+    expect(h).toBeGreaterThanOrEqual(0);
+  });
+
+  it("the copy limit moves the same bytes as the workload's bounces, within the pool region", () => {
+    const m = machine();
+    const pool = m.swiotlb.defaultMem!.pool;
+    m.memory.fill(0x4000_0000, 65536, 0x5a);
+    const c = measureCopyLimit({ memory: m.memory, destStart: pool.start, destBytes: 64 << 20, size: 65536, seconds: 0.02 });
+    expect(c.bytes % (2 * 65536)).toBe(0);
+    expect(c.bytesPerSec).toBeGreaterThan(0);
+    // the original is unchanged (copied out and back)
+    expect([...m.memory.read(0x4000_0000, 65536)].every((b) => b === 0x5a)).toBe(true);
+    const ring = measureCopyLimit({ memory: m.memory, destStart: pool.start, destBytes: 64 << 20, size: 0, seconds: 0.02 });
+    expect(ring.bytes).toBeGreaterThan(0);
+  });
+});
