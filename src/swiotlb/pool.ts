@@ -359,7 +359,7 @@ export class IoTlbPool {
   /** the kernel's `list[slot] >= nslots`: nslots free slots from `slot` inside its segment */
   private fits(slot: number, nslots: number): boolean {
     const end = slot + nslots;
-    if (end > slot - (slot & (IO_TLB_SEGSIZE - 1)) + IO_TLB_SEGSIZE + 1) return false;
+    if (end > slot - (slot & (IO_TLB_SEGSIZE - 1)) + IO_TLB_SEGSIZE) return false;
     if (this.listClippedTail && end > this.nslabs) return false;
     const busy = this.busy;
     let i = slot;
