@@ -74,7 +74,13 @@ export interface ExchangeRecord {
   readonly addressBits: number;
 }
 
-export class ContiguousRegion {
+/** What swiotlb-xen calls: xen_create_contiguous_region / xen_destroy_contiguous_region. */
+export interface ContiguousRegionOps {
+  create(pstart: number, order: number, addressBits: number): ContiguousResult;
+  destroy(pstart: number, order: number): void;
+}
+
+export class ContiguousRegion implements ContiguousRegionOps {
   /** every XENMEM_exchange issued, in order (for reports and tests) */
   readonly exchanges: ExchangeRecord[] = [];
 

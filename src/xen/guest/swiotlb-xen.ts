@@ -34,7 +34,7 @@ import { IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_MIN_SLABS } from "../../swiotlb/co
 import type { SwiotlbDevice } from "../../swiotlb/device.js";
 import type { KernelProfile } from "../../swiotlb/profile.js";
 import { hex } from "../../errors.js";
-import type { ContiguousRegion } from "./contiguous-region.js";
+import type { ContiguousRegionOps } from "./contiguous-region.js";
 import { KernelOops } from "./oops.js";
 import { P2mOverrides, XEN_PAGE_SHIFT, XEN_PAGE_SIZE, rangeStraddlesPageBoundary, xenBusToPhys, xenPhysToBus } from "./p2m.js";
 
@@ -107,7 +107,7 @@ export interface XenSwiotlbOptions {
   profile: KernelProfile;
   swiotlb: SwiotlbForXen;
   p2m: P2mOverrides;
-  contig: ContiguousRegion;
+  contig: ContiguousRegionOps;
   log: KernelLog;
   pages: PageAllocator;
   /** pfn_valid() of a physical address: RAM this kernel owns */
@@ -128,7 +128,7 @@ export class XenSwiotlb implements DmaMapOps {
   readonly profile: KernelProfile;
   private readonly sw: SwiotlbForXen;
   readonly p2m: P2mOverrides;
-  private readonly contig: ContiguousRegion;
+  private readonly contig: ContiguousRegionOps;
   private readonly log: KernelLog;
   private readonly pages: PageAllocator;
   private readonly isLocalRam: (phys: number) => boolean;
