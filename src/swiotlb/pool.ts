@@ -5,6 +5,9 @@
 //
 // All mutable state sits in one SharedArrayBuffer (typed-array views), so worker threads can
 // run over the same pool later; `areaLock` reserves one Int32 per area for an Atomics lock.
+// For threads: an area owns whole words of `busy` when area_nslabs is a multiple of 32 (always
+// so for power-of-two pools of >= 128 slots per area); `counters` is shared by all areas and
+// would need Atomics.add, as the kernel's atomic_long total_used does.
 // The hot path (findSlots/mapSlots*/releaseSlots) allocates nothing and uses plain numbers.
 //
 // Number arithmetic: physical and DMA addresses stay below 2^53. JS bitwise operators work on
@@ -103,6 +106,10 @@ export class IoTlbPool {
 
   /** visits of the last 5.13 search (for the spin guard's message and tests) */
   lastVisits = 0;
+  /** what the last successful search changed besides the slots, for undoLastMap */
+  private undoArea = 0;
+  private undoIndex = 0;
+  private undoHiwater = 0;
 
   static bytesFor(nslabs: number, nareas: number): number {
     return layout(nslabs, nareas).bytes;
@@ -213,6 +220,7 @@ export class IoTlbPool {
       }
       if ((maxSlots === 0 || ((shift + index) % maxSlots) + nslots <= maxSlots) && this.fits(index, nslots)) {
         this.markBusy(index, nslots);
+        this.noteUndo(0);
         this.areaIndex[0] = index + nslots < nslabs ? index + nslots : 0;
         this.areaUsed[0] = this.areaUsed[0]! + nslots;
         this.countUsed(nslots);
@@ -278,6 +286,7 @@ export class IoTlbPool {
         const alloc = this.allocSize;
         for (let i = 0; i < nslots; i++) alloc[slot + i] = size - (low + i * IO_TLB_SIZE);
         this.markBusy(slot, nslots);
+        this.noteUndo(a);
         this.areaIndex[a] = index + nslots >= areaNslabs ? 0 : index + nslots;
         this.areaUsed[a] = this.areaUsed[a]! + nslots;
         this.countUsed(nslots);
@@ -418,6 +427,22 @@ export class IoTlbPool {
       else out[i] = out[i + 1] === 0 ? 1 : out[i + 1]! + 1;
     }
     return out;
+  }
+
+  private noteUndo(a: number): void {
+    this.undoArea = a;
+    this.undoIndex = this.areaIndex[a]!;
+    this.undoHiwater = this.counters[CNT_HIWATER]!;
+  }
+
+  /**
+   * Takes back the last map entirely (slots, area hint, high-water mark): for a map whose
+   * bounce copy faulted, so the pool is exactly as before it.
+   */
+  undoLastMap(tlbAddr: number, minAlignMask: number): void {
+    if (this.releaseSlots(tlbAddr, minAlignMask) < 0) throw new RangeError("undoLastMap: not a live mapping");
+    this.areaIndex[this.undoArea] = this.undoIndex;
+    this.counters[CNT_HIWATER] = this.undoHiwater;
   }
 
   /** inc_used_and_hiwater (6.7+ debugfs build) */

@@ -520,6 +520,9 @@ export class Swiotlb {
       this.log.printRatelimited("swiotlb_tbl_map_single", `${dev.name}: ${NO_POOL_MSG}`);
       return -1;
     }
+    // size 0 would mark no slot yet record a mapping on a slot someone else may hold
+    if (!(mappingSize >= 1) || !Number.isSafeInteger(mappingSize))
+      throw new InvalidArgumentError(`${dev.name}: swiotlb map of ${mappingSize} bytes at ${hex(orig)}: the size must be a positive integer`);
     const pool = mem.pool;
     const minAlign = dev.minAlignMask >>> 0;
     // tbl_dma_addr = phys_to_dma_unencrypted(start) & boundary mask; max_slots from the mask
@@ -529,6 +532,8 @@ export class Swiotlb {
     if (bmask < 2 ** 53 - 1) {
       tblDma = and53(tblDma, bmask);
       maxSlots = p.allocAlignMaskArg ? Math.floor(bmask / IO_TLB_SIZE) + 1 : Math.ceil((bmask + 1) / IO_TLB_SIZE);
+      // iommu_is_span_boundary BUGs on a window that is not a power of two
+      if (!isPow2(maxSlots)) throw new KernelBug(`include/linux/iommu-helper.h (boundary of ${maxSlots} slots from segment boundary mask ${hex(bmask)})`);
     }
     let tlb: number;
     if (p.allocAlignMaskArg) {
@@ -565,7 +570,7 @@ export class Swiotlb {
         this.bounce(dev, pool, tlb, mappingSize, DMA_TO_DEVICE);
       } catch (e) {
         // a fault on the original buffer: give the slots back so the pool is as before
-        pool.releaseSlots(tlb, minAlign);
+        pool.undoLastMap(tlb, minAlign);
         throw e;
       }
     }

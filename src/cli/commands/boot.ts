@@ -9,7 +9,7 @@ import { FaultError, UsageError, hex } from "../../errors.js";
 import { XEN_ROLES, formatBootReport, type BootReport, type XenRole } from "../../machine/boot.js";
 import { presetNames, resolveMachine } from "../../machine/preset.js";
 import { KERNEL_VERSIONS, isKernelVersion, kernelProfile } from "../../swiotlb/profile.js";
-import { DIRECT_MAP_FEATURES, bootWithXen, type DirectMapFeature, type XenBootResult } from "../../xen/guest/boot-xen.js";
+import { DIRECT_MAP_FEATURES, bootWithXen, type DirectMapFeature, type XenBootResult } from "../../machine/boot.js";
 import type { ContiguousRegionMode } from "../../xen/guest/contiguous-region.js";
 import { describeXenErrno } from "../../xen/guest/hypercall.js";
 import { KernelOops } from "../../xen/guest/oops.js";

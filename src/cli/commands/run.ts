@@ -4,7 +4,20 @@
 
 import type { Command } from "commander";
 import { FaultError, UsageError, hex } from "../../errors.js";
-import { bootMachine, formatBootReport, XEN_ROLES, type BootReport, type XenRole } from "../../machine/boot.js";
+import {
+  DIRECT_MAP_FEATURES,
+  bootMachine,
+  bootWithXen,
+  formatBootReport,
+  XEN_ROLES,
+  type BootReport,
+  type DirectMapFeature,
+  type XenBootConfig,
+  type XenRole,
+} from "../../machine/boot.js";
+
+/** what `run --xen` passes on to the Xen guest boot */
+export type XenRunConfig = Omit<XenBootConfig, "role" | "contiguousRegion">;
 import { demoMachine } from "../../machine/demo.js";
 import { MachineDmaTarget } from "../../machine/dma-target.js";
 import { Machine } from "../../machine/machine.js";
@@ -26,6 +39,9 @@ export interface RunFlags {
   seed?: string;
   swiotlb?: string;
   xen?: string;
+  /** with --xen: direct_mapped / not_direct_mapped (repeatable) */
+  feature?: string[];
+  xenVersion?: string;
   device?: string;
   strict?: boolean;
   json?: boolean;
@@ -40,6 +56,8 @@ export interface RunArgs {
   seed: number;
   swiotlb?: string;
   xen: XenRole;
+  /** Xen boot settings (--feature, --xen-version), with --xen dom0|domU */
+  xenConfig?: XenRunConfig;
   devices?: string[];
   strict: boolean;
   json: boolean;
@@ -65,6 +83,15 @@ export function parseRunArgs(f: RunFlags, defaultMachine?: () => MachineDesc): R
   const machine = f.machine !== undefined ? resolveMachine(f.machine) : (defaultMachine ?? demoMachine)();
   const a: RunArgs = { machine, kernel, workload, ops, seed, xen: xen as XenRole, strict: f.strict === true, json: f.json === true };
   if (f.swiotlb !== undefined) a.swiotlb = f.swiotlb.trim().replace(/^swiotlb=/, "");
+  const features = (f.feature ?? []).map((v) => {
+    if (!(DIRECT_MAP_FEATURES as readonly string[]).includes(v)) throw new UsageError(`--feature '${v}': expected ${DIRECT_MAP_FEATURES.join(" or ")}`);
+    return v as DirectMapFeature;
+  });
+  if ((features.length > 0 || f.xenVersion !== undefined) && xen === "none") throw new UsageError("--feature and --xen-version need --xen dom0 or --xen domU");
+  if (xen !== "none") {
+    a.xenConfig = { features };
+    if (f.xenVersion !== undefined) a.xenConfig.xenVersion = f.xenVersion;
+  }
   if (f.device !== undefined) a.devices = f.device.split(",").map((s) => s.trim()).filter((s) => s !== "");
   return a;
 }
@@ -99,10 +126,22 @@ export class BootFaultError extends FaultError {
  * FaultError when the boot faults (the oops is in the message).
  */
 export function executeRun(a: RunArgs): { report: RunReport; bootReport: BootReport } {
-  const m = new Machine(a.machine, kernelProfile(a.kernel));
   const bootOpts: Parameters<typeof bootMachine>[1] = { xen: a.xen, strict: a.strict };
   if (a.swiotlb !== undefined) bootOpts.swiotlbCmdline = a.swiotlb;
-  const br = bootMachine(m, bootOpts);
+  let m: Machine;
+  let br: BootReport;
+  if (a.xen === "none") {
+    m = new Machine(a.machine, kernelProfile(a.kernel));
+    br = bootMachine(m, bootOpts);
+  } else {
+    // a Xen guest: the kernel's machine is the domain's view; dom0 and direct-mapped domUs map
+    // through swiotlb-xen (bus address = machine address), other domUs through dma-direct
+    // with their devices behind the domain's stage-2 table
+    const { xen: _x, ...rest } = bootOpts;
+    const r = bootWithXen(a.machine, kernelProfile(a.kernel), a.xen, a.xenConfig ?? {}, rest);
+    m = r.machine;
+    br = r.report;
+  }
   if (br.outcome === "fault") throw new BootFaultError(br);
   let devs = m.devices.filter((d) => d.probed);
   if (a.devices) {
@@ -206,7 +245,9 @@ function addRunOptions(c: Command, withMachine: boolean): Command {
     .option("--ops <n>", "operations to run", String(DEFAULT_OPS))
     .option("--seed <s>", "xorshift32 seed (decimal or 0x hex)", String(DEFAULT_SEED))
     .option("--swiotlb <str>", "kernel `swiotlb=` value (replaces the machine's)")
-    .option("--xen <role>", "Xen role of the kernel: none (dom0/domU come with the Xen guest side)", "none")
+    .option("--xen <role>", `Xen role of the kernel: ${XEN_ROLES.join(", ")}`, "none")
+    .option("--feature <name>", "with --xen: make the domain direct_mapped or not_direct_mapped (repeatable; the last wins)", (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+    .option("--xen-version <v>", "with --xen: the Xen release (default: the machine's, else 4.15)")
     .option("--device <names>", "comma-separated devices to drive (default: every probed device)")
     .option("--strict", "text `swiotlb=` ignores is an error, not a warning")
     .option("--json", "one JSON object on stdout");

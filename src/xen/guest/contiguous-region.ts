@@ -12,7 +12,10 @@
 //    the hypervisor by address. Useful on a not-direct-mapped guest, where the stub's
 //    "x86-pv" exchange mode really performs the exchange.
 
-import { InvalidArgumentError, FaultError, hex } from "../../errors.js";
+import { InvalidArgumentError, hex } from "../../errors.js";
+import { KernelBug } from "../../swiotlb/swiotlb.js";
+
+export { KernelBug };
 import { EINVAL, ENOMEM } from "../../kernel/dma-mapping.js";
 import { DOMID_SELF, XENMEM_exchange, zeroGuest, type Hypercalls } from "./hypercall.js";
 import { INVALID_P2M_ENTRY, P2mOverrides, XEN_PAGE_SHIFT, XEN_PAGE_SIZE } from "./p2m.js";
@@ -49,16 +52,6 @@ export const EXCHANGE_SCRATCH_BYTES = 3 * XEN_PAGE_SIZE;
 
 export function exchangeScratchAt(base: number): ExchangeScratch {
   return { structGpa: base, inListGpa: base + XEN_PAGE_SIZE, outListGpa: base + 2 * XEN_PAGE_SIZE };
-}
-
-/** A BUG() in Linux's exchange bookkeeping: Xen answered something the contract rules out. */
-export class KernelBug extends FaultError {
-  constructor(
-    readonly function_: string,
-    what: string,
-  ) {
-    super(`kernel BUG in ${function_}: ${what}`);
-  }
 }
 
 export interface ContiguousResult {
@@ -176,8 +169,8 @@ export class ContiguousRegion implements ContiguousRegionOps {
     this.exchanges.push({ rc, nrExchanged, addressBits: out.addressBits });
     const success = nrExchanged === inp.nr;
     if (!success && (nrExchanged !== 0 || rc === 0))
-      throw new KernelBug("xen_exchange_memory", `XENMEM_exchange returned ${rc} with nr_exchanged ${nrExchanged} of ${inp.nr}`);
-    if (success && rc !== 0) throw new KernelBug("xen_exchange_memory", `XENMEM_exchange completed but returned ${rc}`);
+      throw new KernelBug(`arch/x86/xen/mmu_pv.c xen_exchange_memory (XENMEM_exchange returned ${rc} with nr_exchanged ${nrExchanged} of ${inp.nr})`);
+    if (success && rc !== 0) throw new KernelBug(`arch/x86/xen/mmu_pv.c xen_exchange_memory (XENMEM_exchange completed but returned ${rc})`);
     return { success };
   }
 }

@@ -10,7 +10,7 @@
 //    the retry halves nslabs but keeps `bytes` (fixed only in 5.15).
 //  - 5.13 (97729b653de5, xenSwiotlbInitChecksExisting): -EEXIST with a warning up front when
 //    io_tlb_default_mem exists.
-//  - 5.19+/6.x: the function is gone (xen_mm_init uses swiotlb_init_late, see boot-xen.ts).
+//  - 5.19+/6.x: the function is gone (xen_mm_init uses swiotlb_init_late, see machine/boot.ts).
 // fixup (xen_swiotlb_fixup): chunks of IO_TLB_SEGSIZE slots, each made contiguous with
 //    address_bits 18, 19, … 32; dma_bits is not reset between chunks.
 // dma_supported: 5.13-rc1..5.14 read io_tlb_default_mem->end — a NULL dereference at 0x8 when
@@ -33,6 +33,7 @@ import {
 import { IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_MIN_SLABS } from "../../swiotlb/constants.js";
 import type { SwiotlbDevice } from "../../swiotlb/device.js";
 import type { KernelProfile } from "../../swiotlb/profile.js";
+import type { Swiotlb } from "../../swiotlb/swiotlb.js";
 import { hex } from "../../errors.js";
 import type { ContiguousRegionOps } from "./contiguous-region.js";
 import { KernelOops } from "./oops.js";
@@ -403,3 +404,29 @@ export function describePool(start: number, nslabs: number): string {
 }
 
 export { XEN_PAGE_SHIFT };
+
+/** The swiotlb calls swiotlb-xen makes, on the kernel's Swiotlb. */
+export function swiotlbForXen(sw: Swiotlb, profile: KernelProfile): SwiotlbForXen {
+  const alignArg = profile.allocAlignMaskArg;
+  return {
+    get forceState() {
+      return sw.forceState;
+    },
+    get defaultMem() {
+      return sw.defaultMem;
+    },
+    // swiotlb_size_or_default(): the default pool's size in bytes
+    sizeOrDefault: () => sw.defaultNslabs * 2 ** IO_TLB_SHIFT,
+    lateInitWithTbl: (tlb, nslabs) => sw.swiotlbLateInitWithTbl(tlb, nslabs),
+    // swiotlb_set_max_segment(PAGE_SIZE): only swiotlb_max_segment() reads it; not modelled
+    setMaxSegment: () => {},
+    // 6.10+: the fourth argument is alloc_align_mask, which swiotlb-xen passes as 0
+    tblMapSingle: (dev, phys, ms, as, dir, attrs, cpu) => sw.tblMapSingle(dev, phys, ms, alignArg ? 0 : as, dir, attrs, cpu),
+    tblUnmapSingle: (dev, a, s, dir, attrs) => sw.tblUnmapSingle(dev, a, s, dir, attrs),
+    syncSingleForCpu: (dev, a, s, dir) => sw.syncSingleForCpu(dev, a, s, dir),
+    syncSingleForDevice: (dev, a, s, dir) => sw.syncSingleForDevice(dev, a, s, dir),
+    isSwiotlbBuffer: (dev, phys) => sw.isSwiotlbBuffer(dev, phys),
+    isForceBounce: (dev) => sw.isForceBounce(dev),
+    maxMappingSize: (dev) => sw.maxMappingSize(dev),
+  };
+}

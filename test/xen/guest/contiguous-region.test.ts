@@ -1,10 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { resolveMachine } from "../../../src/machine/preset.js";
 import { kernelProfile } from "../../../src/swiotlb/profile.js";
-import { XenGuestBoot } from "../../../src/xen/guest/boot-xen.js";
+import { XenGuestBoot } from "../../../src/machine/boot.js";
 import { ContiguousRegion, KernelBug, MAX_CONTIG_ORDER } from "../../../src/xen/guest/contiguous-region.js";
 import { P2mOverrides } from "../../../src/xen/guest/p2m.js";
 import { XenGuest } from "../../../src/xen/guest/xen.js";
+import { XenSwiotlb, swiotlbForXen } from "../../../src/xen/guest/swiotlb-xen.js";
 import { Hypercalls } from "../../../src/xen/guest/hypercall.js";
 import { PhysicalMemory } from "../../../src/memory/physical-memory.js";
 
@@ -52,17 +53,18 @@ describe("xen_create_contiguous_region, x86-PV style through XENMEM_exchange", (
     const xb = pvGuest();
     const pstart = xb.machine.memblock.allocTopDown(256 << 10, 256 << 10, Infinity, "test");
     const before = xb.hv.domain(xb.domain.id)!.totPages;
-    const r = xb.contig.create(pstart, 6, 31);
+    // dom0 holds everything below 2 GiB (the lowest RAM), so the extent comes from 2..4 GiB
+    const r = xb.contig.create(pstart, 6, 32);
     expect(r.rc).toBe(0);
     expect(r.dmaHandle % (256 << 10)).toBe(0);
-    expect(r.dmaHandle + (256 << 10)).toBeLessThanOrEqual(2 ** 31);
+    expect(r.dmaHandle + (256 << 10)).toBeLessThanOrEqual(2 ** 32);
     // Xen's P2M and Linux's override table agree, frame by frame, and the extent is contiguous
     for (let i = 0; i < 64; i++) {
       const gfn = pstart / PAGE + i;
       expect(xb.domain.p2m.lookupMfn(gfn)).toBe(r.dmaHandle / PAGE + i);
       expect(xb.p2m.pfnToBfn(gfn)).toBe(r.dmaHandle / PAGE + i);
     }
-    expect(xb.contig.exchanges.at(-1)).toEqual({ rc: 0, nrExchanged: 64, addressBits: 31 });
+    expect(xb.contig.exchanges.at(-1)).toEqual({ rc: 0, nrExchanged: 64, addressBits: 32 });
     expect(xb.domain.totPages).toBe(before);
     expect(xb.hv.check()).toEqual([]);
     // and back: destroy gives the extent up for single frames again
@@ -76,8 +78,11 @@ describe("xen_create_contiguous_region, x86-PV style through XENMEM_exchange", (
     const xb = pvGuest();
     const pstart = xb.machine.memblock.allocTopDown(256 << 10, 256 << 10, Infinity, "test");
     const snap = xb.hv.snapshot();
-    // machine RAM starts at 1 GiB: nothing below 2^18 … 2^30
-    for (const bits of [18, 24, 30]) {
+    const overrides = xb.p2m.size;
+    const region = () => Array.from({ length: 64 }, (_, i) => xb.p2m.lookup(pstart / PAGE + i));
+    const regionBefore = region();
+    // machine RAM starts at 1 GiB and dom0 holds 1..2 GiB: nothing free below 2^18 … 2^31
+    for (const bits of [18, 24, 30, 31]) {
       const r = xb.contig.create(pstart, 6, bits);
       expect(r.rc).toBe(-12);
       // the handle is the region's current machine address (frames unchanged)
@@ -87,7 +92,8 @@ describe("xen_create_contiguous_region, x86-PV style through XENMEM_exchange", (
       expect(x.nrExchanged).toBe(0);
     }
     expect(xb.hv.snapshot()).toBe(snap);
-    expect(xb.p2m.size).toBe(0);
+    expect(xb.p2m.size).toBe(overrides);
+    expect(region()).toEqual(regionBefore);
     expect(xb.hv.check()).toEqual([]);
   });
 
@@ -105,5 +111,38 @@ describe("xen_create_contiguous_region, x86-PV style through XENMEM_exchange", (
     const xen = new XenGuest(hc, 0x1000);
     const region = new ContiguousRegion("x86-pv", xen, new P2mOverrides(), { structGpa: 0x2000, inListGpa: 0x3000, outListGpa: 0x4000 });
     expect(() => region.create(0x10_0000, 2, 32)).toThrow(KernelBug);
+  });
+
+  it("swiotlb-xen's fixup through the real exchange: Xen's -ENOMEM below 2 GiB drives the retries up to 32 bits", () => {
+    const xb = pvGuest();
+    const m = xb.machine;
+    const xs = new XenSwiotlb({
+      profile: m.profile,
+      swiotlb: swiotlbForXen(m.swiotlb, m.profile),
+      p2m: xb.p2m,
+      contig: xb.contig,
+      log: m.log,
+      pages: { alloc: () => -1, free: () => {} },
+      isLocalRam: (p) => m.memory.isRam(p, 1),
+    });
+    const start = m.memblock.allocTopDown(1 << 20, 1 << 20, Infinity, "pool");
+    expect(xs.fixup(start, 512)).toBe(0);
+    // chunk 0: 18..31 refused by Xen (dom0 owns all RAM below 2 GiB), 32 works; chunks 1..3 start at 32
+    expect(xs.fixupCalls.map((c) => [c.dmaBits, c.rc])).toEqual([
+      ...Array.from({ length: 14 }, (_, i) => [18 + i, -12]),
+      [32, 0],
+      [32, 0],
+      [32, 0],
+      [32, 0],
+    ]);
+    expect(xb.contig.exchanges.filter((x) => x.rc === -12 && x.nrExchanged === 0)).toHaveLength(14);
+    // each 256 KiB chunk is machine-contiguous below 4 GiB now
+    for (let c = 0; c < 4; c++) {
+      const first = xb.p2m.pfnToBfn(start / PAGE + c * 64);
+      expect(first % 64).toBe(0);
+      expect(first * PAGE).toBeLessThan(2 ** 32);
+      for (let i = 1; i < 64; i++) expect(xb.p2m.pfnToBfn(start / PAGE + c * 64 + i)).toBe(first + i);
+    }
+    expect(xb.hv.check()).toEqual([]);
   });
 });
