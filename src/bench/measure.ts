@@ -138,12 +138,12 @@ function getGc(): (() => void) | null {
 }
 
 /**
- * JS heap growth per pair over `pairs` pairs after a full GC, minus the growth of an empty
- * stretch measured the same way. A young-generation GC inside the stretch would hide
- * allocation, so the stretch is kept well under the nursery size and the smallest of three
- * tries is not used: the largest is (allocation can only be hidden, never invented).
+ * JS heap growth per pair over a stretch of `pairs` pairs after a full GC, minus the growth of
+ * an empty stretch measured the same way. Other things can only add to the figure (code the
+ * JIT installs, feedback vectors), so the smallest of several stretches is kept; stretches are
+ * short enough that no young-generation GC can hide allocation inside one.
  */
-export function heapBytesPerPair(st: Stepper, pairs = 20_000): number {
+export function heapBytesPerPair(st: Stepper, pairs = 4000, tries = 7): number {
   const gc = getGc();
   const used = (): number => getHeapStatistics().used_heap_size;
   const stretch = (n: number): number => {
@@ -152,11 +152,12 @@ export function heapBytesPerPair(st: Stepper, pairs = 20_000): number {
     if (n > 0) st.run(n);
     return used() - h0;
   };
-  let best = 0;
-  for (let i = 0; i < 3; i++) {
+  st.run(pairs);
+  let best = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < tries; i++) {
     const empty = stretch(0);
     const full = stretch(pairs);
-    best = Math.max(best, (full - empty) / pairs);
+    best = Math.min(best, (full - empty) / pairs);
   }
   return Math.max(0, best);
 }

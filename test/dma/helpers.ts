@@ -104,7 +104,7 @@ export function poolSnapshot(sw: Swiotlb): Uint8Array {
 export function poolFreeState(sw: Swiotlb): { list: number[]; orig: number[]; alloc: number[]; pad: number[]; mapped: number[]; used: number } {
   const p = sw.defaultMem!.pool;
   return {
-    list: Array.from(p.list),
+    list: Array.from(p.listSnapshot()),
     orig: Array.from(p.origAddr),
     alloc: Array.from(p.allocSize),
     pad: Array.from(p.padSlots),

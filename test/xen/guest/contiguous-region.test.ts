@@ -97,6 +97,17 @@ describe("xen_create_contiguous_region, x86-PV style through XENMEM_exchange", (
     expect(xb.hv.check()).toEqual([]);
   });
 
+  it("a region not aligned to its order is refused before anything changes", () => {
+    const xb = pvGuest();
+    const snap = xb.hv.snapshot();
+    const n = xb.p2m.size;
+    const calls = xb.hypercalls.counts.get(12) ?? 0;
+    expect(() => xb.contig.create(0x4000_1000, 6, 32)).toThrow(/0x40001000 is not aligned to its order 6/);
+    expect(xb.hv.snapshot()).toBe(snap);
+    expect(xb.p2m.size).toBe(n);
+    expect(xb.hypercalls.counts.get(12) ?? 0).toBe(calls);
+  });
+
   it("an order above MAX_CONTIG_ORDER is -ENOMEM without a hypercall", () => {
     const xb = pvGuest();
     const n = xb.hypercalls.counts.get(12) ?? 0;

@@ -287,6 +287,27 @@ describe("swiotlb-xen map_page / unmap_page", () => {
       );
     });
 
+  it("sync_single_for_cpu / _for_device move the bytes between the bounce slot and the buffer", () => {
+    const { xs, mem, sw } = forced("5.13");
+    const dev = new Device({ driver: "nic", device: "0000:00:01.0", dmaMask: dmaBitMask(64) });
+    const phys = 0x9000_0100;
+    mem.write(phys, Uint8Array.of(1, 2, 3, 4));
+    const dma = xs.mapPage(dev, phys, 4, DMA_BIDIRECTIONAL, 0, 0);
+    expect(sw.isSwiotlbBuffer(dev, dma)).toBe(true);
+    mem.write(dma, Uint8Array.of(9, 8, 7, 6)); // the device writes
+    xs.syncSingleForCpu(dev, dma, 4, DMA_BIDIRECTIONAL);
+    expect([...mem.read(phys, 4)]).toEqual([9, 8, 7, 6]);
+    mem.write(phys, Uint8Array.of(5, 5, 5, 5)); // the CPU writes
+    xs.syncSingleForDevice(dev, dma, 4, DMA_BIDIRECTIONAL);
+    expect([...mem.read(dma, 4)]).toEqual([5, 5, 5, 5]);
+    const sg = [{ phys, length: 4, dmaAddress: dma, dmaLength: 4 }];
+    mem.write(dma, Uint8Array.of(4, 4, 4, 4));
+    xs.syncSgForCpu(dev, sg, 1, DMA_BIDIRECTIONAL);
+    expect([...mem.read(phys, 4)]).toEqual([4, 4, 4, 4]);
+    xs.unmapPage(dev, dma, 4, DMA_BIDIRECTIONAL, 0);
+    expect(sw.defaultMem!.used).toBe(0);
+  });
+
   it("maps directly when the device reaches the bus address and nothing forces a bounce", () => {
     const { xs, sw } = setup("5.13", contigWhere(() => true));
     sw.swiotlbInit(true, 0x8000_0000);
