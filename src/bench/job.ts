@@ -80,22 +80,22 @@ export class WorkloadJob {
    * the pool (its area when there is one per thread, else the whole pool).
    */
   copyLimit(deadlineMs: number, threadIndex: number, threads: number): CopyLimit {
-    const r = poolRegion(this.m);
-    let start = r.start;
-    let bytes = r.bytes;
-    if (r.nareas >= threads && threads > 1) {
-      const areaBytes = Math.floor(r.bytes / r.nareas / IO_TLB_ALIGN) * IO_TLB_ALIGN;
-      start = r.start + (threadIndex & (r.nareas - 1)) * areaBytes;
-      bytes = areaBytes;
+    const pool = this.m.swiotlb.defaultMem!.pool;
+    let firstSlot = 0;
+    let nslots = pool.nareas * pool.areaNslabs;
+    // with an area per thread, each thread's bounces stay in its own area
+    if (pool.nareas >= threads && threads > 1) {
+      firstSlot = (threadIndex & (pool.nareas - 1)) * pool.areaNslabs;
+      nslots = pool.areaNslabs;
     }
     const seconds = Math.max(0.05, (deadlineMs - performance.now()) / 1000);
     return measureCopyLimit({
-      memory: this.m.memory,
-      destStart: start,
-      destBytes: bytes,
+      copier: this.m.swiotlb.copier,
+      pool,
+      firstSlot,
+      nslots,
       size: this.spec.workload === "pingpong" ? this.spec.size : 0,
       seconds,
-      pageSize: this.m.memory.granule,
     });
   }
 
@@ -114,7 +114,6 @@ export class WorkloadJob {
   }
 }
 
-const IO_TLB_ALIGN = 2048 * 128;
 
 // ---- the kernel's dma_map_benchmark thread ----------------------------------------------------
 

@@ -1,24 +1,27 @@
-// The seam between a machine and a CPU run: builds the memory, the DMA engine, the DMA
-// services and the hypervisor binding a guest program runs against.
+// The seam between a booted machine and a CPU run: the guest program runs in the kernel of
+// the same boot `dmalab boot` / `dmalab run --xen` make (bootWithXen), so its hypercalls,
+// DMA services and DMA engine see exactly that boot's Xen, swiotlb(-xen) and device buses.
 //
-//   --xen none : bare metal. HVC is undefined; dma_map goes through the kernel's DMA API
-//                (dma-direct / swiotlb) of the booted machine.
-//   --xen dom0 : a direct-mapped dom0 (gfn == mfn); hypercalls go to the stub Xen's dispatch.
-//                DMA mapping: the native DMA API of the machine (swiotlb-xen is the Xen
-//                guest engineer's and is plugged in here once it exists).
-//   --xen domU : a domU that is not direct-mapped: guest RAM at Xen's guest layout
-//                (0x4000_0000), IPAs translated through its P2M; the device sits behind a
-//                stage-2 (SMMU-like) translation, so a DMA address is the guest-physical
-//                address itself (no swiotlb-xen), checked against the device's mask.
+//   --xen none : bare metal. The CPU's physical space is the machine's; HVC is undefined;
+//                dma_map goes through the booted kernel's DMA API (dma-direct / swiotlb).
+//   --xen dom0 / domU : the CPU's guest-physical space is the domain's IPA space over machine
+//                RAM, translated by the domain's P2M (identity for a direct-mapped domain);
+//                HVC #0xEA1 goes to that hypervisor's dispatch for that domain. dma_map goes
+//                through the DMA API of the domain's kernel as it booted: swiotlb-xen (bus
+//                address = machine address from the P2M) for dom0 and direct-mapped domUs
+//                whose kernel detects it, dma-direct for a domU that is not direct-mapped —
+//                its device then sees guest-physical addresses through the stage-2 table
+//                (as behind an SMMU) and a DMA to a frame the domain does not own is a bus
+//                fault. The DMA engine masters through the boot's own DeviceBus of its device.
 
 import { FaultError, UsageError, hex } from "../errors.js";
-import { DeviceBus } from "../dma/bus.js";
-import { DmaEngine, DMA_ENGINE_WINDOW, dmaEngineBaseFor } from "../dma/engine.js";
-import { Machine } from "../machine/machine.js";
-import { bootMachine } from "../machine/boot.js";
+import { DmaEngine, DMA_ENGINE_BASE_DEFAULT, DMA_ENGINE_BASE_LOW_RAM, DMA_ENGINE_WINDOW } from "../dma/engine.js";
+import type { Machine, MachineDevice } from "../machine/machine.js";
+import { bootWithXen, type BootReport, type DirectMapFeature, type XenBootConfig, type XenGuestBoot } from "../machine/boot.js";
 import type { MachineDesc } from "../machine/preset.js";
-import { kernelProfile } from "../swiotlb/profile.js";
-import { XenHypervisor, type Domain } from "../xen/hypervisor/index.js";
+import type { PhysicalMemory } from "../memory/physical-memory.js";
+import { isKernelVersion, kernelProfile, KERNEL_VERSIONS } from "../swiotlb/profile.js";
+import type { Domain, XenHypervisor } from "../xen/hypervisor/index.js";
 import { Arm64Cpu, IDENTITY_PHYS_MAP, type GuestPhysMap } from "./arm64-cpu.js";
 import { TrapRouter, type DmaServices, type HypercallHandler } from "./traps.js";
 
@@ -26,115 +29,183 @@ export type GuestXenRole = "none" | "dom0" | "domU";
 
 export interface GuestContextOptions {
   xen: GuestXenRole;
-  /** kernel profile for the DMA layer; "6.x" by default */
+  /** kernel profile of the booting kernel; "6.x" by default */
   kernel?: string;
-  /** the device number the DMA engine masters as (index in the machine's device list) */
-  engineDevice?: number;
-  /** a debug build of Xen (clobbers argument registers) */
-  xenDebug?: boolean;
+  /** `--feature`: direct_mapped / not_direct_mapped (the last wins), with dom0/domU */
+  features?: readonly DirectMapFeature[];
+  /** Xen release (default: the machine's, else 4.15), with dom0/domU */
+  xenVersion?: string;
+  /** kernel `swiotlb=` value (replaces the machine's) */
+  swiotlb?: string;
+  /** the device the DMA engine masters as: index, name or driver; default the first probed one */
+  engineDevice?: number | string;
+}
+
+export interface RamRange {
+  base: number;
+  size: number;
 }
 
 export interface GuestContext {
+  /** the booted kernel's machine (for a Xen guest: the domain's view, guest-physical RAM) */
   machine: Machine;
+  boot: BootReport;
   cpu: Arm64Cpu;
   engine: DmaEngine;
   engineBase: number;
   engineDevice: number;
-  /** guest RAM base (IPA) and size */
+  /** the guest's RAM banks (guest-physical), ascending */
+  ram: RamRange[];
+  /** guest RAM base (IPA) and size of the first bank */
   ramBase: number;
   ramSize: number;
+  xen?: XenGuestBoot;
   hypervisor?: XenHypervisor;
   domain?: Domain;
 }
 
-const MIB = 1024 * 1024;
+const PAGE = 4096;
+const BLOCK_PAGES = 512; // 2 MiB
 
-function domainPhysMap(d: Domain): GuestPhysMap {
+/**
+ * The domain's stage 2 as the CPU maps it, per 2 MiB block: a block whose RAM entries all sit
+ * at their place in one naturally aligned 2 MiB machine block maps onto that block. Pages the
+ * domain gave back (decrease_reservation) leave holes the CPU cannot express at this
+ * granularity: they stay reachable from the CPU (Xen would stage-2-fault them) so that code
+ * and data on the other pages of the block go on running. Xen's own copies to and from guest
+ * memory, and the device's stage-2 walk, are exact per page.
+ */
+export function domainPhysMap(d: Domain): GuestPhysMap {
   return {
     ipaToMachine: (ipa: number): number => {
-      const mfn = d.p2m.contiguousChunk(Math.floor(ipa / 4096));
-      return mfn === undefined ? -1 : mfn * 4096;
+      const g0 = Math.floor(ipa / PAGE / BLOCK_PAGES) * BLOCK_PAGES;
+      const fast = d.p2m.contiguousChunk(g0);
+      if (fast !== undefined) return fast * PAGE;
+      let base = -1;
+      for (let i = 0; i < BLOCK_PAGES; i++) {
+        const e = d.p2m.lookup(g0 + i);
+        if (e === undefined) continue;
+        if (e.type !== "ram_rw" && e.type !== "ram_ro") return -1;
+        const b = e.mfn - i;
+        if (b % BLOCK_PAGES !== 0 || (base >= 0 && b !== base)) return -1;
+        base = b;
+      }
+      return base < 0 ? -1 : base * PAGE;
     },
   };
 }
 
-export function buildGuestContext(desc: MachineDesc, opts: GuestContextOptions): GuestContext {
-  const m = new Machine(desc, kernelProfile(opts.kernel ?? "6.x"));
-  // the DMA layer as the native kernel boots it (pool, masks, probes)
-  const report = bootMachine(m, { xen: "none" });
-  if (report.fault) throw new FaultError(`machine ${desc.name} did not boot: ${report.fault.message}`);
-  const engineDevice = opts.engineDevice ?? 0;
-  const md = m.devices[engineDevice];
-  if (md === undefined) throw new UsageError(`machine ${desc.name} has no device number ${engineDevice} (it has ${m.devices.length})`);
-  const engineBase = desc.mmio.find((w) => w.model === "dma-engine")?.base ?? dmaEngineBaseFor(desc.ram);
+const MEMORY_OPS_CHANGING_P2M = new Set(["XENMEM_increase_reservation", "XENMEM_decrease_reservation", "XENMEM_populate_physmap", "XENMEM_exchange"]);
 
-  let physMap: GuestPhysMap = IDENTITY_PHYS_MAP;
-  let hypercalls: HypercallHandler | undefined;
-  let hv: XenHypervisor | undefined;
-  let dom: Domain | undefined;
-  let ramBase = m.memory.ramStart;
-  let ramSize = m.memory.banks[0]!.size;
-  let bus = md.bus;
-
-  if (opts.xen !== "none") {
-    // keep Xen's heap away from what the native boot already took (the swiotlb pool...)
-    const reserved = m.memblock.regions.map((r) => ({ base: r.base, size: r.end - r.base }));
-    hv = new XenHypervisor(m.memory, { version: "4.15", debugClobber: opts.xenDebug === true, reserved });
-    const size = (opts.xen === "dom0" ? desc.xen?.dom0Mem : desc.xen?.domUMem) ?? (opts.xen === "dom0" ? 256 * MIB : 128 * MIB);
-    dom = hv.createDomain({ role: opts.xen, size });
-    const d = dom;
-    const h = hv;
-    hypercalls = { dispatch: (regs) => h.dispatch(d, regs) };
-    ramBase = d.ram[0]!.base;
-    ramSize = d.ram[0]!.size;
-    if (opts.xen === "domU") {
-      physMap = domainPhysMap(d);
-      // behind a stage-2 translation the device sees guest-physical addresses
-      bus = new DeviceBus(md.dev, m.memory, {
-        name: `d${d.id} stage-2`,
-        toPhys: (dma) => {
-          const mfn = d.p2m.lookupMfn(Math.floor(dma / 4096));
-          return mfn < 0 ? -1 : mfn * 4096 + (dma % 4096);
-        },
-        linearRun: (dma) => 4096 - (dma % 4096),
-      });
-    }
-  }
-
-  const engine = new DmaEngine(bus, `dma-engine (${md.name})`);
-  if (!m.memory.mmioAt(engineBase)) m.memory.addMmio(engineBase, DMA_ENGINE_WINDOW, "dma-engine", engine);
-  else {
-    const w = m.memory.mmioAt(engineBase)!;
-    if (w.name !== "dma-engine") throw new FaultError(`MMIO window at ${hex(engineBase)} is taken by ${w.name}`);
-  }
-
-  const direct = opts.xen !== "domU";
-  const dma: DmaServices = {
-    hasDevice: (n) => n >= 0 && n < m.devices.length,
-    map: (n, phys, size, dir) => {
-      const dv = m.devices[n]!;
-      if (direct) {
-        const g = m.memory.granule;
-        const page = Math.floor(phys / g) * g;
-        return m.api.dmaMapPageAttrs(dv.dev, page, phys - page, size, dir as 0 | 1 | 2, 0, 0);
-      }
-      // an SMMU-translated domU: the bus address is the IPA; only the mask limits it
-      return phys + size - 1 <= dv.dev.dmaLimitNumber ? phys : -1;
+/** HVC #0xEA1 → the hypervisor's register-level dispatch for `d`. */
+function hypercallsFor(hv: XenHypervisor, d: Domain): HypercallHandler {
+  let changed = false;
+  return {
+    dispatch: (regs) => {
+      const rec = hv.dispatch(d, regs);
+      changed = rec.sub !== undefined && MEMORY_OPS_CHANGING_P2M.has(rec.sub);
+      return rec;
     },
-    unmap: (n, addr, size, dir) => {
-      if (direct) m.api.dmaUnmapPageAttrs(m.devices[n]!.dev, addr, size, dir as 0 | 1 | 2, 0);
-    },
-    syncForCpu: (n, addr, size, dir) => {
-      if (direct) m.api.dmaSyncSingleForCpu(m.devices[n]!.dev, addr, size, dir as 0 | 1 | 2);
-    },
-    syncForDevice: (n, addr, size, dir) => {
-      if (direct) m.api.dmaSyncSingleForDevice(m.devices[n]!.dev, addr, size, dir as 0 | 1 | 2);
-    },
+    p2mChanged: () => changed,
   };
+}
 
-  const cpu = new Arm64Cpu({ memory: m.memory, physMap, traps: new TrapRouter({ hypercalls, dma }) });
-  const ctx: GuestContext = { machine: m, cpu, engine, engineBase, engineDevice, ramBase, ramSize };
-  if (hv) ctx.hypervisor = hv;
-  if (dom) ctx.domain = dom;
+const overlaps = (a: number, n: number, rs: readonly RamRange[]): boolean => rs.some((r) => a < r.base + r.size && r.base < a + n);
+
+/** The engine's window: the description's, unless it collides with RAM on either side of stage 2. */
+function engineBaseFor(desc: MachineDesc, guestRam: readonly RamRange[], hostRam: readonly RamRange[]): number {
+  const all = [...guestRam, ...hostRam];
+  const fromDesc = desc.mmio.find((w) => w.model === "dma-engine")?.base;
+  for (const b of [fromDesc, DMA_ENGINE_BASE_DEFAULT, DMA_ENGINE_BASE_LOW_RAM]) if (b !== undefined && !overlaps(b, DMA_ENGINE_WINDOW, all)) return b;
+  throw new FaultError(`machine ${desc.name}: no free MMIO window for the DMA engine`);
+}
+
+function pickDevice(m: Machine, want: number | string | undefined): number {
+  const ds = m.devices;
+  if (ds.length === 0) throw new UsageError(`machine ${m.desc.name} has no DMA-capable device for the DMA engine`);
+  let i: number;
+  if (want === undefined) {
+    i = ds.findIndex((d) => d.probed);
+    if (i < 0) throw new UsageError(`machine ${m.desc.name}: no device probed (${probeErrors(ds)}): nothing for the DMA engine to master as`);
+    return i;
+  }
+  if (typeof want === "number") i = Number.isInteger(want) && want >= 0 && want < ds.length ? want : -1;
+  else {
+    i = /^[0-9]+$/.test(want) ? Number(want) : ds.findIndex((d) => d.desc.name === want || d.name === want || d.desc.driver === want);
+    if (i >= ds.length) i = -1;
+  }
+  if (i < 0) throw new UsageError(`--device '${String(want)}': machine ${m.desc.name} has devices ${ds.map((d, k) => `${k} ${d.desc.name} (${d.desc.driver})`).join(", ")}`);
+  const md = ds[i]!;
+  if (!md.probed) throw new UsageError(`--device '${String(want)}': ${md.name} failed to probe (error ${md.probeError}); its DMA setup does not work`);
+  return i;
+}
+
+function probeErrors(ds: readonly MachineDevice[]): string {
+  return ds.map((d) => `${d.name}: ${d.probeError}`).join(", ");
+}
+
+/**
+ * Boots `desc` as `opts.xen` with the kernel profile (bootWithXen, as `dmalab boot` does) and
+ * builds the CPU on top. A boot that faults throws FaultError with the boot's fault line; bad
+ * options throw UsageError.
+ */
+export function buildGuestContext(desc: MachineDesc, opts: GuestContextOptions): GuestContext {
+  const kernel = opts.kernel ?? "6.x";
+  if (!isKernelVersion(kernel)) throw new UsageError(`--kernel '${kernel}': expected one of ${KERNEL_VERSIONS.join(", ")}`);
+  const role = opts.xen;
+  if (role !== "none" && role !== "dom0" && role !== "domU") throw new UsageError(`--xen '${String(role)}': expected none, dom0 or domU`);
+  if (role === "none" && opts.xenVersion !== undefined) throw new UsageError("--xen-version needs --xen dom0 or --xen domU");
+  const cfg: Omit<XenBootConfig, "role"> = { features: opts.features ?? [] };
+  if (opts.xenVersion !== undefined) cfg.xenVersion = opts.xenVersion;
+  const bootOpts: { swiotlbCmdline?: string } = {};
+  if (opts.swiotlb !== undefined) bootOpts.swiotlbCmdline = opts.swiotlb;
+  const res = bootWithXen(desc, kernelProfile(kernel), role, cfg, bootOpts);
+  const br = res.report;
+  if (br.outcome === "fault")
+    throw new FaultError(`boot of ${br.machine} (kernel ${br.kernel}, xen ${br.xen}) faulted: ${br.fault?.message ?? "unknown fault"}`);
+  const m = res.machine;
+  const engineDevice = pickDevice(m, opts.engineDevice);
+  const md = m.devices[engineDevice]!;
+  const ram: RamRange[] = m.memory.banks.map((b) => ({ base: b.base, size: b.size })).sort((a, b) => a.base - b.base);
+
+  const xb = res.xen;
+  // the CPU's memory: machine RAM, reached through the domain's stage 2 when there is Xen
+  const cpuMemory: PhysicalMemory = xb ? xb.host : m.memory;
+  const physMap: GuestPhysMap = xb ? domainPhysMap(xb.domain) : IDENTITY_PHYS_MAP;
+  const hostRam: RamRange[] = cpuMemory.banks.map((b) => ({ base: b.base, size: b.size }));
+  const engineBase = engineBaseFor(desc, ram, hostRam);
+  // the boot's bus view of the device: dma-ranges, or the domain's stage-2 walk over machine RAM
+  const engine = new DmaEngine(md.bus, `dma-engine (${md.name})`);
+  const w = cpuMemory.mmioAt(engineBase);
+  if (w === undefined) cpuMemory.addMmio(engineBase, DMA_ENGINE_WINDOW, "dma-engine", engine);
+  else throw new FaultError(`MMIO window at ${hex(engineBase)} is taken by ${w.name}`);
+
+  const api = m.api;
+  const g = m.memory.granule;
+  const dma: DmaServices = {
+    hasDevice: (n) => Number.isInteger(n) && n >= 0 && n < m.devices.length,
+    // the kernel's dma_map_page_attrs: dev->dma_ops (swiotlb-xen) when the boot installed them
+    map: (n, phys, size, dir) => {
+      const page = phys - (phys % g);
+      return api.dmaMapPageAttrs(m.devices[n]!.dev, page, phys - page, size, dir as 0 | 1 | 2, 0, 0);
+    },
+    unmap: (n, addr, size, dir) => api.dmaUnmapPageAttrs(m.devices[n]!.dev, addr, size, dir as 0 | 1 | 2, 0),
+    syncForCpu: (n, addr, size, dir) => api.dmaSyncSingleForCpu(m.devices[n]!.dev, addr, size, dir as 0 | 1 | 2),
+    syncForDevice: (n, addr, size, dir) => api.dmaSyncSingleForDevice(m.devices[n]!.dev, addr, size, dir as 0 | 1 | 2),
+  };
+  const hypercalls = xb ? hypercallsFor(xb.hv, xb.domain) : undefined;
+  const traps = new TrapRouter(hypercalls ? { hypercalls, dma } : { dma });
+  const cpu = new Arm64Cpu({ memory: cpuMemory, physMap, traps });
+  const ctx: GuestContext = { machine: m, boot: br, cpu, engine, engineBase, engineDevice, ram, ramBase: ram[0]!.base, ramSize: ram[0]!.size };
+  if (xb) {
+    ctx.xen = xb;
+    ctx.hypervisor = xb.hv;
+    ctx.domain = xb.domain;
+  }
   return ctx;
+}
+
+/** The RAM bank holding `ipa` (the entry ABI hands the program the bank it is loaded in). */
+export function bankOf(ctx: Pick<GuestContext, "ram">, ipa: number): RamRange | undefined {
+  return ctx.ram.find((r) => ipa >= r.base && ipa < r.base + r.size);
 }

@@ -39,12 +39,15 @@ export function dmaBitMask(n: number): bigint {
   return n === 64 ? 0xffff_ffff_ffff_ffffn : (1n << BigInt(n)) - 1n;
 }
 
+const TWO_POW_53 = 1n << 53n;
+
 /**
  * A 64-bit mask or limit as a number for hot-path comparisons against DMA addresses
  * (which stay below 2^53): masks above 2^53 saturate to 2^64, which compares the same way.
  */
 export function maskToNumber(mask: bigint): number {
-  return mask >= 1n << 53n ? 2 ** 64 : Number(mask);
+  // TWO_POW_53, not `1n << 53n`: that would make a new BigInt on every (hot-path) call
+  return mask >= TWO_POW_53 ? 2 ** 64 : Number(mask);
 }
 
 /** min_not_zero() on 64-bit values */

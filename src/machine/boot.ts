@@ -22,6 +22,7 @@ import { IO_TLB_SHIFT, IO_TLB_SIZE } from "../swiotlb/constants.js";
 import { SWIOTLB_FORCE, SWIOTLB_FORCE_NAMES, SWIOTLB_NO_FORCE, SWIOTLB_VERBOSE } from "../swiotlb/swiotlb.js";
 import { DEFAULT_CHUNK_SIZE, PhysicalMemory } from "../memory/physical-memory.js";
 import { DeviceBus, type BusTranslation } from "../dma/bus.js";
+import type { Device } from "../dma/device.js";
 import type { KernelProfile } from "../swiotlb/profile.js";
 import type { Domain } from "../xen/hypervisor/domain.js";
 import { XenHypervisor, type CreateDomainOptions } from "../xen/hypervisor/hypervisor.js";
@@ -458,7 +459,7 @@ export class XenGuestBoot implements BootHooks {
     const ms = this.machine.devices;
     for (let i = 0; i < ms.length; i++) {
       const md = ms[i]!;
-      ms[i] = new MachineDevice(md.desc, md.dev, new DeviceBus(md.dev, this.host, behindSmmu ? stage2Translation(d) : undefined));
+      ms[i] = new MachineDevice(md.desc, md.dev, new DeviceBus(md.dev, this.host, behindSmmu ? stage2Translation(d, md.dev) : undefined));
     }
     // the kernel image's static data and stack: where Linux keeps the structures it hands Xen
     this.scratchGpa = this.machine.memblock.allocBottomUp(EXCHANGE_SCRATCH_BYTES + XEN_PAGE_SIZE, XEN_PAGE_SIZE, 0, Infinity, "kernel");
@@ -634,16 +635,25 @@ export function lowestRam(desc: MachineDesc, bytes: number): { base: number; siz
  * go through the domain's stage-2 table; a frame that is not the domain's RAM is a fault
  * (the bus reports it as an untranslatable address).
  */
-export function stage2Translation(d: Domain): BusTranslation {
+export function stage2Translation(d: Domain, dev?: Device): BusTranslation {
+  // a direct-mapped domU's kernel keeps the board's dma-ranges (bus offsets): the device's
+  // address goes through them first, then through the stage-2 walk (gfn == mfn)
+  const ranged = dev !== undefined && dev.dmaRangeMap !== null;
   return {
     name: `stage-2 of ${d}`,
     toPhys(dma: number): number {
-      const off = dma % XEN_PAGE_SIZE;
-      const e = d.p2m.lookup((dma - off) / XEN_PAGE_SIZE);
+      const ipa = ranged ? dev.dmaToPhys(dma) : dma;
+      if (ipa < 0) return -1;
+      const off = ipa % XEN_PAGE_SIZE;
+      const e = d.p2m.lookup((ipa - off) / XEN_PAGE_SIZE);
       if (e === undefined || (e.type !== "ram_rw" && e.type !== "ram_ro")) return -1;
       return e.mfn * XEN_PAGE_SIZE + off;
     },
-    linearRun: (dma: number) => XEN_PAGE_SIZE - (dma % XEN_PAGE_SIZE),
+    linearRun: (dma: number) => {
+      if (!ranged) return XEN_PAGE_SIZE - (dma % XEN_PAGE_SIZE);
+      const ipa = dev.dmaToPhys(dma);
+      return ipa < 0 ? 0 : Math.min(dev.dmaLinearRun(dma), XEN_PAGE_SIZE - (ipa % XEN_PAGE_SIZE));
+    },
   };
 }
 

@@ -106,6 +106,16 @@ export class IoTlbPool {
 
   /** visits of the last 5.13 search (for the spin guard's message and tests) */
   lastVisits = 0;
+  /**
+   * Other threads run over this pool's state (enableLocking): every search and release then
+   * holds its area's spin lock (the kernel's area->lock; 5.13's single mem->lock is area 0),
+   * and the shared debugfs counters move with Atomics, as the kernel's atomic_long ones do.
+   */
+  locking = false;
+  /** (start / IO_TLB_SIZE) mod (PAGE_SIZE / IO_TLB_SIZE): where pages begin, counted in slots */
+  readonly startPhase: number;
+  /** mapPlain applies: a 6.x pool that starts on a slot boundary */
+  readonly plainOk: boolean;
   /** what the last successful search changed besides the slots, for undoLastMap */
   private undoArea = 0;
   private undoIndex = 0;
@@ -132,6 +142,8 @@ export class IoTlbPool {
     this.is513 = p.era === "5.13";
     this.pageSize = p.pageSize;
     this.pageShift = Math.log2(p.pageSize);
+    this.startPhase = Math.floor(p.start / IO_TLB_SIZE) % (p.pageSize / IO_TLB_SIZE);
+    this.plainOk = p.era === "6.x" && p.start % IO_TLB_SIZE === 0;
     this.listClippedTail = p.listClippedTail;
     const l = layout(p.nslabs, p.nareas);
     const fresh = buffer === undefined;
@@ -199,7 +211,12 @@ export class IoTlbPool {
       const paged = stride * 2 ** (this.pageShift - IO_TLB_SHIFT);
       if (paged > stride) stride = paged;
     }
-    if (nslots > nslabs - this.areaUsed[0]!) return -1;
+    const locking = this.locking;
+    if (locking) this.lockArea(0);
+    if (nslots > nslabs - this.areaUsed[0]!) {
+      if (locking) this.unlockArea(0);
+      return -1;
+    }
     const origBits = (orig & iotlbMask) >>> 0;
     const shift = Math.ceil(tblDmaAddr / IO_TLB_SIZE);
     // ALIGN(mem->index, stride), bitwise as the kernel does it (stride need not be 2^k)
@@ -212,6 +229,7 @@ export class IoTlbPool {
       // the kernel has no such guard: it would soft-lockup (spec 3.1)
       if (++visits > guard) {
         this.lastVisits = visits;
+        if (locking) this.unlockArea(0);
         return FIND_SPIN;
       }
       if (((tblDmaAddr + index * IO_TLB_SIZE) & iotlbMask) >>> 0 !== origBits) {
@@ -225,11 +243,13 @@ export class IoTlbPool {
         this.areaUsed[0] = this.areaUsed[0]! + nslots;
         this.countUsed(nslots);
         this.lastVisits = visits;
+        if (locking) this.unlockArea(0);
         return index;
       }
       index = index + stride >= nslabs ? 0 : index + stride;
     } while (index !== wrap);
     this.lastVisits = visits;
+    if (locking) this.unlockArea(0);
     return -1;
   }
 
@@ -268,7 +288,12 @@ export class IoTlbPool {
     allocAlignMask = (allocAlignMask | (IO_TLB_SIZE - 1)) >>> 0;
     iotlbMask = (iotlbMask & ~allocAlignMask) >>> 0;
     const stride = ((allocAlignMask > iotlbMask ? allocAlignMask : iotlbMask) >>> IO_TLB_SHIFT) + 1;
-    if (nslots > areaNslabs - this.areaUsed[a]!) return -1;
+    const locking = this.locking;
+    if (locking) this.lockArea(a);
+    if (nslots > areaNslabs - this.areaUsed[a]!) {
+      if (locking) this.unlockArea(a);
+      return -1;
+    }
     const slotBase = a * areaNslabs;
     const origBits = orig === 0 ? 0 : (orig & iotlbMask) >>> 0;
     const checkOrig = orig !== 0 && iotlbMask !== 0;
@@ -289,12 +314,14 @@ export class IoTlbPool {
         this.noteUndo(a);
         this.areaIndex[a] = index + nslots >= areaNslabs ? 0 : index + nslots;
         this.areaUsed[a] = this.areaUsed[a]! + nslots;
+        if (locking) this.unlockArea(a);
         this.countUsed(nslots);
         return slot;
       }
       index = index + stride >= areaNslabs ? 0 : index + stride;
       checked += stride;
     }
+    if (locking) this.unlockArea(a);
     return -1;
   }
 
@@ -330,6 +357,76 @@ export class IoTlbPool {
     return this.start + index * IO_TLB_SIZE + (offset & (IO_TLB_SIZE - 1));
   }
 
+  // ---------------------------------------------------------------- 6.x plain requests (hot path)
+
+  /**
+   * mapSlots for the commonest request, in small integers only (no double crosses a call, so
+   * nothing is boxed): no min_align_mask, no alloc_align_mask, no segment boundary, and the
+   * pool's DMA view equal to its physical address (tbl_dma_addr == start). It walks and picks
+   * exactly as searchArea does for that request: stride 1, or from PAGE_SIZE up the page
+   * alignment test on t = start + slot * 2048 (done on slot + startPhase) with stride
+   * PAGE_SIZE / 2048. Returns the first slot, or -1 when no area has room; a failed search
+   * changes nothing, so the caller can take the general path, which fails the same way.
+   */
+  mapPlain(cpu: number, orig: number, size: number): number {
+    const nareas = this.nareas;
+    const first = cpu & (nareas - 1);
+    let a = first;
+    let slot = -1;
+    do {
+      slot = this.searchPlain(a, size);
+      if (slot >= 0) break;
+      a = a + 1 === nareas ? 0 : a + 1;
+    } while (a !== first);
+    if (slot < 0) return -1;
+    this.padSlots[slot] = 0;
+    const n = (size + (IO_TLB_SIZE - 1)) >>> IO_TLB_SHIFT;
+    const origAddr = this.origAddr;
+    for (let i = 0; i < n; i++) origAddr[slot + i] = orig + i * IO_TLB_SIZE;
+    this.mapped[slot] = 1;
+    return slot;
+  }
+
+  private searchPlain(a: number, size: number): number {
+    const areaNslabs = this.areaNslabs;
+    const nslots = (size + (IO_TLB_SIZE - 1)) >>> IO_TLB_SHIFT;
+    // alloc_align_mask is PAGE_SIZE - 1 from PAGE_SIZE up, else 2047 (always met: slot aligned)
+    const stride = size >= this.pageSize ? this.pageSize >>> IO_TLB_SHIFT : 1;
+    const phaseMask = stride - 1;
+    const phase = this.startPhase;
+    const locking = this.locking;
+    if (locking) this.lockArea(a);
+    if (nslots > areaNslabs - this.areaUsed[a]!) {
+      if (locking) this.unlockArea(a);
+      return -1;
+    }
+    const slotBase = a * areaNslabs;
+    let index = this.areaIndex[a]!;
+    for (let checked = 0; checked < areaNslabs; ) {
+      const slot = slotBase + index;
+      if (((slot + phase) & phaseMask) !== 0) {
+        index = index + 1 >= areaNslabs ? 0 : index + 1;
+        checked += 1;
+        continue;
+      }
+      if (this.fits(slot, nslots)) {
+        const alloc = this.allocSize;
+        for (let i = 0; i < nslots; i++) alloc[slot + i] = size - i * IO_TLB_SIZE;
+        this.markBusy(slot, nslots);
+        this.noteUndo(a);
+        this.areaIndex[a] = index + nslots >= areaNslabs ? 0 : index + nslots;
+        this.areaUsed[a] = this.areaUsed[a]! + nslots;
+        if (locking) this.unlockArea(a);
+        this.countUsed(nslots);
+        return slot;
+      }
+      index = index + stride >= areaNslabs ? 0 : index + stride;
+      checked += stride;
+    }
+    if (locking) this.unlockArea(a);
+    return -1;
+  }
+
   // ---------------------------------------------------------------- release (both eras)
 
   /**
@@ -341,11 +438,21 @@ export class IoTlbPool {
     const offset = tlbAddr & minAlignMask & (IO_TLB_SIZE - 1);
     const rel = tlbAddr - offset - this.start;
     if (rel < 0 || rel >= this.nslabs * IO_TLB_SIZE) return -1;
-    let index = Math.floor(rel / IO_TLB_SIZE);
+    return this.releaseIndex(Math.floor(rel / IO_TLB_SIZE), offset);
+  }
+
+  /**
+   * releaseSlots from the slot a tlb_addr points at and its in-slot offset: small integers,
+   * so the unmap hot path calls it without boxing an address.
+   */
+  releaseIndex(index: number, offset: number): number {
     if (this.mapped[index] !== 1) return -1;
     this.mapped[index] = 0;
     if (!this.is513) index -= this.padSlots[index]!;
     const nslots = nrSlotsU64(this.allocSize[index]! + offset);
+    const a = this.is513 ? 0 : Math.floor(index / this.areaNslabs);
+    const locking = this.locking;
+    if (locking) this.lockArea(a);
     // the kernel's merge with the following run and re-numbering of the preceding one are
     // implied by clearing the bits (see `busy`)
     const orig = this.origAddr;
@@ -357,9 +464,11 @@ export class IoTlbPool {
       pad[i] = 0;
     }
     this.setBusy(index, nslots, false);
-    const a = this.is513 ? 0 : Math.floor(index / this.areaNslabs);
     this.areaUsed[a] = this.areaUsed[a]! - nslots;
-    this.counters[CNT_TOTAL_USED] = this.counters[CNT_TOTAL_USED]! - nslots;
+    if (locking) {
+      this.unlockArea(a);
+      Atomics.sub(this.counters, CNT_TOTAL_USED, nslots);
+    } else this.counters[CNT_TOTAL_USED] = this.counters[CNT_TOTAL_USED]! - nslots;
     return nslots;
   }
 
@@ -445,12 +554,39 @@ export class IoTlbPool {
     this.counters[CNT_HIWATER] = this.undoHiwater;
   }
 
-  /** inc_used_and_hiwater (6.7+ debugfs build) */
+  /** inc_used_and_hiwater (6.7+ debugfs build): atomic_long_add_return, then a cmpxchg loop */
   private countUsed(nslots: number): void {
     const c = this.counters;
-    const u = c[CNT_TOTAL_USED]! + nslots;
-    c[CNT_TOTAL_USED] = u;
-    if (u > c[CNT_HIWATER]!) c[CNT_HIWATER] = u;
+    if (!this.locking) {
+      const u = c[CNT_TOTAL_USED]! + nslots;
+      c[CNT_TOTAL_USED] = u;
+      if (u > c[CNT_HIWATER]!) c[CNT_HIWATER] = u;
+      return;
+    }
+    const u = Atomics.add(c, CNT_TOTAL_USED, nslots) + nslots;
+    let h = Atomics.load(c, CNT_HIWATER);
+    while (u > h) {
+      const seen = Atomics.compareExchange(c, CNT_HIWATER, h, u);
+      if (seen === h) break;
+      h = seen;
+    }
+  }
+
+  /** Other threads share this pool from now on: searches and releases take the area locks. */
+  enableLocking(): void {
+    this.locking = true;
+  }
+
+  /** spin_lock(&area->lock): test, then test-and-set (a waiter spins, as a kernel CPU does) */
+  private lockArea(a: number): void {
+    const l = this.areaLock;
+    for (;;) {
+      if (Atomics.load(l, a) === 0 && Atomics.compareExchange(l, a, 0, 1) === 0) return;
+    }
+  }
+
+  private unlockArea(a: number): void {
+    Atomics.store(this.areaLock, a, 0);
   }
 }
 

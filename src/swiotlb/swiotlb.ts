@@ -18,7 +18,7 @@ import {
   type DmaDirection,
 } from "../kernel/dma-mapping.js";
 import { Memblock } from "../memory/memblock.js";
-import type { PhysicalMemory } from "../memory/physical-memory.js";
+import type { PhysicalMemory, RamBank } from "../memory/physical-memory.js";
 import {
   EINVAL,
   ENOMEM,
@@ -166,6 +166,8 @@ export class Swiotlb {
   forceDisable = false;
   /** 5.13 swiotlb_max_segment() state */
   private maxSegment = 0;
+  /** the bounce copy (also what the benchmark's copy limit measures) */
+  readonly copier: BounceCopy;
 
   constructor(memory: PhysicalMemory, profile: KernelProfile, log: KernelLog, events: EventSink, opts: SwiotlbOptions = {}) {
     this.memory = memory;
@@ -175,6 +177,7 @@ export class Swiotlb {
     this.memblock = opts.memblock ?? new Memblock(memory);
     this.pageSize = memory.granule;
     this.possibleCpus = opts.possibleCpus ?? 1;
+    this.copier = new BounceCopy(memory);
     if (!Number.isInteger(this.possibleCpus) || this.possibleCpus < 1)
       throw new InvalidArgumentError(`possible CPUs ${this.possibleCpus}: must be a positive integer`);
   }
@@ -513,6 +516,49 @@ export class Swiotlb {
    * Returns tlb_addr (a physical address) or DMA_MAPPING_ERROR (-1).
    */
   tblMapSingle(dev: SwiotlbDevice, orig: number, mappingSize: number, allocSizeOrAlignMask: number, dir: DmaDirection, attrs: number, cpu = 0): number {
+    // the hot path: a plain request on the default pool does exactly what the general path
+    // does (IoTlbPool.mapPlain). Kept small so that callers inline it: the slot number crosses
+    // the calls and the address is made here (a double returned from a call would be boxed)
+    const pool = this.plainPool(dev);
+    if (pool !== null && allocSizeOrAlignMask === 0) {
+      const slot = this.mapPlain(dev, pool, orig, mappingSize, cpu);
+      if (slot >= 0) return pool.start + slot * IO_TLB_SIZE;
+    }
+    return this.tblMapSingleFull(dev, orig, mappingSize, allocSizeOrAlignMask, dir, attrs, cpu);
+  }
+
+  /**
+   * The default pool when an unmap (or, with mapPlain's checks, a map) from `dev` can take
+   * the plain path: a 6.x pool, the device's mem is the default one, no min_align_mask, nobody
+   * tracing. Else null.
+   */
+  private plainPool(dev: SwiotlbDevice): IoTlbPool | null {
+    const m = this.defaultMem;
+    if (m === null || this.events.active || dev.minAlignMask !== 0 || dev.ioTlbMemName !== undefined || !m.pool.plainOk) return null;
+    return m.pool;
+  }
+
+  /**
+   * Map and bounce a plain request — besides plainPool's conditions: no alloc_align_mask, no
+   * segment boundary, the pool's DMA view equal to its physical address. The slot, or -1 for
+   * the general path (which, for a full pool, fails the same way and warns). 6.x always
+   * copies at map time; a fault on the original takes the map back entirely.
+   */
+  private mapPlain(dev: SwiotlbDevice, pool: IoTlbPool, orig: number, size: number, cpu: number): number {
+    if ((size | 0) !== size || size <= 0 || (cpu | 0) !== cpu || cpu < 0) return -1;
+    if (dev.segBoundaryMask < 2 ** 53 - 1 || !identityDma(dev, pool.start)) return -1;
+    const slot = pool.mapPlain(cpu, orig, size);
+    if (slot < 0) return -1;
+    try {
+      this.copier.toSlot(pool, slot, orig, size);
+    } catch (e) {
+      pool.undoLastMap(pool.start + slot * IO_TLB_SIZE, 0);
+      throw e;
+    }
+    return slot;
+  }
+
+  private tblMapSingleFull(dev: SwiotlbDevice, orig: number, mappingSize: number, allocSizeOrAlignMask: number, dir: DmaDirection, attrs: number, cpu: number): number {
     const mem = this.memFor(dev);
     const p = this.profile;
     if (mem === null) {
@@ -591,6 +637,33 @@ export class Swiotlb {
    * release. An address that is not a live mapping is refused with nothing changed.
    */
   tblUnmapSingle(dev: SwiotlbDevice, tlbAddr: number, mappingSize: number, dir: DmaDirection, attrs: number): void {
+    // the hot path for plain mappings (see tblMapSingle): the same checks, copy and release
+    const pool = this.plainPool(dev);
+    if (pool !== null) {
+      const rel = tlbAddr - pool.start;
+      const index = Math.floor(rel / IO_TLB_SIZE);
+      if (rel >= 0 && index < pool.nslabs && rel === index * IO_TLB_SIZE && this.unmapPlain(pool, index, mappingSize, dir, attrs)) return;
+    }
+    this.tblUnmapSingleFull(dev, tlbAddr, mappingSize, dir, attrs);
+  }
+
+  /** Copy back and release the plain mapping at slot `index`; false (nothing done) sends it the general way. */
+  private unmapPlain(pool: IoTlbPool, index: number, size: number, dir: DmaDirection, attrs: number): boolean {
+    if (pool.mapped[index] !== 1 || (size | 0) !== size || size < 0) return false;
+    if ((attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0 && (dir === DMA_FROM_DEVICE || dir === DMA_BIDIRECTIONAL)) {
+      const orig = pool.origAddr[index]!;
+      const avail = pool.allocSize[index]!;
+      if (orig !== INVALID_PHYS_ADDR) {
+        // an overflow is clamped, with its warning, by the general bounce
+        if (avail >= 0 && size > avail) return false;
+        this.copier.fromSlot(pool, index, orig, size);
+      }
+    }
+    pool.releaseIndex(index, 0);
+    return true;
+  }
+
+  private tblUnmapSingleFull(dev: SwiotlbDevice, tlbAddr: number, mappingSize: number, dir: DmaDirection, attrs: number): void {
     const pool = this.livePool(dev, tlbAddr, "unmap");
     if ((attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0 && (dir === DMA_FROM_DEVICE || dir === DMA_BIDIRECTIONAL))
       this.bounce(dev, pool, tlbAddr, mappingSize, DMA_FROM_DEVICE);
@@ -738,4 +811,138 @@ export function and53(x: number, mask: number): number {
   const hi = Math.floor(x / 2 ** 32) & Math.floor(mask / 2 ** 32);
   const lo = (x & mask) >>> 0;
   return (hi >>> 0) * 2 ** 32 + lo;
+}
+
+/** A device that may say, without a call, that it has no dma_range_map (dma/ Device does). */
+interface MaybeRangeMap {
+  readonly dmaRangeMap?: readonly unknown[] | null;
+}
+
+/** phys_to_dma_unencrypted(dev, phys) === phys, asked without boxing phys when the device can tell. */
+function identityDma(dev: SwiotlbDevice, phys: number): boolean {
+  if ((dev as SwiotlbDevice & MaybeRangeMap).dmaRangeMap === null) return true;
+  return dev.physToDma(phys) === phys;
+}
+
+// ---- the bounce copy ------------------------------------------------------------------------
+
+/** Copies up to this many bytes as 32-bit words; longer ones with TypedArray.prototype.set. */
+const WORD_COPY_MAX = 1024;
+
+/**
+ * The copy swiotlb_bounce does between an original buffer and a bounce slot — also what the
+ * benchmark's copy limit measures. Slot numbers and chunk offsets cross calls, never
+ * addresses (a double above 2^31 would be boxed at every call). When both ranges sit inside
+ * one RAM chunk each: 32-bit words through Int32Array views made once per chunk (no
+ * allocation; integer views keep every bit, which float views do not promise) up to
+ * WORD_COPY_MAX bytes, Uint8Array.prototype.set beyond (one subarray per copy). Anything else
+ * — a chunk border, an unaligned copy, a no-map region, a fault — goes through
+ * PhysicalMemory.copy with its checks and errors.
+ */
+export class BounceCopy {
+  private readonly cs: number;
+  /** a no-map reserved region exists: every copy takes PhysicalMemory's checked path */
+  private readonly noMap: boolean;
+  // the pool whose slots were resolved last, and its chunk views
+  private poolFor: IoTlbPool | null = null;
+  private poolViews: (Uint8Array | undefined)[] = [];
+  private poolBase = 0;
+  private poolSkew = 0;
+  /** the RAM bank of the last original */
+  private bank: RamBank;
+  // 32-bit views of chunks, made once per chunk; the last two are at hand
+  private readonly views = new Map<Uint8Array, Int32Array>();
+  private lastA: Uint8Array | null = null;
+  private lastAW: Int32Array | null = null;
+  private lastB: Uint8Array | null = null;
+  private lastBW: Int32Array | null = null;
+
+  constructor(readonly memory: PhysicalMemory) {
+    this.cs = memory.chunkSize;
+    this.noMap = memory.reserved.some((r) => r.noMap === true);
+    this.bank = memory.banks[0]!;
+  }
+
+  /** orig -> the bounce buffer at `slot` of `pool` */
+  toSlot(pool: IoTlbPool, slot: number, orig: number, len: number): void {
+    this.slotCopy(pool, slot, orig, len, true);
+  }
+
+  /** the bounce buffer at `slot` of `pool` -> orig */
+  fromSlot(pool: IoTlbPool, slot: number, orig: number, len: number): void {
+    this.slotCopy(pool, slot, orig, len, false);
+  }
+
+  private slotCopy(pool: IoTlbPool, slot: number, orig: number, len: number, toBounce: boolean): void {
+    const cs = this.cs;
+    if (pool !== this.poolFor) this.setPool(pool);
+    const rel = this.poolSkew + slot * IO_TLB_SIZE;
+    const k = Math.floor(rel / cs);
+    const pOff = rel - k * cs;
+    let b = this.bank;
+    if (!(orig >= b.base && orig + len <= b.end)) {
+      const nb = this.memory.bankAt(orig);
+      if (nb === undefined || orig + len > nb.end) return this.slow(pool, slot, orig, len, toBounce);
+      b = this.bank = nb;
+    }
+    const ro = orig - b.base;
+    const ki = Math.floor(ro / cs);
+    const oOff = ro - ki * cs;
+    if (this.noMap || len <= 0 || pOff + len > cs || oOff + len > cs) return this.slow(pool, slot, orig, len, toBounce);
+    let p = this.poolViews[k];
+    if (p === undefined) p = this.poolView(k);
+    let o = b.chunks[ki];
+    if (o === undefined) o = this.memory.chunkAt(orig);
+    // a partial chunk at a bank's end: the range must stay inside it
+    if (pOff + len > p.length || oOff + len > o.length) return this.slow(pool, slot, orig, len, toBounce);
+    if (toBounce) this.move(p, pOff, o, oOff, len);
+    else this.move(o, oOff, p, pOff, len);
+  }
+
+  /** dst[dOff, dOff + len) = src[sOff, sOff + len) */
+  private move(d: Uint8Array, dOff: number, s: Uint8Array, sOff: number, len: number): void {
+    if (len <= WORD_COPY_MAX && ((sOff | dOff | len) & 3) === 0 && s !== d) {
+      const sw = this.words(s);
+      const dw = this.words(d);
+      const si = sOff >>> 2;
+      const di = dOff >>> 2;
+      const n = len >>> 2;
+      for (let i = 0; i < n; i++) dw[di + i] = sw[si + i]!;
+    } else if (s === d) d.copyWithin(dOff, sOff, sOff + len);
+    else d.set(s.subarray(sOff, sOff + len), dOff);
+  }
+
+  private slow(pool: IoTlbPool, slot: number, orig: number, len: number, toBounce: boolean): void {
+    const tlb = pool.start + slot * IO_TLB_SIZE;
+    if (toBounce) this.memory.copy(tlb, orig, len);
+    else this.memory.copy(orig, tlb, len);
+  }
+
+  private setPool(pool: IoTlbPool): void {
+    this.poolFor = pool;
+    this.poolBase = Math.floor(pool.start / this.cs) * this.cs;
+    this.poolSkew = pool.start - this.poolBase;
+    this.poolViews = new Array<Uint8Array | undefined>(Math.ceil((this.poolSkew + pool.nslabs * IO_TLB_SIZE) / this.cs)).fill(undefined);
+  }
+
+  private poolView(k: number): Uint8Array {
+    const c = this.memory.chunkAt(this.poolBase + k * this.cs);
+    this.poolViews[k] = c;
+    return c;
+  }
+
+  private words(c: Uint8Array): Int32Array {
+    if (c === this.lastA) return this.lastAW!;
+    if (c === this.lastB) return this.lastBW!;
+    let v = this.views.get(c);
+    if (v === undefined) {
+      v = new Int32Array(c.buffer, c.byteOffset, c.length >>> 2);
+      this.views.set(c, v);
+    }
+    this.lastB = this.lastA;
+    this.lastBW = this.lastAW;
+    this.lastA = c;
+    this.lastAW = v;
+    return v;
+  }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { measureCopyLimit } from "../../src/bench/copy-limit.js";
+import { measureCopyLimit, nextSlot } from "../../src/bench/copy-limit.js";
 import { heapBytesPerPair, latencyFigures, quantile, runUntil, takeSample } from "../../src/bench/measure.js";
 import { buildBenchMachine, workloadDevice, WORKLOAD_NSLABS } from "../../src/bench/setup.js";
 import { Pingpong, Ring, type BenchSwiotlb } from "../../src/bench/workloads.js";
@@ -148,16 +148,26 @@ describe("measurement", () => {
     expect(h).toBeGreaterThanOrEqual(0);
   });
 
-  it("the copy limit moves the same bytes as the workload's bounces, within the pool region", () => {
+  it("the copy limit moves the same bytes as the workload's bounces, through the pool's slots", () => {
     const m = machine();
     const pool = m.swiotlb.defaultMem!.pool;
     m.memory.fill(0x4000_0000, 65536, 0x5a);
-    const c = measureCopyLimit({ memory: m.memory, destStart: pool.start, destBytes: 64 << 20, size: 65536, seconds: 0.02 });
+    const c = measureCopyLimit({ copier: m.swiotlb.copier, pool, firstSlot: 0, nslots: pool.nslabs, size: 65536, seconds: 0.02 });
     expect(c.bytes % (2 * 65536)).toBe(0);
     expect(c.bytesPerSec).toBeGreaterThan(0);
-    // the original is unchanged (copied out and back)
+    // the original is unchanged (copied out and back) and the slots hold its bytes
     expect([...m.memory.read(0x4000_0000, 65536)].every((b) => b === 0x5a)).toBe(true);
-    const ring = measureCopyLimit({ memory: m.memory, destStart: pool.start, destBytes: 64 << 20, size: 0, seconds: 0.02 });
+    expect([...m.memory.read(pool.start, 65536)].every((b) => b === 0x5a)).toBe(true);
+    const ring = measureCopyLimit({ copier: m.swiotlb.copier, pool, firstSlot: 0, nslots: pool.nslabs, size: 0, seconds: 0.02 });
     expect(ring.bytes).toBeGreaterThan(0);
+    // nothing was mapped
+    expect(m.swiotlb.defaultMem!.used).toBe(0);
+  });
+
+  it("walks slots as the search would: page-aligned from 4 KiB, never across a segment, wrapping", () => {
+    expect(nextSlot(3, 64, 2, 32768)).toBe(3);
+    expect(nextSlot(3, 4096, 2, 32768)).toBe(4);
+    expect(nextSlot(126, 8192, 2, 32768)).toBe(128);
+    expect(nextSlot(32767, 4096, 2, 32768)).toBe(0);
   });
 });

@@ -1,22 +1,31 @@
-// dmalab guest PROGRAM [--machine PRESET] [--xen none|dom0|domU] [--load ADDR] [--max-insns N] [--json]
+// dmalab guest PROGRAM [--machine PRESET] [--kernel VERSION] [--xen none|dom0|domU]
+//   [--feature direct_mapped|not_direct_mapped ...] [--xen-version V] [--swiotlb STR]
+//   [--device N|NAME] [--load ADDR] [--max-insns N] [--json]
 //
-// Loads a raw arm64 binary (a path, or the name of a shipped program in fixtures/guest/) at
-// ADDR (default: guest RAM base + 0x80000), runs it and reports the console, the exit reason,
-// the instruction count and the hypercall/service log. Exit status: 0 for exit(0) or BRK #0,
-// 1 for exit(n != 0) or another BRK immediate, 3 for a fault, 4 for a limit.
+// Boots the machine as `dmalab boot` does (same kernel profile, Xen role and features), then
+// loads a raw arm64 binary (a path, or the name of a shipped program in fixtures/guest/) at
+// ADDR (default: guest RAM base + 0x80000) in that kernel's guest-physical space, runs it and
+// reports the console, the exit reason, the instruction count and the hypercall/service log.
+// Exit status: 0 for exit(0) or BRK #0, 1 for exit(n != 0) or another BRK immediate, 3 for a
+// fault (of the guest, or of the boot before it), 4 for a limit.
 //
-// Entry registers (dmalab guest ABI): x0 = guest RAM base, x1 = its size, x2 = DMA engine
-// MMIO base, x3 = the engine's device number; sp = load address (the stack grows down below
-// the image).
+// Entry registers (dmalab guest ABI): x0 = base of the guest RAM bank holding the load
+// address (the first bank by default), x1 = that bank's size, x2 = DMA engine MMIO base,
+// x3 = the engine's device number; sp = load address (the stack grows down below the image).
 
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { EXIT_FAULT, EXIT_GUEST, EXIT_LIMIT, EXIT_OK, UsageError, hex } from "../../errors.js";
-import { buildGuestContext, type GuestXenRole } from "../../cpu/guest-context.js";
+import { bankOf, buildGuestContext, type GuestXenRole } from "../../cpu/guest-context.js";
+import { DIRECT_MAP_FEATURES, type DirectMapFeature } from "../../machine/boot.js";
+import { KERNEL_VERSIONS, isKernelVersion } from "../../swiotlb/profile.js";
 import type { ExitReason, RunResult } from "../../cpu/arm64-cpu.js";
 import { resolveMachine } from "../../machine/preset.js";
+import type { Device } from "../../dma/device.js";
+import type { Domain } from "../../xen/hypervisor/domain.js";
+import type { XenHypervisor } from "../../xen/hypervisor/hypervisor.js";
 import { flushAndExit, out } from "../output.js";
 
 export const DEFAULT_LOAD_OFFSET = 0x80000;
@@ -119,28 +128,77 @@ export interface GuestArgs {
   program: string;
   machine: string;
   xen: GuestXenRole;
+  /** kernel profile; default 6.x */
+  kernel?: string;
+  features?: DirectMapFeature[];
+  xenVersion?: string;
+  swiotlb?: string;
+  /** the DMA engine's device (index, name or driver); default the first probed device */
+  device?: string | number;
   load?: number;
   maxInsns: number;
   json: boolean;
 }
 
-export function runGuest(a: GuestArgs): { result: RunResult; text: string; status: number } {
+/** What the run went through, besides the guest's own result (for tests and the text report). */
+export interface GuestRunInfo {
+  /** the kernel's DMA ops on the engine's device */
+  dmaOps: "xen_swiotlb_dma_ops" | "dma-direct";
+  /** the kernel's default swiotlb pool [start, end) (guest-physical), if any */
+  pool: { start: number; end: number } | null;
+  /** the engine's device (its dma-ranges turn a DMA address back into a physical one) */
+  device: Device;
+  engineDevice: number;
+  load: number;
+  /** the domain and its hypervisor, with Xen */
+  domain?: Domain;
+  hypervisor?: XenHypervisor;
+}
+
+export function runGuest(a: GuestArgs): { result: RunResult; text: string; status: number; info: GuestRunInfo } {
   const image = readProgram(a.program);
   const desc = resolveMachine(a.machine);
-  const ctx = buildGuestContext(desc, { xen: a.xen });
+  const opts: Parameters<typeof buildGuestContext>[1] = { xen: a.xen, kernel: a.kernel ?? "6.x" };
+  if (a.features) opts.features = a.features;
+  if (a.xenVersion !== undefined) opts.xenVersion = a.xenVersion;
+  if (a.swiotlb !== undefined) opts.swiotlb = a.swiotlb;
+  if (a.device !== undefined) opts.engineDevice = a.device;
+  const ctx = buildGuestContext(desc, opts);
   try {
     const load = a.load ?? ctx.ramBase + DEFAULT_LOAD_OFFSET;
+    const bank = bankOf(ctx, load);
+    if (bank === undefined)
+      throw new UsageError(`--load ${hex(load)}: not in the guest's RAM (${ctx.ram.map((r) => `${hex(r.base)}-${hex(r.base + r.size - 1)}`).join(", ")})`);
+    if (load % 4 !== 0) throw new UsageError(`--load ${hex(load)}: instructions are 4-byte aligned`);
+    if (load + image.length > bank.base + bank.size) throw new UsageError(`--load ${hex(load)}: ${image.length} bytes do not fit in the RAM bank ending at ${hex(bank.base + bank.size - 1)}`);
     ctx.cpu.load(load, image);
     const result = ctx.cpu.run({
       entry: load,
-      stack: load,
+      stack: load - (load % 16),
       maxInsns: a.maxInsns,
-      regs: { 0: BigInt(ctx.ramBase), 1: BigInt(ctx.ramSize), 2: BigInt(ctx.engineBase), 3: BigInt(ctx.engineDevice) },
+      regs: { 0: BigInt(bank.base), 1: BigInt(bank.size), 2: BigInt(ctx.engineBase), 3: BigInt(ctx.engineDevice) },
     });
+    const md = ctx.machine.devices[ctx.engineDevice]!;
+    const xs = ctx.xen?.xenSwiotlb ?? null;
+    const mem = ctx.machine.swiotlb.defaultMem;
+    const info: GuestRunInfo = {
+      dmaOps: xs !== null && md.dev.dmaOps === xs ? "xen_swiotlb_dma_ops" : "dma-direct",
+      pool: mem === null ? null : { start: mem.start, end: mem.end },
+      device: md.dev,
+      engineDevice: ctx.engineDevice,
+      load,
+    };
+    if (ctx.domain) info.domain = ctx.domain;
+    if (ctx.hypervisor) info.hypervisor = ctx.hypervisor;
     let text: string;
     if (a.json) text = guestJson(result);
     else {
       const lines: string[] = [];
+      const d = ctx.domain;
+      lines.push(
+        `dmalab guest: ${desc.name}, kernel ${ctx.boot.kernel}, xen ${a.xen}${d ? ` (d${d.id}, ${d.directMapped ? "direct-mapped" : "not direct-mapped"}, Xen ${ctx.hypervisor!.version})` : ""}, ` +
+          `DMA engine at ${hex(ctx.engineBase)} as ${md.name} (${info.dmaOps}${mem ? `, swiotlb pool ${hex(mem.start)}-${hex(mem.end - 1)}` : ""}), loaded at ${hex(load)}`,
+      );
       if (result.console.length > 0) lines.push(result.console.replace(/\n$/, ""));
       lines.push(describeExit(result.exit));
       lines.push(`instructions: ${result.insns}`);
@@ -150,10 +208,42 @@ export function runGuest(a: GuestArgs): { result: RunResult; text: string; statu
       }
       text = lines.join("\n");
     }
-    return { result, text, status: exitStatus(result.exit) };
+    return { result, text, status: exitStatus(result.exit), info };
   } finally {
     ctx.cpu.close();
   }
+}
+
+export interface GuestFlags {
+  machine: string;
+  kernel: string;
+  xen: string;
+  feature?: string[];
+  xenVersion?: string;
+  swiotlb?: string;
+  device?: string;
+  load?: string;
+  maxInsns: string;
+  json?: boolean;
+}
+
+/** Checks the command line before anything boots (bad values are usage errors, exit 2). */
+export function parseGuestArgs(prog: string, o: GuestFlags): GuestArgs {
+  if (o.xen !== "none" && o.xen !== "dom0" && o.xen !== "domU") throw new UsageError(`--xen '${o.xen}': expected none, dom0 or domU`);
+  if (!isKernelVersion(o.kernel)) throw new UsageError(`--kernel '${o.kernel}': expected one of ${KERNEL_VERSIONS.join(", ")}`);
+  const features = (o.feature ?? []).map((f) => {
+    if (!(DIRECT_MAP_FEATURES as readonly string[]).includes(f)) throw new UsageError(`--feature '${f}': expected ${DIRECT_MAP_FEATURES.join(" or ")}`);
+    return f as DirectMapFeature;
+  });
+  if ((features.length > 0 || o.xenVersion !== undefined) && o.xen === "none") throw new UsageError("--feature and --xen-version need --xen dom0 or --xen domU");
+  const maxInsns = parseAddr(o.maxInsns, "--max-insns");
+  if (maxInsns < 1) throw new UsageError(`--max-insns '${o.maxInsns}': must be at least 1`);
+  const args: GuestArgs = { program: prog, machine: o.machine, xen: o.xen, kernel: o.kernel, features, maxInsns, json: o.json === true };
+  if (o.xenVersion !== undefined) args.xenVersion = o.xenVersion;
+  if (o.swiotlb !== undefined) args.swiotlb = o.swiotlb.trim().replace(/^swiotlb=/, "");
+  if (o.device !== undefined) args.device = o.device;
+  if (o.load !== undefined) args.load = parseAddr(o.load, "--load");
+  return args;
 }
 
 export function registerGuest(program: Command): void {
@@ -162,16 +252,17 @@ export function registerGuest(program: Command): void {
     .description("run a raw arm64 guest program on the Unicorn CPU (Xen hypercalls, DMA services, the DMA engine)")
     .argument("<program>", "raw binary file, or the name of a program in fixtures/guest (xen-probe, dma-ring)")
     .option("--machine <preset>", "machine preset or JSON file", "qemu-virt-2g")
+    .option("--kernel <version>", `kernel profile: ${KERNEL_VERSIONS.join(", ")}`, "6.x")
     .option("--xen <role>", "none | dom0 | domU", "none")
+    .option("--feature <name>", "with --xen: make the domain direct_mapped or not_direct_mapped (repeatable; the last wins)", (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+    .option("--xen-version <v>", "with --xen: the Xen release (default: the machine's, else 4.15)")
+    .option("--swiotlb <str>", "kernel `swiotlb=` value (replaces the machine's)")
+    .option("--device <n|name>", "the device the DMA engine masters as (default: the first probed one)")
     .option("--load <addr>", "load (and entry) address; default guest RAM base + 0x80000")
     .option("--max-insns <n>", "instruction limit", String(DEFAULT_MAX_INSNS))
     .option("--json", "machine-readable output")
-    .action((prog: string, o: { machine: string; xen: string; load?: string; maxInsns: string; json?: boolean }) => {
-      if (o.xen !== "none" && o.xen !== "dom0" && o.xen !== "domU") throw new UsageError(`--xen '${o.xen}': expected none, dom0 or domU`);
-      const maxInsns = parseAddr(o.maxInsns, "--max-insns");
-      if (maxInsns < 1) throw new UsageError(`--max-insns '${o.maxInsns}': must be at least 1`);
-      const args: GuestArgs = { program: prog, machine: o.machine, xen: o.xen, maxInsns, json: o.json === true };
-      if (o.load !== undefined) args.load = parseAddr(o.load, "--load");
+    .action((prog: string, o: GuestFlags) => {
+      const args = parseGuestArgs(prog, o);
       const r = runGuest(args);
       out(r.text);
       flushAndExit(r.status);

@@ -1,0 +1,141 @@
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { buildBenchMachine, workloadDevice, type BenchMachine } from "../../src/bench/setup.js";
+import { Device } from "../../src/dma/device.js";
+import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from "../../src/kernel/dma-mapping.js";
+
+// The plain fast path (IoTlbPool.mapPlain / Swiotlb's small wrappers / BounceCopy) must do
+// exactly what the general path does. The general path is forced on a twin machine by a
+// trace listener (events.active), which the fast path declines.
+
+type Op = { kind: "map"; size: number; cpu: number; page: number; off: number; dir: 0 | 1 | 2 } | { kind: "unmap"; pick: number };
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({
+    kind: fc.constant("map" as const),
+    size: fc.oneof(fc.integer({ min: 1, max: 4096 }), fc.integer({ min: 4096, max: 262144 }), fc.constantFrom(64, 512, 2048, 4096, 65536, 262144, 262145)),
+    cpu: fc.nat(7),
+    page: fc.nat(255),
+    off: fc.oneof(fc.constant(0), fc.nat(4095)),
+    dir: fc.constantFrom(DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE) as fc.Arbitrary<0 | 1 | 2>,
+  }),
+  fc.record({ kind: fc.constant("unmap" as const), pick: fc.nat() }),
+);
+
+function twin(areas: number, nslabs: number): [BenchMachine, BenchMachine] {
+  const mk = () => buildBenchMachine({ machine: "qemu-virt-8g", kernel: "6.x", swiotlb: `${nslabs},${areas}`, mode: "workload" });
+  const fast = mk();
+  const slow = mk();
+  slow.events.on(() => {});
+  for (const m of [fast, slow]) {
+    // the same original bytes on both
+    const orig = new Uint8Array(256 * 4096 + 262145);
+    for (let i = 0; i < orig.length; i++) orig[i] = (i * 131 + (i >>> 9)) & 0xff;
+    m.memory.write(0x4000_0000, orig);
+  }
+  return [fast, slow];
+}
+
+/** byte-for-byte equality of two buffers (fast, unlike a deep equality over 256 KiB) */
+function same(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.compare(a, b) === 0;
+}
+
+/** the whole pool state (one buffer) and the kernel log */
+function state(m: BenchMachine) {
+  const p = m.swiotlb.defaultMem!.pool;
+  return { table: Buffer.from(new Uint8Array(p.buffer)).toString("base64"), log: m.log.lines.join("\n") };
+}
+
+describe("the plain hot path is the general path", () => {
+  for (const [areas, nslabs] of [
+    [1, 1024],
+    [4, 2048],
+  ] as const)
+    it(`picks the same slots, copies the same bytes and leaves the same table (${areas} area(s), ${nslabs} slots)`, () => {
+      fc.assert(
+        fc.property(fc.array(opArb, { minLength: 1, maxLength: 60 }), (ops) => {
+          const [fast, slow] = twin(areas, nslabs);
+          const devF = workloadDevice();
+          const devS = workloadDevice();
+          const live: { tlb: number; size: number; dir: 0 | 1 | 2; orig: number }[] = [];
+          for (const op of ops) {
+            if (op.kind === "map") {
+              const orig = 0x4000_0000 + op.page * 4096 + op.off;
+              const a = fast.swiotlb.tblMapSingle(devF, orig, op.size, 0, op.dir, 0, op.cpu);
+              const b = slow.swiotlb.tblMapSingle(devS, orig, op.size, 0, op.dir, 0, op.cpu);
+              expect(a).toBe(b);
+              if (a !== -1) {
+                expect(same(fast.memory.read(a, op.size), slow.memory.read(b, op.size))).toBe(true);
+                expect(same(fast.memory.read(a, op.size), fast.memory.read(orig, op.size))).toBe(true);
+                // the device writes into the bounce buffer, identically on both
+                const w = new Uint8Array(Math.min(op.size, 300)).map((_, i) => (i * 7 + op.size) & 0xff);
+                fast.memory.write(a, w);
+                slow.memory.write(b, w);
+                live.push({ tlb: a, size: op.size, dir: op.dir, orig });
+              }
+            } else if (live.length > 0) {
+              const [x] = live.splice(op.pick % live.length, 1);
+              fast.swiotlb.tblUnmapSingle(devF, x!.tlb, x!.size, x!.dir, 0);
+              slow.swiotlb.tblUnmapSingle(devS, x!.tlb, x!.size, x!.dir, 0);
+              expect(same(fast.memory.read(x!.orig, x!.size), slow.memory.read(x!.orig, x!.size))).toBe(true);
+            }
+          }
+          expect(state(fast)).toEqual(state(slow));
+        }),
+        { numRuns: 30 },
+      );
+    });
+
+  it("declines what is not plain: min_align_mask, a range map, a segment boundary, an alignment mask", () => {
+    const [fast, slow] = twin(1, 1024);
+    const devs = [
+      new Device({ driver: "t", device: "a", dmaMask: (1n << 64n) - 1n, minAlignMask: 0xfff }),
+      new Device({ driver: "t", device: "b", dmaMask: (1n << 64n) - 1n, segBoundaryMask: 0xffffn }),
+      new Device({ driver: "t", device: "c", dmaMask: (1n << 64n) - 1n, dmaRangeMap: [{ cpuStart: 0x4000_0000, dmaStart: 0, size: 8 * 2 ** 30 }] }),
+    ];
+    for (const d of devs)
+      for (const orig of [0x4000_0a00, 0x4010_0000]) {
+        const a = fast.swiotlb.tblMapSingle(d, orig, 5000, 0, DMA_BIDIRECTIONAL, 0, 0);
+        const b = slow.swiotlb.tblMapSingle(d, orig, 5000, 0, DMA_BIDIRECTIONAL, 0, 0);
+        expect(a).toBe(b);
+      }
+    const w = workloadDevice();
+    expect(fast.swiotlb.tblMapSingle(w, 0x4000_0000, 100, 0xfff, DMA_BIDIRECTIONAL, 0, 0)).toBe(
+      slow.swiotlb.tblMapSingle(w, 0x4000_0000, 100, 0xfff, DMA_BIDIRECTIONAL, 0, 0),
+    );
+    expect(state(fast)).toEqual(state(slow));
+  });
+
+  it("a fault on the original leaves the pool exactly as it was", () => {
+    const [fast] = twin(1, 1024);
+    const before = state(fast);
+    // the last 64 bytes of RAM and 64 past it
+    const end = fast.memory.ramEnd;
+    expect(() => fast.swiotlb.tblMapSingle(workloadDevice(), end - 64, 128, 0, DMA_BIDIRECTIONAL, 0, 0)).toThrow(/fault/);
+    expect(state(fast)).toEqual(before);
+  });
+
+  it("refuses to unmap what is not mapped, as the general path does", () => {
+    const [fast] = twin(1, 1024);
+    const pool = fast.swiotlb.defaultMem!.pool;
+    const before = state(fast);
+    expect(() => fast.swiotlb.tblUnmapSingle(workloadDevice(), pool.start + 4096, 64, DMA_BIDIRECTIONAL, 0)).toThrow(/not a live bounce buffer/);
+    expect(state(fast)).toEqual(before);
+  });
+
+  it("keeps every bit of the data, NaN payloads included", () => {
+    const [fast] = twin(1, 1024);
+    const dev = workloadDevice();
+    const bytes = new Uint8Array(1024);
+    const dv = new DataView(bytes.buffer);
+    for (let i = 0; i < 128; i++) dv.setBigUint64(i * 8, [0x7ff0000000000001n, 0xfff7fffffff7ffffn, 0x7ff4000000000000n, 0xffffffffffffffffn][i & 3]! ^ BigInt(i), true);
+    fast.memory.write(0x4000_0000, bytes);
+    for (const size of [8, 64, 1024]) {
+      const tlb = fast.swiotlb.tblMapSingle(dev, 0x4000_0000, size, 0, DMA_BIDIRECTIONAL, 0, 0);
+      expect(fast.memory.read(tlb, size)).toEqual(bytes.subarray(0, size));
+      fast.swiotlb.tblUnmapSingle(dev, tlb, size, DMA_BIDIRECTIONAL, 0);
+      expect(fast.memory.read(0x4000_0000, size)).toEqual(bytes.subarray(0, size));
+    }
+  });
+});
