@@ -73,17 +73,17 @@ export class Pingpong implements Stepper {
     const orig = this.orig;
     const cpu = this.cpu;
     const arg4 = this.arg4;
-    let failures = 0;
+    // nothing after the loop: code that only runs once the loop is done has no type feedback
+    // when V8 optimizes the loop on stack, and would deoptimize at the end of every call
+    this.pairs += n;
     for (let i = 0; i < n; i++) {
       const tlb = sw.tblMapSingle(dev, orig, size, arg4, DMA_BIDIRECTIONAL, 0, cpu);
       if (tlb === -1) {
-        failures++;
+        this.failures++;
         continue;
       }
       sw.tblUnmapSingle(dev, tlb, size, DMA_BIDIRECTIONAL, 0);
     }
-    this.pairs += n;
-    this.failures += failures;
   }
 
   sample(n: number, mapNs: Float64Array, unmapNs: Float64Array, pairNs: Float64Array, offset: number): void {
@@ -151,14 +151,14 @@ export class Ring implements Stepper {
   }
 
   run(n: number): void {
-    let head = this.head;
+    // nothing after the loop (see Pingpong.run)
+    this.pairs += n;
     for (let k = 0; k < n; k++) {
+      const head = this.head;
       this.unmapAt(head);
       this.mapInto(head);
-      head = head + 1 === RING_DEPTH ? 0 : head + 1;
+      this.head = head + 1 === RING_DEPTH ? 0 : head + 1;
     }
-    this.head = head;
-    this.pairs += n;
   }
 
   sample(n: number, mapNs: Float64Array, unmapNs: Float64Array, pairNs: Float64Array, offset: number): void {

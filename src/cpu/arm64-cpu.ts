@@ -117,7 +117,8 @@ const DEFAULT_MAX_INSNS = 100_000_000;
 const DEFAULT_TIME_MS = 30_000;
 const NEVER = 0xffff_ffff_ffff_fffcn; // an `until` address no guest reaches
 
-let counterOffsetProbe: boolean | undefined;
+/** the counter offset calibrated once per process; false when calibration failed */
+let counterOffsetProbe: number | false | undefined;
 
 export class Arm64Cpu {
   readonly memory: PhysicalMemory;
@@ -163,6 +164,10 @@ export class Arm64Cpu {
     // The offset of Unicorn's private counter is the same for every engine of one library:
     // calibrate once per process, in a throwaway engine.
     if (counterOffsetProbe === false) return false;
+    if (typeof counterOffsetProbe === "number") {
+      this.uc.adoptCounterOffset(counterOffsetProbe);
+      return true;
+    }
     const probe = new UnicornEngine();
     try {
       const page = new Uint8Array(4096);
@@ -170,7 +175,7 @@ export class Arm64Cpu {
       const base = 0x1000;
       probe.mapPtr(base, page);
       const ok = probe.calibrateCounter(base, (a, w) => dv.setUint32(a - base, w, true));
-      counterOffsetProbe = ok;
+      counterOffsetProbe = ok ? (probe.calibratedCounterOffset ?? false) : false;
       if (!ok) return false;
       // the real engine shares the layout: calibrate it too (cheap, and proves it)
       const page2 = new Uint8Array(4096);
@@ -180,6 +185,7 @@ export class Arm64Cpu {
       const ok2 = this.uc.calibrateCounter(base2, (a, w) => dv2.setUint32(a - base2, w, true));
       this.uc.unmap(base2, 4096);
       this.uc.flushCache();
+      if (!ok2 || this.uc.calibratedCounterOffset !== counterOffsetProbe) counterOffsetProbe = false;
       return ok2;
     } catch {
       counterOffsetProbe = false;

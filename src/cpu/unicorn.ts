@@ -449,6 +449,16 @@ export class UnicornEngine {
    * Locates the counter with two calibration runs at `scratch` (a mapped, executable,
    * otherwise unused 4 KiB-aligned address whose bytes the caller lets us overwrite via `poke`).
    */
+  /** The counter's offset found by calibrateCounter, for engines of the same library. */
+  get calibratedCounterOffset(): number | undefined {
+    return this.counterOffset;
+  }
+
+  /** Reuses an offset calibrated on another engine of this process (same library, same layout). */
+  adoptCounterOffset(offset: number): void {
+    this.counterOffset = offset;
+  }
+
   calibrateCounter(scratch: number, poke: (addr: number, word: number) => void): boolean {
     const runs: [number, number][] = [
       [5, 1000],

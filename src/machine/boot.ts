@@ -426,7 +426,11 @@ export class XenGuestBoot implements BootHooks {
       paBits: desc.paBits,
       granule: desc.granule,
     });
-    this.hv = new XenHypervisor(this.host, { version: version as XenVersion, reserved: desc.reserved });
+    this.hv = new XenHypervisor(this.host, {
+      version: version as XenVersion,
+      reserved: desc.reserved,
+      debugClobber: desc.xen?.debugBuild === true,
+    });
     const dom0Mem = desc.xen?.dom0Mem ?? Math.min(totalRam(desc), 1024 * MiB);
     const domUMem = desc.xen?.domUMem ?? 512 * MiB;
     const exchange = mode === "x86-pv" ? "x86-pv" : "arm";

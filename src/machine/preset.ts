@@ -85,6 +85,8 @@ const Xen = z.strictObject({
   dom0Mem: num.optional(),
   domUMem: num.optional(),
   features: z.array(z.string()).optional(),
+  /** a debug build of Xen clobbers the used argument registers and x16 with 0xDEADBEEF */
+  debugBuild: z.boolean().optional(),
 });
 
 const MachineSchema = z.strictObject({
@@ -158,6 +160,7 @@ export interface XenDesc {
   dom0Mem?: number;
   domUMem?: number;
   features?: string[];
+  debugBuild?: boolean;
 }
 export interface MachineDesc {
   name: string;
@@ -330,6 +333,7 @@ export function parseMachine(raw: unknown, source: string): MachineDesc {
     if (m.xen.dom0Mem !== undefined) x.dom0Mem = m.xen.dom0Mem;
     if (m.xen.domUMem !== undefined) x.domUMem = m.xen.domUMem;
     if (m.xen.features !== undefined) x.features = m.xen.features;
+    if (m.xen.debugBuild !== undefined) x.debugBuild = m.xen.debugBuild;
     desc.xen = x;
   }
   return desc;

@@ -36,6 +36,20 @@ interface GuestJson {
 }
 
 describe.skipIf(!unicornAvailable())("dmalab guest", () => {
+  it("--xen-debug: a debug build of Xen clobbers the used argument registers and x16; a release build keeps them", () => {
+    const rel = JSON.parse(cli("xen-regs", "--xen", "dom0", "--json").stdout) as GuestJson;
+    const dbg = JSON.parse(cli("xen-regs", "--xen", "dom0", "--xen-debug", "--json").stdout) as GuestJson;
+    expect(rel.regs.x0).toBe("0x4000f");
+    expect(dbg.regs.x0).toBe("0x4000f");
+    // xen_version(cmd, arg) uses two arguments: x1 and x16 are clobbered, x2.. are not
+    expect(rel.regs.x1).not.toBe("0xdeadbeef");
+    expect(rel.regs.x16).toBe("0x11");
+    expect(dbg.regs.x1).toBe("0xdeadbeef");
+    expect(dbg.regs.x16).toBe("0xdeadbeef");
+    expect(dbg.regs.x2).toBe(rel.regs.x2);
+    expect(cli("xen-regs", "--xen-debug").status).toBe(2);
+  });
+
   it("--json: exactly the documented keys; regs x0..x30, sp, pc as unsigned hex; ret signed decimal", () => {
     const r = cli("xen-errors", "--xen", "dom0", "--json");
     expect(r.stderr).toBe("");

@@ -133,6 +133,8 @@ export interface GuestArgs {
   features?: DirectMapFeature[];
   xenVersion?: string;
   swiotlb?: string;
+  /** run a debug build of Xen (clobbers the used argument registers and x16 with 0xDEADBEEF) */
+  xenDebug?: boolean;
   /** the DMA engine's device (index, name or driver); default the first probed device */
   device?: string | number;
   load?: number;
@@ -157,7 +159,8 @@ export interface GuestRunInfo {
 
 export function runGuest(a: GuestArgs): { result: RunResult; text: string; status: number; info: GuestRunInfo } {
   const image = readProgram(a.program);
-  const desc = resolveMachine(a.machine);
+  const resolved = resolveMachine(a.machine);
+  const desc = a.xenDebug === true ? { ...resolved, xen: { ...resolved.xen, debugBuild: true } } : resolved;
   const opts: Parameters<typeof buildGuestContext>[1] = { xen: a.xen, kernel: a.kernel ?? "6.x" };
   if (a.features) opts.features = a.features;
   if (a.xenVersion !== undefined) opts.xenVersion = a.xenVersion;
@@ -221,6 +224,7 @@ export interface GuestFlags {
   feature?: string[];
   xenVersion?: string;
   swiotlb?: string;
+  xenDebug?: boolean;
   device?: string;
   load?: string;
   maxInsns: string;
@@ -235,13 +239,15 @@ export function parseGuestArgs(prog: string, o: GuestFlags): GuestArgs {
     if (!(DIRECT_MAP_FEATURES as readonly string[]).includes(f)) throw new UsageError(`--feature '${f}': expected ${DIRECT_MAP_FEATURES.join(" or ")}`);
     return f as DirectMapFeature;
   });
-  if ((features.length > 0 || o.xenVersion !== undefined) && o.xen === "none") throw new UsageError("--feature and --xen-version need --xen dom0 or --xen domU");
+  if ((features.length > 0 || o.xenVersion !== undefined || o.xenDebug === true) && o.xen === "none")
+    throw new UsageError("--feature, --xen-version and --xen-debug need --xen dom0 or --xen domU");
   const maxInsns = parseAddr(o.maxInsns, "--max-insns");
   if (maxInsns < 1) throw new UsageError(`--max-insns '${o.maxInsns}': must be at least 1`);
   const args: GuestArgs = { program: prog, machine: o.machine, xen: o.xen, kernel: o.kernel, features, maxInsns, json: o.json === true };
   if (o.xenVersion !== undefined) args.xenVersion = o.xenVersion;
   if (o.swiotlb !== undefined) args.swiotlb = o.swiotlb.trim().replace(/^swiotlb=/, "");
   if (o.device !== undefined) args.device = o.device;
+  if (o.xenDebug === true) args.xenDebug = true;
   if (o.load !== undefined) args.load = parseAddr(o.load, "--load");
   return args;
 }
@@ -257,6 +263,7 @@ export function registerGuest(program: Command): void {
     .option("--feature <name>", "with --xen: make the domain direct_mapped or not_direct_mapped (repeatable; the last wins)", (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
     .option("--xen-version <v>", "with --xen: the Xen release (default: the machine's, else 4.15)")
     .option("--swiotlb <str>", "kernel `swiotlb=` value (replaces the machine's)")
+    .option("--xen-debug", "with --xen: a debug build of Xen, which clobbers the used argument registers and x16 with 0xDEADBEEF")
     .option("--device <n|name>", "the device the DMA engine masters as (default: the first probed one)")
     .option("--load <addr>", "load (and entry) address; default guest RAM base + 0x80000")
     .option("--max-insns <n>", "instruction limit", String(DEFAULT_MAX_INSNS))
