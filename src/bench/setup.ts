@@ -168,7 +168,17 @@ export function attachShared(m: BenchMachine, s: SharedState): void {
     { start: p.start, nslabs: p.nslabs, nareas: p.nareas, era: p.era, pageSize: p.pageSize, listClippedTail: p.listClippedTail },
     s.poolBuffer,
   );
+  // other threads map and unmap in this pool too: the area locks and atomic counters apply
+  pool.enableLocking();
   m.swiotlb.defaultMem = new IoTlbMem(old.name, pool, old.forceBounce, old.forAlloc, old.lateAlloc);
+}
+
+/** Every slot free and every counter back at 0: what a drained pool must look like. */
+export function poolIsDrained(m: BenchMachine): boolean {
+  const mem = m.swiotlb.defaultMem;
+  if (mem === null) return true;
+  const p = mem.pool;
+  return p.busy.every((w) => w === 0) && p.areaUsed.every((u) => u === 0) && p.mapped.every((b) => b === 0) && p.counters[0] === 0;
 }
 
 /** The pool's bounce region (the copy limit's destinations walk it). */

@@ -9,7 +9,7 @@ import { FaultError, LimitError, UsageError, type DmalabError } from "../errors.
 import { KernelJob, ORIG_REGION_BYTES, WorkloadJob, ioctlError, type KernelJobSpec, type KernelThreadResult, type WorkloadJobSpec, type WorkloadThreadResult } from "./job.js";
 import { addSums, benchmarkResult, reportLines, type LatencySums, type MapBenchmarkResult, type ToolArgs } from "./kernel-tool.js";
 import type { WorkloadName, WorkloadResult } from "./result.js";
-import { buildBenchMachine, exportShared, touchRange, type BenchMachine, type BenchMachineConfig, type SharedState } from "./setup.js";
+import { buildBenchMachine, exportShared, poolIsDrained, touchRange, type BenchMachine, type BenchMachineConfig, type SharedState } from "./setup.js";
 import { ORIG_BASE } from "./xorshift.js";
 
 export const CTL_PHASE = 0;
@@ -176,6 +176,9 @@ export async function runWorkload(o: WorkloadRunOptions): Promise<WorkloadResult
       times[TIME_RUN_END] = nowEpoch() + o.seconds * 1000;
       setPhase(ctl, PHASE_RUN);
     });
+    // every thread drained its ring or unmapped its last pair: a lost update under the
+    // locks would show as a slot still busy or a counter off
+    if (!poolIsDrained(m)) throw new FaultError("benchmark threads left the shared pool inconsistent (a slot still busy or a counter off)");
   }
   return mergeWorkload(o, areas, parts);
 }
@@ -276,6 +279,7 @@ export async function runKernelBench(config: BenchMachineConfig, args: ToolArgs)
       times[TIME_RUN_END] = nowEpoch() + args.seconds * 1000;
       setPhase(ctl, PHASE_RUN);
     });
+    if (pool && !poolIsDrained(m)) throw new FaultError("benchmark threads left the shared pool inconsistent (a slot still busy or a counter off)");
   }
   let sums: LatencySums = { sumMap: 0n, sumUnmap: 0n, sumSqMap: 0n, sumSqUnmap: 0n, loops: 0n };
   let loops = 0;

@@ -8,6 +8,8 @@
 import { FaultError, InvalidArgumentError, hex } from "../errors.js";
 
 export const DEFAULT_CHUNK_SIZE = 2 * 1024 * 1024;
+/** copy() moves aligned ranges up to this size as 32-bit words; longer ones with TypedArray.set */
+const WORD_COPY_MAX = 1024;
 export const DEFAULT_PA_BITS = 48;
 
 export type Granule = 4096 | 16384 | 65536;
@@ -103,6 +105,10 @@ export class PhysicalMemory {
   private allocated = 0;
   private readonly chunkListeners: ChunkListener[] = [];
   private readonly scratch = new DataView(new ArrayBuffer(8));
+  /** 32-bit views of chunks for word copies (see copy), and the last one used */
+  private readonly wordViews = new Map<Uint8Array, Int32Array>();
+  private lastWordsChunk: Uint8Array | null = null;
+  private lastWords: Int32Array | null = null;
   /** any no-map reserved region: the fast paths skip the check when there is none */
   private readonly hasNoMap: boolean;
 
@@ -451,6 +457,14 @@ export class PhysicalMemory {
         const d = this.chunkAt(dst);
         if (s === d) {
           d.copyWithin(dOff, so, so + len);
+        } else if (len <= WORD_COPY_MAX && ((so | dOff | len) & 3) === 0) {
+          // 32-bit words through views made once per chunk: no allocation, 4x fewer steps
+          const sw = this.words(s);
+          const dw = this.words(d);
+          const si = so >>> 2;
+          const di = dOff >>> 2;
+          const n = len >>> 2;
+          for (let i = 0; i < n; i++) dw[di + i] = sw[si + i]!;
         } else if (len <= 64) {
           for (let i = 0; i < len; i++) d[dOff + i] = s[so + i]!;
         } else {
@@ -460,6 +474,19 @@ export class PhysicalMemory {
       }
     }
     this.copySlow(dst, src, len);
+  }
+
+  /** the Int32Array view of a chunk, made once (integer views keep every bit of the data) */
+  private words(c: Uint8Array): Int32Array {
+    if (c === this.lastWordsChunk) return this.lastWords!;
+    let v = this.wordViews.get(c);
+    if (v === undefined) {
+      v = new Int32Array(c.buffer, c.byteOffset, c.length >>> 2);
+      this.wordViews.set(c, v);
+    }
+    this.lastWordsChunk = c;
+    this.lastWords = v;
+    return v;
   }
 
   private copySlow(dst: number, src: number, len: number): void {
