@@ -18,7 +18,7 @@ import {
   type DmaDirection,
 } from "../kernel/dma-mapping.js";
 import { Memblock } from "../memory/memblock.js";
-import type { PhysicalMemory, RamBank } from "../memory/physical-memory.js";
+import type { PhysicalMemory } from "../memory/physical-memory.js";
 import {
   EINVAL,
   ENOMEM,
@@ -841,26 +841,27 @@ const WORD_COPY_MAX = 1024;
  */
 export class BounceCopy {
   private readonly cs: number;
+  private readonly shift: number;
   /** a no-map reserved region exists: every copy takes PhysicalMemory's checked path */
   private readonly noMap: boolean;
-  // the pool whose slots were resolved last, and its chunk views
+  // the pool whose slots were resolved last: its chunks (bytes and words) by chunk number
   private poolFor: IoTlbPool | null = null;
-  private poolViews: (Uint8Array | undefined)[] = [];
+  private poolBytes: (Uint8Array | undefined)[] = [];
+  private poolWords: (Int32Array | undefined)[] = [];
   private poolBase = 0;
   private poolSkew = 0;
-  /** the RAM bank of the last original */
-  private bank: RamBank;
-  // 32-bit views of chunks, made once per chunk; the last two are at hand
+  // the chunk of the last original: [oLo, oHi) in physical addresses
+  private oLo = 0;
+  private oHi = 0;
+  private oBytes: Uint8Array | null = null;
+  private oWords: Int32Array | null = null;
+  /** 32-bit views of chunks, made once per chunk */
   private readonly views = new Map<Uint8Array, Int32Array>();
-  private lastA: Uint8Array | null = null;
-  private lastAW: Int32Array | null = null;
-  private lastB: Uint8Array | null = null;
-  private lastBW: Int32Array | null = null;
 
   constructor(readonly memory: PhysicalMemory) {
     this.cs = memory.chunkSize;
+    this.shift = Math.log2(memory.chunkSize);
     this.noMap = memory.reserved.some((r) => r.noMap === true);
-    this.bank = memory.banks[0]!;
   }
 
   /** orig -> the bounce buffer at `slot` of `pool` */
@@ -874,42 +875,48 @@ export class BounceCopy {
   }
 
   private slotCopy(pool: IoTlbPool, slot: number, orig: number, len: number, toBounce: boolean): void {
-    const cs = this.cs;
     if (pool !== this.poolFor) this.setPool(pool);
+    // the pool side: chunk k, offset pOff (pools are far below 2^32 bytes long)
     const rel = this.poolSkew + slot * IO_TLB_SIZE;
-    const k = Math.floor(rel / cs);
-    const pOff = rel - k * cs;
-    let b = this.bank;
-    if (!(orig >= b.base && orig + len <= b.end)) {
-      const nb = this.memory.bankAt(orig);
-      if (nb === undefined || orig + len > nb.end) return this.slow(pool, slot, orig, len, toBounce);
-      b = this.bank = nb;
-    }
-    const ro = orig - b.base;
-    const ki = Math.floor(ro / cs);
-    const oOff = ro - ki * cs;
-    if (this.noMap || len <= 0 || pOff + len > cs || oOff + len > cs) return this.slow(pool, slot, orig, len, toBounce);
-    let p = this.poolViews[k];
+    const k = rel >>> this.shift;
+    const pOff = rel & (this.cs - 1);
+    // the original's side: the last chunk again, or look it up
+    if (!(orig >= this.oLo && orig + len <= this.oHi) && !this.origChunk(orig, len)) return this.slow(pool, slot, orig, len, toBounce);
+    const oOff = orig - this.oLo;
+    let p = this.poolBytes[k];
     if (p === undefined) p = this.poolView(k);
-    let o = b.chunks[ki];
-    if (o === undefined) o = this.memory.chunkAt(orig);
-    // a partial chunk at a bank's end: the range must stay inside it
-    if (pOff + len > p.length || oOff + len > o.length) return this.slow(pool, slot, orig, len, toBounce);
-    if (toBounce) this.move(p, pOff, o, oOff, len);
-    else this.move(o, oOff, p, pOff, len);
+    if (len <= 0 || pOff + len > p.length) return this.slow(pool, slot, orig, len, toBounce);
+    // an original overlapping its own bounce slot needs a true memmove
+    if (p === this.oBytes && pOff < oOff + len && oOff < pOff + len) return this.slow(pool, slot, orig, len, toBounce);
+    if (len <= WORD_COPY_MAX && ((pOff | oOff | len) & 3) === 0) {
+      const pw = this.poolWords[k]!;
+      const ow = this.oWords!;
+      const pi = pOff >>> 2;
+      const oi = oOff >>> 2;
+      const n = len >>> 2;
+      if (toBounce) for (let i = 0; i < n; i++) pw[pi + i] = ow[oi + i]!;
+      else for (let i = 0; i < n; i++) ow[oi + i] = pw[pi + i]!;
+    } else {
+      const o = this.oBytes!;
+      if (toBounce) p.set(o.subarray(oOff, oOff + len), pOff);
+      else o.set(p.subarray(pOff, pOff + len), oOff);
+    }
   }
 
-  /** dst[dOff, dOff + len) = src[sOff, sOff + len) */
-  private move(d: Uint8Array, dOff: number, s: Uint8Array, sOff: number, len: number): void {
-    if (len <= WORD_COPY_MAX && ((sOff | dOff | len) & 3) === 0 && s !== d) {
-      const sw = this.words(s);
-      const dw = this.words(d);
-      const si = sOff >>> 2;
-      const di = dOff >>> 2;
-      const n = len >>> 2;
-      for (let i = 0; i < n; i++) dw[di + i] = sw[si + i]!;
-    } else if (s === d) d.copyWithin(dOff, sOff, sOff + len);
-    else d.set(s.subarray(sOff, sOff + len), dOff);
+  /** Makes the chunk holding [orig, orig + len) the current original chunk; false if none does. */
+  private origChunk(orig: number, len: number): boolean {
+    if (this.noMap) return false;
+    const b = this.memory.bankAt(orig);
+    if (b === undefined || orig + len > b.end) return false;
+    const ki = Math.floor((orig - b.base) / this.cs);
+    const lo = b.base + ki * this.cs;
+    const c = b.chunks[ki] ?? this.memory.chunkAt(orig);
+    if (orig + len > lo + c.length) return false;
+    this.oLo = lo;
+    this.oHi = lo + c.length;
+    this.oBytes = c;
+    this.oWords = this.words(c);
+    return true;
   }
 
   private slow(pool: IoTlbPool, slot: number, orig: number, len: number, toBounce: boolean): void {
@@ -919,30 +926,27 @@ export class BounceCopy {
   }
 
   private setPool(pool: IoTlbPool): void {
+    const chunks = Math.ceil(((pool.start % this.cs) + pool.nslabs * IO_TLB_SIZE) / this.cs);
     this.poolFor = pool;
     this.poolBase = Math.floor(pool.start / this.cs) * this.cs;
     this.poolSkew = pool.start - this.poolBase;
-    this.poolViews = new Array<Uint8Array | undefined>(Math.ceil((this.poolSkew + pool.nslabs * IO_TLB_SIZE) / this.cs)).fill(undefined);
+    this.poolBytes = new Array<Uint8Array | undefined>(chunks).fill(undefined);
+    this.poolWords = new Array<Int32Array | undefined>(chunks).fill(undefined);
   }
 
   private poolView(k: number): Uint8Array {
     const c = this.memory.chunkAt(this.poolBase + k * this.cs);
-    this.poolViews[k] = c;
+    this.poolBytes[k] = c;
+    this.poolWords[k] = this.words(c);
     return c;
   }
 
   private words(c: Uint8Array): Int32Array {
-    if (c === this.lastA) return this.lastAW!;
-    if (c === this.lastB) return this.lastBW!;
     let v = this.views.get(c);
     if (v === undefined) {
       v = new Int32Array(c.buffer, c.byteOffset, c.length >>> 2);
       this.views.set(c, v);
     }
-    this.lastB = this.lastA;
-    this.lastBW = this.lastAW;
-    this.lastA = c;
-    this.lastAW = v;
     return v;
   }
 }

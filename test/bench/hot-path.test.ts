@@ -159,3 +159,30 @@ describe("PhysicalMemory.copy fast paths", () => {
     );
   });
 });
+
+describe("locking for threads", () => {
+  it("changes nothing but the lock words (all free again) and the counters' atomicity", async () => {
+    const { dealCpus } = await import("../../src/bench/threads.js");
+    expect(dealCpus(5, 2)).toEqual([[0, 2, 4], [1, 3]]);
+    expect(dealCpus(1, 1)).toEqual([[0]]);
+    const [a, b] = twin(2, 1024);
+    b.events.active = false;
+    b.swiotlb.defaultMem!.pool.enableLocking();
+    const dev = workloadDevice();
+    const live: [number, number][] = [];
+    for (let i = 0; i < 500; i++) {
+      const size = 64 << (i % 11);
+      const x = a.swiotlb.tblMapSingle(dev, 0x4000_0000 + (i % 200) * 4096, size, 0, DMA_BIDIRECTIONAL, 0, i & 3);
+      const y = b.swiotlb.tblMapSingle(dev, 0x4000_0000 + (i % 200) * 4096, size, 0, DMA_BIDIRECTIONAL, 0, i & 3);
+      expect(y).toBe(x);
+      if (x !== -1) live.push([x, size]);
+      if (live.length > 40) {
+        const [t, sz] = live.shift()!;
+        a.swiotlb.tblUnmapSingle(dev, t, sz, DMA_BIDIRECTIONAL, 0);
+        b.swiotlb.tblUnmapSingle(dev, t, sz, DMA_BIDIRECTIONAL, 0);
+      }
+    }
+    expect(state(b)).toEqual(state(a));
+    expect([...b.swiotlb.defaultMem!.pool.areaLock]).toEqual([0, 0]);
+  });
+});
