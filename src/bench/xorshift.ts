@@ -8,20 +8,8 @@ export const RING_PAGES = 65520;
 export const ORIG_BASE = 0x4000_0000;
 export const PAGE_4K = 4096;
 
-export class XorShift32 {
-  state: number;
-  constructor(seed = 1) {
-    this.state = seed >>> 0;
-  }
-  next(): number {
-    let x = this.state;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.state = x >>> 0;
-    return this.state;
-  }
-}
+// the generator itself is the workloads' one (seed 1 is its own non-zero state)
+export { XorShift32 } from "../workload/rng.js";
 
 /** The ring's draw for one new mapping: r1 gives the size, r2 the original. */
 export function ringSize(r1: number): number {
