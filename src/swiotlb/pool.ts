@@ -308,15 +308,7 @@ export class IoTlbPool {
         continue;
       }
       if ((maxSlots === 0 || ((shift + slot) % maxSlots) + nslots <= maxSlots) && this.fits(slot, nslots)) {
-        const alloc = this.allocSize;
-        for (let i = 0; i < nslots; i++) alloc[slot + i] = size - (low + i * IO_TLB_SIZE);
-        this.markBusy(slot, nslots);
-        this.noteUndo(a);
-        this.areaIndex[a] = index + nslots >= areaNslabs ? 0 : index + nslots;
-        this.areaUsed[a] = this.areaUsed[a]! + nslots;
-        if (locking) this.unlockArea(a);
-        this.countUsed(nslots);
-        return slot;
+        return this.claim(a, slot, index, nslots, size - low, locking);
       }
       index = index + stride >= areaNslabs ? 0 : index + stride;
       checked += stride;
@@ -410,21 +402,30 @@ export class IoTlbPool {
         continue;
       }
       if (this.fits(slot, nslots)) {
-        const alloc = this.allocSize;
-        for (let i = 0; i < nslots; i++) alloc[slot + i] = size - i * IO_TLB_SIZE;
-        this.markBusy(slot, nslots);
-        this.noteUndo(a);
-        this.areaIndex[a] = index + nslots >= areaNslabs ? 0 : index + nslots;
-        this.areaUsed[a] = this.areaUsed[a]! + nslots;
-        if (locking) this.unlockArea(a);
-        this.countUsed(nslots);
-        return slot;
+        return this.claim(a, slot, index, nslots, size, locking);
       }
       index = index + stride >= areaNslabs ? 0 : index + stride;
       checked += stride;
     }
     if (locking) this.unlockArea(a);
     return -1;
+  }
+
+  /**
+   * The end of a successful area search: per-slot alloc_size (`first` bytes from the first slot
+   * on, the kernel's `size - (low + k * IO_TLB_SIZE)`), the slots marked used, the area's index
+   * hint and used count, the debugfs counters. Runs with the area lock held; releases it.
+   */
+  private claim(a: number, slot: number, index: number, nslots: number, first: number, locking: boolean): number {
+    const alloc = this.allocSize;
+    for (let i = 0; i < nslots; i++) alloc[slot + i] = first - i * IO_TLB_SIZE;
+    this.markBusy(slot, nslots);
+    this.noteUndo(a);
+    this.areaIndex[a] = index + nslots >= this.areaNslabs ? 0 : index + nslots;
+    this.areaUsed[a] = this.areaUsed[a]! + nslots;
+    if (locking) this.unlockArea(a);
+    this.countUsed(nslots);
+    return slot;
   }
 
   // ---------------------------------------------------------------- release (both eras)
