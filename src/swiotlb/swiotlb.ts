@@ -279,16 +279,7 @@ export class Swiotlb {
 
   /** 5.13 swiotlb_init_with_tbl: 0, or -ENOMEM when a default mem already exists. */
   swiotlbInitWithTbl(tlb: number, nslabs: number, verbose: boolean): number {
-    this.requireEra("5.13", "swiotlb_init_with_tbl");
-    if (this.skipForNoForce()) return 0;
-    if (this.defaultMem !== null) {
-      this.log.printOnce("swiotlb_init_with_tbl:double", `WARNING: at kernel/dma/swiotlb.c swiotlb_init_with_tbl`);
-      return -ENOMEM;
-    }
-    this.checkTbl(tlb, nslabs);
-    this.publish513(tlb, nslabs, false);
-    if (verbose) this.printInfo();
-    return 0;
+    return this.initWithTbl513("swiotlb_init_with_tbl", tlb, nslabs, false, verbose);
   }
 
   /** 5.13 swiotlb_late_init_with_default_size: page-order loop below `limit` (GFP_DMA zone end). */
@@ -319,15 +310,24 @@ export class Swiotlb {
 
   /** 5.13 swiotlb_late_init_with_tbl: 0, or -ENOMEM when a default mem already exists. */
   swiotlbLateInitWithTbl(tlb: number, nslabs: number): number {
-    this.requireEra("5.13", "swiotlb_late_init_with_tbl");
+    // the late variant always prints the pool
+    return this.initWithTbl513("swiotlb_late_init_with_tbl", tlb, nslabs, true, true);
+  }
+
+  /**
+   * What the two 5.13 *_with_tbl entry points share: nothing under NO_FORCE (2726bf3ff252), the
+   * double-initialisation refusal (one-time WARN, -ENOMEM), then publish the pool.
+   */
+  private initWithTbl513(fn: string, tlb: number, nslabs: number, late: boolean, verbose: boolean): number {
+    this.requireEra("5.13", fn);
     if (this.skipForNoForce()) return 0;
     if (this.defaultMem !== null) {
-      this.log.printOnce("swiotlb_late_init_with_tbl:double", `WARNING: at kernel/dma/swiotlb.c swiotlb_late_init_with_tbl`);
+      this.log.printOnce(`${fn}:double`, `WARNING: at kernel/dma/swiotlb.c ${fn}`);
       return -ENOMEM;
     }
     this.checkTbl(tlb, nslabs);
-    this.publish513(tlb, nslabs, true);
-    this.printInfo();
+    this.publish513(tlb, nslabs, late);
+    if (verbose) this.printInfo();
     return 0;
   }
 
