@@ -12,6 +12,7 @@ import { DmaApi } from "../dma/mapping.js";
 import { resolveMachine, type MachineDesc } from "../machine/preset.js";
 import { arm64Zones, type Arm64Zones } from "../machine/zones.js";
 import { PhysicalMemory } from "../memory/physical-memory.js";
+import type { ArenaMemory } from "../memory/arena.js";
 import { parseSwiotlbCmdline } from "../swiotlb/cmdline.js";
 import { IoTlbPool } from "../swiotlb/pool.js";
 import { kernelProfile, type KernelProfile } from "../swiotlb/profile.js";
@@ -128,12 +129,18 @@ export interface SharedChunk {
   bank: number;
   index: number;
   buffer: SharedArrayBuffer;
+  /** where the chunk starts in its buffer (its cache colour) */
+  offset: number;
   length: number;
+  /** its offset in the shared WebAssembly memory (`arena`), or -1 for a chunk of its own */
+  arenaOffset: number;
 }
 
 export interface SharedState {
   chunks: SharedChunk[];
   poolBuffer: SharedArrayBuffer;
+  /** the main thread's RAM arena (see memory/arena.ts), if it has one */
+  arena: ArenaMemory | null;
 }
 
 /** Allocates (touches) every RAM chunk of [start, start+len): workers must see the same bytes. */
@@ -142,27 +149,32 @@ export function touchRange(memory: PhysicalMemory, start: number, len: number): 
   for (let a = Math.floor(start / cs) * cs; a < start + len; a += cs) memory.chunkAt(Math.max(a, start));
 }
 
+/** The main thread's RAM chunks and pool state; a machine without a pool shares an empty pool buffer. */
 export function exportShared(m: BenchMachine): SharedState {
   const mem = m.swiotlb.defaultMem;
-  if (mem === null) throw new InvalidArgumentError("no swiotlb pool to share");
   const chunks: SharedChunk[] = [];
+  const arena = m.memory.arena;
   m.memory.banks.forEach((b, bi) =>
     b.chunks.forEach((c, ci) => {
-      if (c !== undefined) chunks.push({ bank: bi, index: ci, buffer: c.buffer as SharedArrayBuffer, length: c.length });
+      if (c !== undefined)
+        chunks.push({ bank: bi, index: ci, buffer: c.buffer as SharedArrayBuffer, offset: c.byteOffset, length: c.length, arenaOffset: arena?.offsetOf(c) ?? -1 });
     }),
   );
-  return { chunks, poolBuffer: mem.pool.buffer };
+  return { chunks, poolBuffer: mem?.pool.buffer ?? new SharedArrayBuffer(8), arena: arena?.memory ?? null };
 }
 
 /** In a worker: the machine built from the same config now runs over the main thread's state. */
 export function attachShared(m: BenchMachine, s: SharedState): void {
+  if (s.arena !== null) m.memory.attachArena(s.arena);
   for (const c of s.chunks) {
     const bank = m.memory.banks[c.bank];
-    if (bank === undefined) throw new InvalidArgumentError(`shared chunk of bank ${c.bank}: no such bank`);
-    bank.chunks[c.index] = new Uint8Array(c.buffer, 0, c.length);
+    if (bank === undefined || c.index >= bank.chunks.length) throw new InvalidArgumentError(`shared chunk ${c.index} of bank ${c.bank}: no such chunk`);
+    const arena = m.memory.arena;
+    bank.chunks[c.index] = c.arenaOffset >= 0 && arena !== null ? arena.adopt(c.arenaOffset, c.length) : new Uint8Array(c.buffer, c.offset, c.length);
   }
   const old = m.swiotlb.defaultMem;
-  if (old === null) throw new InvalidArgumentError("worker machine has no swiotlb pool to attach");
+  // built from the same config as the main thread's: no pool there either
+  if (old === null) return;
   const p = old.pool;
   const pool = new IoTlbPool(
     { start: p.start, nslabs: p.nslabs, nareas: p.nareas, era: p.era, pageSize: p.pageSize, listClippedTail: p.listClippedTail },

@@ -272,7 +272,7 @@ export async function runKernelBench(config: BenchMachineConfig, args: ToolArgs)
     touchRange(m.memory, m.memory.ramEnd - args.threads * size, args.threads * size);
     const pool = m.swiotlb.defaultMem?.pool;
     if (pool) touchRange(m.memory, pool.start, pool.end - pool.start);
-    const shared: SharedState = pool ? exportShared(m) : { chunks: exportShared(m).chunks, poolBuffer: new SharedArrayBuffer(8) };
+    const shared: SharedState = exportShared(m);
     const specs: KernelJobSpec[] = deal.map((cpus) => ({ kind: "kernel", config, args, cpus }));
     parts = await spawn<KernelThreadResult>(specs, shared, async (ctl, times) => {
       if (!(await waitArrived(ctl, workers))) return;
