@@ -13,6 +13,7 @@
 // be made, fall back to one SharedArrayBuffer per chunk and the copies to set().
 
 import { InvalidArgumentError } from "../errors.js";
+import { adviseHugePages } from "./huge-pages.js";
 
 /** the minimal WebAssembly surface used here (the ES2022 lib has no WebAssembly types) */
 interface WasmMemory {
@@ -92,15 +93,21 @@ export class ChunkArena {
 
   /**
    * An arena over a new shared memory able to grow to maxBytes (rounded up to pages, capped
-   * at 4 GiB), or over `memory` (a worker attaching its main thread's RAM). Null when the
-   * host has no shared WebAssembly memory.
+   * at 4 GiB), advised to use transparent huge pages unless `hugePages` is false, or over
+   * `memory` (a worker attaching its main thread's RAM). Null when the host has no shared
+   * WebAssembly memory.
    */
-  static create(maxBytes: number, memory?: WasmMemory): ChunkArena | null {
+  static create(maxBytes: number, memory?: WasmMemory, hugePages = true): ChunkArena | null {
     const mod = arenaModule();
     if (mod === null || wasm === undefined) return null;
     try {
       const pages = Math.min(ARENA_MAX_PAGES, Math.max(1, Math.ceil(maxBytes / WASM_PAGE)));
-      const mem = memory ?? new wasm.Memory({ initial: 1, maximum: pages, shared: true });
+      let mem = memory;
+      if (mem === undefined) {
+        mem = new wasm.Memory({ initial: 1, maximum: pages, shared: true });
+        // the advice covers the whole reservation: pages grown into later are huge too
+        if (hugePages) adviseHugePages(new Uint8Array(mem.buffer), pages * WASM_PAGE);
+      }
       const inst = new wasm.Instance(mod, { e: { m: mem } });
       const copy = inst.exports["copy"];
       if (typeof copy !== "function") return null;

@@ -111,6 +111,8 @@ export interface PhysicalMemoryOptions {
    * SharedArrayBuffer per chunk.
    */
   backing?: "arena" | "sab";
+  /** ask the host for transparent huge pages under the arena (default true; see huge-pages.ts) */
+  hugePages?: boolean;
 }
 
 export type ChunkListener = (addr: number, chunk: Uint8Array) => void;
@@ -136,6 +138,7 @@ export class PhysicalMemory {
   private readonly hasNoMap: boolean;
   /** where chunks come from: undefined until the first chunk, null for SharedArrayBuffers */
   private arenaState: ChunkArena | null | undefined;
+  private readonly hugePages: boolean;
 
   constructor(opts: PhysicalMemoryOptions) {
     this.paBits = opts.paBits ?? DEFAULT_PA_BITS;
@@ -176,6 +179,7 @@ export class PhysicalMemory {
     if (opts.backing !== undefined && opts.backing !== "arena" && opts.backing !== "sab")
       throw new InvalidArgumentError(`RAM backing ${String(opts.backing)}: must be "arena" or "sab"`);
     if (opts.backing === "sab") this.arenaState = null;
+    this.hugePages = opts.hugePages ?? true;
   }
 
   /** The shared WebAssembly memory chunks come from, or null (SharedArrayBuffer chunks). */
@@ -184,7 +188,7 @@ export class PhysicalMemory {
       // room for every chunk of every bank, each shifted by at most one page for its colour
       let bytes = 0;
       for (const b of this.banks) bytes += b.chunks.length * (this.chunkSize + 4096);
-      this.arenaState = ChunkArena.create(bytes);
+      this.arenaState = ChunkArena.create(bytes, undefined, this.hugePages);
     }
     return this.arenaState;
   }
