@@ -7,7 +7,7 @@
 
 import { IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE } from "../swiotlb/constants.js";
 import type { IoTlbPool } from "../swiotlb/pool.js";
-import type { BounceCopy } from "../swiotlb/swiotlb.js";
+import type { BounceCopy } from "../swiotlb/bounce.js";
 import { ORIG_BASE, XorShift32, ringOrig, ringSize } from "./xorshift.js";
 
 export interface CopyLimitOptions {

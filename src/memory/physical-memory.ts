@@ -522,7 +522,7 @@ export class PhysicalMemory {
         } else if (len <= 64) {
           for (let i = 0; i < len; i++) d[dOff + i] = s[so + i]!;
         } else {
-          d.set(s.subarray(so, so + len), dOff);
+          this.move(d, dOff, s, so, len);
         }
         return;
       }
@@ -558,9 +558,23 @@ export class PhysicalMemory {
       const so = (src + done) & (this.chunkSize - 1);
       const dOff = (dst + done) & (this.chunkSize - 1);
       const n = Math.min(len - done, this.chunkSize - so, this.chunkSize - dOff);
-      d.set(s.subarray(so, so + n), dOff);
+      this.move(d, dOff, s, so, n);
       done += n;
     }
+  }
+
+  /** d[dOff..+n) = s[so..+n): a memmove in the arena when both chunks are its, else set() */
+  private move(d: Uint8Array, dOff: number, s: Uint8Array, so: number, n: number): void {
+    const a = this.arenaState;
+    if (a) {
+      const da = a.offsetOf(d);
+      const sa = a.offsetOf(s);
+      if (da >= 0 && sa >= 0) {
+        a.copy(da + dOff, sa + so, n);
+        return;
+      }
+    }
+    d.set(s.subarray(so, so + n), dOff);
   }
 
   /** Page-granule helpers. */

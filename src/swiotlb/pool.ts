@@ -359,8 +359,10 @@ export class IoTlbPool {
    * alignment test on t = start + slot * 2048 (done on slot + startPhase) with stride
    * PAGE_SIZE / 2048. Returns the first slot, or -1 when no area has room; a failed search
    * changes nothing, so the caller can take the general path, which fails the same way.
+   * The caller writes orig_addr of the slots (an address must not cross a call: it would be
+   * boxed on the heap).
    */
-  mapPlain(cpu: number, orig: number, size: number): number {
+  mapPlain(cpu: number, size: number): number {
     const nareas = this.nareas;
     const first = cpu & (nareas - 1);
     let a = first;
@@ -372,9 +374,6 @@ export class IoTlbPool {
     } while (a !== first);
     if (slot < 0) return -1;
     this.padSlots[slot] = 0;
-    const n = (size + (IO_TLB_SIZE - 1)) >>> IO_TLB_SHIFT;
-    const origAddr = this.origAddr;
-    for (let i = 0; i < n; i++) origAddr[slot + i] = orig + i * IO_TLB_SIZE;
     this.mapped[slot] = 1;
     return slot;
   }

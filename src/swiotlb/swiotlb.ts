@@ -18,7 +18,6 @@ import {
   type DmaDirection,
 } from "../kernel/dma-mapping.js";
 import { Memblock } from "../memory/memblock.js";
-import type { ArenaCopy } from "../memory/arena.js";
 import type { PhysicalMemory } from "../memory/physical-memory.js";
 import {
   EINVAL,
@@ -32,6 +31,7 @@ import {
   IO_TLB_SIZE,
 } from "./constants.js";
 import type { SwiotlbDevice } from "./device.js";
+import { BounceCopy } from "./bounce.js";
 import { CNT_HIWATER, CNT_TOTAL_USED, FIND_SPIN, IoTlbPool, alignedSize } from "./pool.js";
 import type { KernelProfile } from "./profile.js";
 import type { SwiotlbCmdline } from "./cmdline.js";
@@ -548,10 +548,14 @@ export class Swiotlb {
   private mapPlain(dev: SwiotlbDevice, pool: IoTlbPool, orig: number, size: number, cpu: number): number {
     if ((size | 0) !== size || size <= 0 || (cpu | 0) !== cpu || cpu < 0) return -1;
     if (dev.segBoundaryMask < 2 ** 53 - 1 || !identityDma(dev, pool.start)) return -1;
-    const slot = pool.mapPlain(cpu, orig, size);
+    const slot = pool.mapPlain(cpu, size);
     if (slot < 0) return -1;
+    // orig_addr of every slot, written here so that no address crosses a call (see bounce.ts)
+    const n = (size + (IO_TLB_SIZE - 1)) >>> IO_TLB_SHIFT;
+    const origAddr = pool.origAddr;
+    for (let i = 0; i < n; i++) origAddr[slot + i] = orig + i * IO_TLB_SIZE;
     try {
-      this.copier.toSlot(pool, slot, orig, size);
+      this.copier.bounceIn(pool, slot, size);
     } catch (e) {
       pool.undoLastMap(pool.start + slot * IO_TLB_SIZE, 0);
       throw e;
@@ -657,7 +661,7 @@ export class Swiotlb {
       if (orig !== INVALID_PHYS_ADDR) {
         // an overflow is clamped, with its warning, by the general bounce
         if (avail >= 0 && size > avail) return false;
-        this.copier.fromSlot(pool, index, orig, size);
+        this.copier.bounceOut(pool, index, size);
       }
     }
     pool.releaseIndex(index, 0);
@@ -823,205 +827,4 @@ interface MaybeRangeMap {
 function identityDma(dev: SwiotlbDevice, phys: number): boolean {
   if ((dev as SwiotlbDevice & MaybeRangeMap).dmaRangeMap === null) return true;
   return dev.physToDma(phys) === phys;
-}
-
-// ---- the bounce copy ------------------------------------------------------------------------
-
-/**
- * Copies up to this many bytes as 32-bit words; longer ones with TypedArray.prototype.set. On a
- * SharedArrayBuffer set() overtakes the unrolled word loop at about 512 bytes (1 KiB: ~200 ns
- * against ~350 ns on the 2-core machine).
- */
-const WORD_COPY_MAX = 512;
-/** entries of BounceCopy's table of original-side views (a power of two) */
-const ORIG_VIEWS = 8192;
-
-/**
- * The copy swiotlb_bounce does between an original buffer and a bounce slot — also what the
- * benchmark's copy limit measures. Slot numbers and chunk offsets cross calls, never
- * addresses (a double above 2^31 would be boxed at every call). When both ranges sit inside
- * one RAM chunk each: 32-bit words through Int32Array views made once per chunk (no
- * allocation; integer views keep every bit, which float views do not promise) up to
- * WORD_COPY_MAX bytes, Uint8Array.prototype.set beyond (source views cached, see slotView).
- * Anything else — a chunk border, an unaligned copy, a no-map region, a fault — goes through
- * PhysicalMemory.copy with its checks and errors.
- */
-/**
- * dst[di..di+n) = src[si..si+n) in 64-bit words. Optimized V8 moves BigInt64Array elements as
- * raw 64-bit integers (nothing allocated, every bit kept: integer views, unlike float ones,
- * promise that for any pattern). Half the stores of a 32-bit copy matters more than it looks:
- * the first store into a bounce slot that is not in cache holds up every store behind it, and
- * on a 64-byte bounce walking a 64 MiB pool the 32-bit loop ran ~4x slower than this one.
- */
-function copyQwords(dst: BigInt64Array, di: number, src: BigInt64Array, si: number, n: number): void {
-  for (let i = 0; i < n; i++) dst[di + i] = src[si + i]!;
-}
-
-export class BounceCopy {
-  private readonly cs: number;
-  private readonly shift: number;
-  /** a no-map reserved region exists: every copy takes PhysicalMemory's checked path */
-  private readonly noMap: boolean;
-  // the pool whose slots were resolved last: its chunks (bytes and words) by chunk number
-  private poolFor: IoTlbPool | null = null;
-  private poolBytes: (Uint8Array | undefined)[] = [];
-  private poolWords: (BigInt64Array | undefined)[] = [];
-  private poolBase = 0;
-  private poolSkew = 0;
-  // the chunk of the last original: [oLo, oHi) in physical addresses
-  private oLo = 0;
-  private oHi = 0;
-  private oBytes: Uint8Array | null = null;
-  private oWords: BigInt64Array | null = null;
-  /** set() source views, see slotView / origView */
-  private slotViews: (Uint8Array | undefined)[] = [];
-  private slotViewLen = new Int32Array(0);
-  private readonly origViews = new Array<Uint8Array | undefined>(ORIG_VIEWS).fill(undefined);
-  private readonly origViewLen = new Int32Array(ORIG_VIEWS);
-  private readonly origViewAddr = new Float64Array(ORIG_VIEWS);
-  /** 32-bit views of chunks, made once per chunk */
-  private readonly views = new Map<Uint8Array, BigInt64Array>();
-  /** arena offsets (-1: not in the arena) of the pool's chunks and of the original's chunk */
-  private poolArena = new Float64Array(0);
-  private oArena = -1;
-
-  constructor(readonly memory: PhysicalMemory) {
-    this.cs = memory.chunkSize;
-    this.shift = Math.log2(memory.chunkSize);
-    this.noMap = memory.reserved.some((r) => r.noMap === true);
-  }
-
-  /** memmove on arena offsets, when the memory has an arena */
-  private get arenaCopy(): ArenaCopy | null {
-    return this.memory.arena?.copy ?? null;
-  }
-
-  /** orig -> the bounce buffer at `slot` of `pool` */
-  toSlot(pool: IoTlbPool, slot: number, orig: number, len: number): void {
-    this.slotCopy(pool, slot, orig, len, true);
-  }
-
-  /** the bounce buffer at `slot` of `pool` -> orig */
-  fromSlot(pool: IoTlbPool, slot: number, orig: number, len: number): void {
-    this.slotCopy(pool, slot, orig, len, false);
-  }
-
-  private slotCopy(pool: IoTlbPool, slot: number, orig: number, len: number, toBounce: boolean): void {
-    if (pool !== this.poolFor) this.setPool(pool);
-    // the pool side: chunk k, offset pOff (pools are far below 2^32 bytes long)
-    const rel = this.poolSkew + slot * IO_TLB_SIZE;
-    const k = rel >>> this.shift;
-    const pOff = rel & (this.cs - 1);
-    // the original's side: the last chunk again, or look it up
-    if (!(orig >= this.oLo && orig + len <= this.oHi) && !this.origChunk(orig, len)) return this.slow(pool, slot, orig, len, toBounce);
-    const oOff = orig - this.oLo;
-    let p = this.poolBytes[k];
-    if (p === undefined) p = this.poolView(k);
-    if (len <= 0 || pOff + len > p.length) return this.slow(pool, slot, orig, len, toBounce);
-    // an original overlapping its own bounce slot needs a true memmove
-    if (p === this.oBytes && pOff < oOff + len && oOff < pOff + len) return this.slow(pool, slot, orig, len, toBounce);
-    if (len <= WORD_COPY_MAX && ((pOff | oOff | len) & 7) === 0) {
-      const pw = this.poolWords[k]!;
-      const ow = this.oWords!;
-      const pi = pOff >>> 3;
-      const oi = oOff >>> 3;
-      const n = len >>> 3;
-      if (toBounce) copyQwords(pw, pi, ow, oi, n);
-      else copyQwords(ow, oi, pw, pi, n);
-    } else if (this.oArena >= 0 && this.poolArena[k]! >= 0) {
-      // both in the RAM arena: one memmove (see memory/arena.ts)
-      const pa = this.poolArena[k]! + pOff;
-      const oa = this.oArena + oOff;
-      if (toBounce) this.arenaCopy!(pa, oa, len);
-      else this.arenaCopy!(oa, pa, len);
-    } else {
-      const o = this.oBytes!;
-      if (toBounce) p.set(this.origView(o, oOff, len), pOff);
-      else o.set(this.slotView(p, slot, pOff, len), oOff);
-    }
-  }
-
-  /**
-   * The source view for a set() out of the bounce slot: set() needs a view of exactly `len`
-   * bytes, so the first one made for a slot is kept and reused whenever that slot is copied
-   * with the same length again (a pingpong allocates nothing once it has walked the pool).
-   * An entry is never replaced, so mixed sizes (the ring) do not keep storing fresh views into
-   * the table; the length table is checked first so a miss never touches a cold view object.
-   * Relies on a chunk staying put once made, as poolBytes and oBytes already do.
-   */
-  private slotView(p: Uint8Array, slot: number, pOff: number, len: number): Uint8Array {
-    if (this.slotViewLen[slot] === len) return this.slotViews[slot]!;
-    const w = p.subarray(pOff, pOff + len);
-    if (this.slotViewLen[slot] === 0) {
-      this.slotViews[slot] = w;
-      this.slotViewLen[slot] = len;
-    }
-    return w;
-  }
-
-  /** The same for the original side, in a direct-mapped table by 2 KiB block of the address. */
-  private origView(o: Uint8Array, oOff: number, len: number): Uint8Array {
-    const addr = this.oLo + oOff;
-    const i = (addr / IO_TLB_SIZE) & (ORIG_VIEWS - 1);
-    if (this.origViewLen[i] === len && this.origViewAddr[i] === addr) return this.origViews[i]!;
-    const w = o.subarray(oOff, oOff + len);
-    if (this.origViewLen[i] === 0) {
-      this.origViews[i] = w;
-      this.origViewLen[i] = len;
-      this.origViewAddr[i] = addr;
-    }
-    return w;
-  }
-
-  /** Makes the chunk holding [orig, orig + len) the current original chunk; false if none does. */
-  private origChunk(orig: number, len: number): boolean {
-    if (this.noMap) return false;
-    const b = this.memory.bankAt(orig);
-    if (b === undefined || orig + len > b.end) return false;
-    const ki = Math.floor((orig - b.base) / this.cs);
-    const lo = b.base + ki * this.cs;
-    const c = b.chunks[ki] ?? this.memory.chunkAt(orig);
-    if (orig + len > lo + c.length) return false;
-    this.oLo = lo;
-    this.oHi = lo + c.length;
-    this.oBytes = c;
-    this.oWords = this.words(c);
-    this.oArena = this.memory.arena?.offsetOf(c) ?? -1;
-    return true;
-  }
-
-  private slow(pool: IoTlbPool, slot: number, orig: number, len: number, toBounce: boolean): void {
-    const tlb = pool.start + slot * IO_TLB_SIZE;
-    if (toBounce) this.memory.copy(tlb, orig, len);
-    else this.memory.copy(orig, tlb, len);
-  }
-
-  private setPool(pool: IoTlbPool): void {
-    const chunks = Math.ceil(((pool.start % this.cs) + pool.nslabs * IO_TLB_SIZE) / this.cs);
-    this.poolFor = pool;
-    this.poolBase = Math.floor(pool.start / this.cs) * this.cs;
-    this.poolSkew = pool.start - this.poolBase;
-    this.poolBytes = new Array<Uint8Array | undefined>(chunks).fill(undefined);
-    this.poolWords = new Array<BigInt64Array | undefined>(chunks).fill(undefined);
-    this.poolArena = new Float64Array(chunks).fill(-1);
-    this.slotViews = new Array<Uint8Array | undefined>(pool.nslabs).fill(undefined);
-    this.slotViewLen = new Int32Array(pool.nslabs);
-  }
-
-  private poolView(k: number): Uint8Array {
-    const c = this.memory.chunkAt(this.poolBase + k * this.cs);
-    this.poolBytes[k] = c;
-    this.poolWords[k] = this.words(c);
-    this.poolArena[k] = this.memory.arena?.offsetOf(c) ?? -1;
-    return c;
-  }
-
-  private words(c: Uint8Array): BigInt64Array {
-    let v = this.views.get(c);
-    if (v === undefined) {
-      v = new BigInt64Array(c.buffer, c.byteOffset, c.length >>> 3);
-      this.views.set(c, v);
-    }
-    return v;
-  }
 }
