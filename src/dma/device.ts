@@ -81,6 +81,8 @@ export class Device implements SwiotlbDevice {
   private _coherentDmaMask: bigint;
   private _busDmaLimit: bigint;
   private _segBoundary: bigint;
+  /** the same as a number (maskToNumber), cached: the map hot path asks for it on every map */
+  private segBoundaryNumber = 2 ** 64;
   /** min_not_zero(*dma_mask, bus_dma_limit) as a number: the dma_capable limit */
   private capLimit = 0;
   /** the same, exact */
@@ -108,6 +110,7 @@ export class Device implements SwiotlbDevice {
     this._coherentDmaMask = checkU64("coherent_dma_mask", opts.coherentDmaMask ?? dmaBitMask(32));
     this._busDmaLimit = checkU64("bus_dma_limit", opts.busDmaLimit ?? 0n);
     this._segBoundary = checkU64("segment_boundary_mask", opts.segBoundaryMask ?? U64_MAX);
+    this.segBoundaryNumber = maskToNumber(this._segBoundary);
     const mam = opts.minAlignMask ?? 0;
     // dma_parms->min_align_mask is an unsigned int
     if (!Number.isSafeInteger(mam) || mam < 0 || mam > 0xffff_ffff)
@@ -149,7 +152,7 @@ export class Device implements SwiotlbDevice {
   }
   /** SwiotlbDevice.segBoundaryMask: the boundary mask as a number (>= 2^53 means all ones) */
   get segBoundaryMask(): number {
-    return maskToNumber(this._segBoundary);
+    return this.segBoundaryNumber;
   }
   /** min_not_zero(*dma_mask, bus_dma_limit): the highest DMA address dma_capable accepts */
   get dmaLimit(): bigint {
@@ -182,6 +185,7 @@ export class Device implements SwiotlbDevice {
   }
   setSegBoundary(mask: bigint): void {
     this._segBoundary = checkU64("segment_boundary_mask", mask);
+    this.segBoundaryNumber = maskToNumber(this._segBoundary);
   }
 
   private refreshLimits(): void {

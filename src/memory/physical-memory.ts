@@ -113,6 +113,11 @@ export interface PhysicalMemoryOptions {
   backing?: "arena" | "sab";
   /** ask the host for transparent huge pages under the arena (default true; see huge-pages.ts) */
   hugePages?: boolean;
+  /**
+   * the most the arena may grow to, in bytes (default: every chunk of every bank, capped at
+   * the 4 GiB a WebAssembly memory holds); chunks past it get SharedArrayBuffers of their own
+   */
+  arenaMaxBytes?: number;
 }
 
 export type ChunkListener = (addr: number, chunk: Uint8Array) => void;
@@ -139,6 +144,7 @@ export class PhysicalMemory {
   /** where chunks come from: undefined until the first chunk, null for SharedArrayBuffers */
   private arenaState: ChunkArena | null | undefined;
   private readonly hugePages: boolean;
+  private readonly arenaMaxBytes: number | undefined;
 
   constructor(opts: PhysicalMemoryOptions) {
     this.paBits = opts.paBits ?? DEFAULT_PA_BITS;
@@ -180,6 +186,9 @@ export class PhysicalMemory {
       throw new InvalidArgumentError(`RAM backing ${String(opts.backing)}: must be "arena" or "sab"`);
     if (opts.backing === "sab") this.arenaState = null;
     this.hugePages = opts.hugePages ?? true;
+    if (opts.arenaMaxBytes !== undefined && !(Number.isSafeInteger(opts.arenaMaxBytes) && opts.arenaMaxBytes > 0))
+      throw new InvalidArgumentError(`arena size ${opts.arenaMaxBytes}: must be a positive whole number of bytes`);
+    this.arenaMaxBytes = opts.arenaMaxBytes;
   }
 
   /** The shared WebAssembly memory chunks come from, or null (SharedArrayBuffer chunks). */
@@ -188,7 +197,7 @@ export class PhysicalMemory {
       // room for every chunk of every bank, each shifted by at most one page for its colour
       let bytes = 0;
       for (const b of this.banks) bytes += b.chunks.length * (this.chunkSize + 4096);
-      this.arenaState = ChunkArena.create(bytes, undefined, this.hugePages);
+      this.arenaState = ChunkArena.create(Math.min(bytes, this.arenaMaxBytes ?? bytes), undefined, this.hugePages);
     }
     return this.arenaState;
   }

@@ -19,6 +19,15 @@ describe("Device: names and defaults", () => {
     expect(d.maxSegSize).toBe(0x10000);
     expect(d.dmaOps).toBeNull();
   });
+  it("dma_set_seg_boundary: the numeric mask the map path reads follows the exact one", () => {
+    const d = dev({ segBoundaryMask: 0xffffn });
+    expect(d.segBoundaryMask).toBe(0xffff);
+    d.setSegBoundary(0xffff_ffffn);
+    expect(d.segBoundary).toBe(0xffff_ffffn);
+    expect(d.segBoundaryMask).toBe(0xffff_ffff);
+    d.setSegBoundary(U64_MAX);
+    expect(d.segBoundaryMask).toBe(2 ** 64);
+  });
   it("dma_get_mask falls back to 32 bits for a zero or NULL mask", () => {
     expect(dev({ dmaMask: 0n }).dmaGetMask()).toBe(dmaBitMask(32));
     expect(dev({ dmaMask: null }).dmaGetMask()).toBe(dmaBitMask(32));

@@ -1,0 +1,151 @@
+// The RAM arena: chunks carved out of one shared WebAssembly memory, and what PhysicalMemory
+// does with it (colours, growth, the SharedArrayBuffer fallback, workers adopting it).
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { InvalidArgumentError } from "../../src/errors.js";
+import { ChunkArena, WASM_PAGE } from "../../src/memory/arena.js";
+import { adviseHugePages } from "../../src/memory/huge-pages.js";
+import { CHUNK_COLOURS, PhysicalMemory, chunkColour } from "../../src/memory/physical-memory.js";
+import { readFileSync } from "node:fs";
+
+const MiB = 2 ** 20;
+const GiB = 2 ** 30;
+
+describe("ChunkArena", () => {
+  it("hands out zeroed views at their colour past a page boundary, and knows their offsets", () => {
+    const a = ChunkArena.create(16 * MiB)!;
+    expect(a).not.toBeNull();
+    const v1 = a.alloc(MiB, 0)!;
+    const v2 = a.alloc(MiB, 3 * 64)!;
+    expect(v1.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(a.offsetOf(v1) % 4096).toBe(0);
+    expect(a.offsetOf(v2) % 4096).toBe(192);
+    expect(a.offsetOf(v2)).toBeGreaterThanOrEqual(a.offsetOf(v1) + MiB);
+    expect(v2.every((b) => b === 0)).toBe(true);
+    expect(a.offsetOf(new Uint8Array(8))).toBe(-1);
+  });
+
+  it("keeps views made before a grow valid (the memory never moves)", () => {
+    const a = ChunkArena.create(64 * MiB)!;
+    const v1 = a.alloc(WASM_PAGE, 0)!;
+    v1[7] = 0x5a;
+    const v2 = a.alloc(8 * MiB, 0)!; // grows the memory
+    expect(a.memory.buffer.byteLength).toBeGreaterThanOrEqual(a.offsetOf(v2) + 8 * MiB);
+    const whole = new Uint8Array(a.memory.buffer);
+    expect(whole[a.offsetOf(v1) + 7]).toBe(0x5a);
+    whole[a.offsetOf(v1) + 8] = 0xa5;
+    expect(v1[8]).toBe(0xa5);
+  });
+
+  it("copy() is a memmove on arena offsets, overlapping ranges included", () => {
+    const a = ChunkArena.create(4 * MiB)!;
+    const v = a.alloc(MiB, 0)!;
+    const base = a.offsetOf(v);
+    fc.assert(
+      fc.property(fc.nat(MiB - 1), fc.nat(MiB - 1), fc.nat(70_000), (d, s, n) => {
+        n = Math.min(n, MiB - d, MiB - s);
+        for (let i = 0; i < v.length; i += 997) v[i] = (i * 13) & 0xff;
+        const ref = Uint8Array.from(v);
+        ref.copyWithin(d, s, s + n);
+        a.copy(base + d, base + s, n);
+        expect(Buffer.compare(v, ref)).toBe(0);
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it("answers null when the memory cannot grow that far, and refuses bad requests", () => {
+    const a = ChunkArena.create(2 * WASM_PAGE)!;
+    expect(a.alloc(WASM_PAGE, 0)).not.toBeNull();
+    expect(a.alloc(4 * WASM_PAGE, 0)).toBeNull();
+    expect(() => a.alloc(0, 0)).toThrow(InvalidArgumentError);
+    expect(() => a.alloc(4096, 4096)).toThrow(InvalidArgumentError);
+    expect(() => a.adopt(0, 100 * WASM_PAGE)).toThrow(/beyond the shared memory/);
+  });
+
+  it("a second arena over the same memory (a worker's) sees and copies the same bytes", () => {
+    const a = ChunkArena.create(4 * MiB)!;
+    const v = a.alloc(MiB, 64)!;
+    v.fill(0x11, 0, 512);
+    const b = ChunkArena.create(0, a.memory)!;
+    const w = b.adopt(a.offsetOf(v), MiB);
+    expect(b.offsetOf(w)).toBe(a.offsetOf(v));
+    b.copy(b.offsetOf(w) + 4096, b.offsetOf(w), 512);
+    expect(v[4096 + 511]).toBe(0x11);
+  });
+});
+
+describe("PhysicalMemory on the arena", () => {
+  it("chunks start at their cache colour; emulated addresses do not move", () => {
+    const m = new PhysicalMemory({ banks: [{ base: 0x4000_0000, size: GiB }] });
+    const seen = new Set<number>();
+    for (let k = 0; k < CHUNK_COLOURS + 2; k++) {
+      const addr = 0x4000_0000 + k * m.chunkSize;
+      const c = m.chunkAt(addr);
+      expect(c.byteOffset % 4096).toBe(chunkColour(addr, m.chunkSize));
+      seen.add(c.byteOffset % 4096);
+      m.write32(addr + 0x40, k);
+    }
+    expect(seen.size).toBe(CHUNK_COLOURS);
+    for (let k = 0; k < CHUNK_COLOURS + 2; k++) expect(m.read32(0x4000_0000 + k * m.chunkSize + 0x40)).toBe(k);
+    expect(m.arena).not.toBeNull();
+  });
+
+  it("falls back to SharedArrayBuffer chunks once the arena is full, and copies across both kinds", () => {
+    const m = new PhysicalMemory({ banks: [{ base: 0, size: 64 * MiB }], arenaMaxBytes: 5 * MiB });
+    const a = m.arena!;
+    const first = m.chunkAt(0);
+    const second = m.chunkAt(2 * MiB);
+    const third = m.chunkAt(4 * MiB); // no room left: a buffer of its own
+    expect(a.offsetOf(first)).toBeGreaterThanOrEqual(0);
+    expect(a.offsetOf(second)).toBeGreaterThanOrEqual(0);
+    expect(a.offsetOf(third)).toBe(-1);
+    expect(third.buffer).toBeInstanceOf(SharedArrayBuffer);
+    const src = Uint8Array.from({ length: 3 * MiB }, (_, i) => (i * 7 + (i >>> 9)) & 0xff);
+    m.write(MiB, src); // spans arena and own-buffer chunks
+    m.copy(5 * MiB, MiB, 3 * MiB);
+    expect(Buffer.compare(m.read(5 * MiB, 3 * MiB), src)).toBe(0);
+  });
+
+  it("the bulk paths give the same bytes on either backing (reference model)", () => {
+    const size = 6 * MiB;
+    fc.assert(
+      fc.property(fc.nat(size - 1), fc.nat(size - 1), fc.integer({ min: 0, max: 300_000 }), (d, s, len) => {
+        len = Math.min(len, size - d, size - s);
+        const ref = new Uint8Array(size);
+        const mems = [new PhysicalMemory({ banks: [{ base: 0, size }] }), new PhysicalMemory({ banks: [{ base: 0, size }], backing: "sab" })];
+        for (let i = 0; i < size; i += 509) ref[i] = (i >>> 3) & 0xff;
+        for (const m of mems) {
+          for (let i = 0; i < size; i += 509) m.write8(i, (i >>> 3) & 0xff);
+          m.copy(d, s, len);
+        }
+        ref.copyWithin(d, s, s + len);
+        for (const m of mems) expect(Buffer.compare(m.read(0, size), ref)).toBe(0);
+        expect(mems[1]!.arena).toBeNull();
+      }),
+      { numRuns: 20 },
+    );
+  });
+
+  it("refuses a bad backing or arena size by name", () => {
+    expect(() => new PhysicalMemory({ banks: [{ base: 0, size: 4 * MiB }], backing: "mmap" as "sab" })).toThrow(/RAM backing mmap/);
+    expect(() => new PhysicalMemory({ banks: [{ base: 0, size: 4 * MiB }], arenaMaxBytes: -1 })).toThrow(/arena size -1/);
+  });
+});
+
+describe("transparent huge pages", () => {
+  it("are asked for over a WebAssembly memory, and only from a page start", () => {
+    const a = ChunkArena.create(8 * MiB, undefined, false)!;
+    const whole = new Uint8Array(a.memory.buffer);
+    expect(adviseHugePages(whole.subarray(64), 4096)).toBe(false);
+    let thp = "";
+    try {
+      thp = readFileSync("/sys/kernel/mm/transparent_hugepage/enabled", "utf8");
+    } catch {
+      // no THP on this host: the advice may fail, which only costs speed
+    }
+    const took = adviseHugePages(whole, 8 * MiB);
+    if (process.platform === "linux" && /\[(always|madvise)\]/.test(thp)) expect(took).toBe(true);
+    else expect(typeof took).toBe("boolean");
+  });
+});
