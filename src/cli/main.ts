@@ -4,6 +4,7 @@
 import { Command, CommanderError } from "commander";
 import { DmalabError, EXIT_USAGE, EXIT_FAULT } from "../errors.js";
 import { registerCommands } from "./commands/index.js";
+import { quietOnClosedPipe } from "./output.js";
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  quietOnClosedPipe();
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: "user" });

@@ -23,3 +23,15 @@ export function flushAndExit(code: number): void {
   process.stdout.write("", one);
   process.stderr.write("", one);
 }
+
+/**
+ * A reader that goes away early (`dmalab bench --json | head -1`) is not an error: stop
+ * quietly, with the exit code the command had so far, instead of an unhandled EPIPE trace.
+ */
+export function quietOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr])
+    stream.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "EPIPE") process.exit(typeof process.exitCode === "number" ? process.exitCode : 0);
+      throw e;
+    });
+}

@@ -111,3 +111,15 @@ describe("the real CLI", () => {
     console.log(`peak RSS of dmalab run --machine qemu-virt-16g --ops 4096: ${(j.peakRssKiB / 1024).toFixed(1)} MiB; RAM chunks allocated ${j.allocatedBytes / 2 ** 20} MiB`);
   });
 });
+
+describe("a reader that goes away", () => {
+  it("closing the pipe early ends the command quietly, with no trace on stderr", () => {
+    // `dmalab run --json | true`: the reader is gone before the first byte
+    const r = spawnSync("bash", ["-c", `"${process.execPath}" "${join(root, "bin", "dmalab.js")}" run --ops 2000 --json | true; echo "rc=\${PIPESTATUS[0]}"`], {
+      cwd: root,
+      encoding: "utf8",
+    });
+    expect(r.stdout.trim()).toBe("rc=0");
+    expect(r.stderr).not.toMatch(/EPIPE|at .*\(/);
+  });
+});
