@@ -53,6 +53,11 @@ export interface SuiteSummary {
   workloads: Record<string, WorkloadResult & { runs: number[] }>;
   /** ring-t2-a2 / ring-t1-a1 pairs per second, when both ran */
   ringScaling2x2?: number;
+  /**
+   * the same ratio for the copy limit measured in those runs: how far the memory system
+   * itself scales from 1 to 2 threads doing the ring's copies (the ceiling for the above)
+   */
+  copyScaling2x2?: number;
 }
 
 export function median(xs: readonly number[]): number {

@@ -59,7 +59,10 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteSummary> {
   };
   const r1 = workloads["ring"];
   const r2 = workloads["ring-t2-a2"];
-  if (r1 && r2) summary.ringScaling2x2 = r2.pairsPerSec / r1.pairsPerSec;
+  if (r1 && r2) {
+    summary.ringScaling2x2 = r2.pairsPerSec / r1.pairsPerSec;
+    summary.copyScaling2x2 = r2.copyBytesPerSec / r1.copyBytesPerSec;
+  }
   return summary;
 }
 
