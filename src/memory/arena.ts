@@ -76,9 +76,17 @@ function arenaModule(): object | null {
 
 export type ArenaCopy = (dst: number, src: number, len: number) => void;
 
+/**
+ * The memory's first 4 KiB hold the allocation cursor (an Int32, in 4 KiB units), shared by
+ * every ChunkArena over the memory: a worker thread that touches a chunk nobody allocated yet
+ * takes the next free range with an atomic compare-and-swap, never one the main thread (or
+ * another worker) already handed out.
+ */
+const HEADER_BYTES = 4096;
+
 export class ChunkArena {
-  /** bytes handed out so far (the next chunk goes at or after this offset) */
-  private used = 0;
+  /** the shared allocation cursor (see HEADER_BYTES) */
+  private readonly cursor: Int32Array;
   /** arena offset of every chunk view it handed out or adopted */
   private readonly offsets = new Map<Uint8Array, number>();
   /** memmove(dst, src, len) on arena offsets */
@@ -87,8 +95,11 @@ export class ChunkArena {
   private constructor(
     readonly memory: WasmMemory,
     copy: ArenaCopy,
+    fresh: boolean,
   ) {
     this.copy = copy;
+    this.cursor = new Int32Array(memory.buffer, 0, 1);
+    if (fresh) Atomics.store(this.cursor, 0, HEADER_BYTES / 4096);
   }
 
   /**
@@ -111,7 +122,7 @@ export class ChunkArena {
       const inst = new wasm.Instance(mod, { e: { m: mem } });
       const copy = inst.exports["copy"];
       if (typeof copy !== "function") return null;
-      return new ChunkArena(mem, copy as ArenaCopy);
+      return new ChunkArena(mem, copy as ArenaCopy, memory === undefined);
     } catch {
       return null;
     }
@@ -124,17 +135,24 @@ export class ChunkArena {
   alloc(len: number, colour: number): Uint8Array | null {
     if (!Number.isInteger(len) || len <= 0 || !Number.isInteger(colour) || colour < 0 || colour >= 4096)
       throw new InvalidArgumentError(`arena chunk of ${len} bytes at colour ${colour}: bad request`);
-    const off = Math.ceil(this.used / 4096) * 4096 + colour;
+    const pages = Math.ceil((colour + len) / 4096);
+    let first = Atomics.load(this.cursor, 0);
+    for (;;) {
+      if ((first + pages) * 4096 > ARENA_MAX_PAGES * WASM_PAGE) return null;
+      const seen = Atomics.compareExchange(this.cursor, 0, first, first + pages);
+      if (seen === first) break;
+      first = seen;
+    }
+    const off = first * 4096 + colour;
     const end = off + len;
-    const have = this.memory.buffer.byteLength;
-    if (end > have) {
+    // another thread may grow the memory at the same time: grow by what is still missing
+    while (this.memory.buffer.byteLength < end) {
       try {
-        this.memory.grow(Math.ceil((end - have) / WASM_PAGE));
+        this.memory.grow(Math.ceil((end - this.memory.buffer.byteLength) / WASM_PAGE));
       } catch {
-        return null;
+        if (this.memory.buffer.byteLength < end) return null;
       }
     }
-    this.used = end;
     const v = new Uint8Array(this.memory.buffer, off, len);
     this.offsets.set(v, off);
     return v;
@@ -143,9 +161,10 @@ export class ChunkArena {
   /** A view of [off, off + len) of the memory, known from then on (a worker's side). */
   adopt(off: number, len: number): Uint8Array {
     if (off + len > this.memory.buffer.byteLength) throw new InvalidArgumentError(`arena range 0x${off.toString(16)}+0x${len.toString(16)}: beyond the shared memory`);
+    if (off < HEADER_BYTES || off + len > Atomics.load(this.cursor, 0) * 4096)
+      throw new InvalidArgumentError(`arena range 0x${off.toString(16)}+0x${len.toString(16)}: not a range this memory handed out`);
     const v = new Uint8Array(this.memory.buffer, off, len);
     this.offsets.set(v, off);
-    this.used = Math.max(this.used, off + len);
     return v;
   }
 

@@ -60,7 +60,22 @@ describe("ChunkArena", () => {
     expect(a.alloc(4 * WASM_PAGE, 0)).toBeNull();
     expect(() => a.alloc(0, 0)).toThrow(InvalidArgumentError);
     expect(() => a.alloc(4096, 4096)).toThrow(InvalidArgumentError);
-    expect(() => a.adopt(0, 100 * WASM_PAGE)).toThrow(/beyond the shared memory/);
+    expect(() => a.adopt(4096, 100 * WASM_PAGE)).toThrow(/beyond the shared memory/);
+    expect(() => a.adopt(0, 64)).toThrow(/not a range this memory handed out/); // the cursor's page
+  });
+
+  it("arenas over one memory (threads) never hand out the same range", () => {
+    const a = ChunkArena.create(16 * MiB)!;
+    const b = ChunkArena.create(0, a.memory)!;
+    const ranges: [number, number][] = [];
+    for (let i = 0; i < 6; i++) {
+      const x = (i % 2 === 0 ? a : b).alloc(MiB - 4096, (i * 64) % 4096)!;
+      ranges.push([(i % 2 === 0 ? a : b).offsetOf(x), MiB - 4096]);
+      x.fill(i + 1);
+    }
+    ranges.sort((p, q) => p[0] - q[0]);
+    for (let i = 1; i < ranges.length; i++) expect(ranges[i]![0]).toBeGreaterThanOrEqual(ranges[i - 1]![0] + ranges[i - 1]![1]);
+    expect(ranges[0]![0]).toBeGreaterThanOrEqual(4096); // the cursor's own page stays out
   });
 
   it("a second arena over the same memory (a worker's) sees and copies the same bytes", () => {
