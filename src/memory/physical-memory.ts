@@ -27,6 +27,8 @@ export function chunkColour(chunkAddr: number, chunkSize: number): number {
 }
 /** copy() moves aligned ranges up to this size as 32-bit words; longer ones with TypedArray.set */
 const WORD_COPY_MAX = 1024;
+/** with an arena, copy() hands anything longer than this to its memmove (see swiotlb/bounce.ts) */
+const ARENA_SMALL_COPY = 128;
 export const DEFAULT_PA_BITS = 48;
 
 export type Granule = 4096 | 16384 | 65536;
@@ -518,7 +520,10 @@ export class PhysicalMemory {
       if (sb !== undefined && db !== undefined && src + len <= sb.end && dst + len <= db.end) {
         const s = this.chunkAt(src);
         const d = this.chunkAt(dst);
-        if (s === d) {
+        if (len > ARENA_SMALL_COPY && this.arenaState) {
+          // memmove in the arena (overlap-safe), or set(), which copies an overlapping source first
+          this.move(d, dOff, s, so, len);
+        } else if (s === d) {
           d.copyWithin(dOff, so, so + len);
         } else if (len <= WORD_COPY_MAX && ((so | dOff | len) & 3) === 0) {
           // 32-bit words through views made once per chunk: no allocation, 4x fewer steps
