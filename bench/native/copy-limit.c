@@ -4,7 +4,7 @@
  * It is the physical ceiling the `fractionOfCopyLimit` of `dmalab bench` is measured
  * against in JavaScript, here without the JavaScript.
  *
- *   cc -O2 -o /tmp/copy-limit bench/native/copy-limit.c && /tmp/copy-limit
+ *   cc -O2 -o copy-limit bench/native/copy-limit.c && ./copy-limit
  *   (or: sh scripts/native-copy-limit.sh)
  *
  * Same shapes as src/bench/copy-limit.ts: a 64 MiB pool whose 2 KiB slots are walked as the

@@ -159,9 +159,11 @@ export class Ring implements Stepper {
   }
 
   run(n: number): void {
-    // unmapAt and mapInto written out: with the swiotlb calls one level down from this loop,
-    // V8 inlines them, and the addresses they take and return (doubles above 2^31) never
-    // need a heap box to cross a call. Nothing after the loop (see Pingpong.run).
+    // unmapAt and mapInto written out, so that the swiotlb calls sit one level down from this
+    // loop, where V8 can inline them: an address (a double above 2^30) that crosses a call it
+    // did not inline is boxed on the heap. It inlines the map; whether the unmap fits its
+    // budget too varies from run to run (heapBytesPerPair 0 or ~16). Nothing after the loop
+    // (see Pingpong.run).
     const sw = this.sw;
     const dev = this.dev;
     const cpu = this.cpu;
