@@ -43,53 +43,93 @@ export function nextSlot(slot: number, size: number, pageSlots: number, nslots: 
   return s;
 }
 
-export function measureCopyLimit(o: CopyLimitOptions): CopyLimit {
-  const { copier, pool, firstSlot, nslots } = o;
-  const pageSlots = pool.pageSize >>> IO_TLB_SHIFT;
-  const rng = new XorShift32(1);
-  const fixed = o.size;
+/**
+ * The copies of the walk, a batch at a time. State lives in fields and typed arrays, not in
+ * a closure: a number that a closure updates lives in a context slot, and V8 boxes every new
+ * value of a non-integer one there — the limit would then measure the allocator too.
+ */
+class CopyWalk {
+  private rel = 0;
+  private head = 0;
+  /** bytes copied so far */
+  readonly bytes = new Float64Array(1);
   // the ring's copies in flight: slot, original and size of each, FIFO by `head`
-  const qSlot = new Int32Array(RING_DEPTH).fill(-1);
-  const qOrig = new Float64Array(RING_DEPTH);
-  const qSize = new Int32Array(RING_DEPTH);
-  let head = 0;
-  let rel = 0;
-  let bytes = 0;
-  const step = (): void => {
-    if (fixed > 0) {
-      rel = nextSlot(rel, fixed, pageSlots, nslots);
-      copier.toSlot(pool, firstSlot + rel, ORIG_BASE, fixed);
-      copier.fromSlot(pool, firstSlot + rel, ORIG_BASE, fixed);
-      rel += Math.ceil(fixed / IO_TLB_SIZE);
-      bytes += 2 * fixed;
-      return;
+  private readonly qSlot = new Int32Array(RING_DEPTH).fill(-1);
+  private readonly qOrig = new Float64Array(RING_DEPTH);
+  private readonly qSize = new Int32Array(RING_DEPTH);
+  private readonly rng = new XorShift32(1);
+  private readonly pageSlots: number;
+
+  constructor(
+    private readonly o: CopyLimitOptions,
+  ) {
+    this.pageSlots = o.pool.pageSize >>> IO_TLB_SHIFT;
+  }
+
+  /** n pingpong steps: copy in and straight back */
+  pingpong(n: number): void {
+    const { copier, pool, firstSlot, nslots, size } = this.o;
+    const per = Math.ceil(size / IO_TLB_SIZE);
+    const pageSlots = this.pageSlots;
+    let rel = this.rel;
+    for (let i = 0; i < n; i++) {
+      rel = nextSlot(rel, size, pageSlots, nslots);
+      copier.toSlot(pool, firstSlot + rel, ORIG_BASE, size);
+      copier.fromSlot(pool, firstSlot + rel, ORIG_BASE, size);
+      rel += per;
     }
-    const old = qSlot[head]!;
-    if (old >= 0) {
-      copier.fromSlot(pool, old, qOrig[head]!, qSize[head]!);
-      bytes += qSize[head]!;
+    this.rel = rel;
+    this.bytes[0] += 2 * size * n;
+  }
+
+  /** n ring steps: copy back the mapping leaving the FIFO, copy in the new one */
+  ring(n: number): void {
+    const { copier, pool, firstSlot, nslots } = this.o;
+    const { qSlot, qOrig, qSize, rng, pageSlots } = this;
+    let rel = this.rel;
+    let head = this.head;
+    let bytes = 0;
+    for (let i = 0; i < n; i++) {
+      const old = qSlot[head]!;
+      if (old >= 0) {
+        copier.fromSlot(pool, old, qOrig[head]!, qSize[head]!);
+        bytes += qSize[head]!;
+      }
+      const size = ringSize(rng.next());
+      const orig = ringOrig(rng.next());
+      rel = nextSlot(rel, size, pageSlots, nslots);
+      copier.toSlot(pool, firstSlot + rel, orig, size);
+      qSlot[head] = firstSlot + rel;
+      qOrig[head] = orig;
+      qSize[head] = size;
+      head = head + 1 === RING_DEPTH ? 0 : head + 1;
+      rel += Math.ceil(size / IO_TLB_SIZE);
+      bytes += size;
     }
-    const size = ringSize(rng.next());
-    const orig = ringOrig(rng.next());
-    rel = nextSlot(rel, size, pageSlots, nslots);
-    copier.toSlot(pool, firstSlot + rel, orig, size);
-    qSlot[head] = firstSlot + rel;
-    qOrig[head] = orig;
-    qSize[head] = size;
-    head = head + 1 === RING_DEPTH ? 0 : head + 1;
-    rel += Math.ceil(size / IO_TLB_SIZE);
-    bytes += size;
-  };
+    this.rel = rel;
+    this.head = head;
+    this.bytes[0] += bytes;
+  }
+
+  steps(n: number): void {
+    if (this.o.size > 0) this.pingpong(n);
+    else this.ring(n);
+  }
+}
+
+export function measureCopyLimit(o: CopyLimitOptions): CopyLimit {
+  const walk = new CopyWalk(o);
   // warm the primitive and the walk (and fill the ring), untimed
-  for (let i = 0; i < 4 * BATCH; i++) step();
-  bytes = 0;
+  for (let i = 0; i < 4; i++) walk.steps(BATCH);
+  const b0 = walk.bytes[0]!;
   const t0 = performance.now();
   const deadline = t0 + o.seconds * 1000;
   let t = t0;
   do {
-    for (let i = 0; i < BATCH; i++) step();
+    walk.steps(BATCH);
     t = performance.now();
   } while (t < deadline);
+  const bytes = walk.bytes[0]! - b0;
   const elapsedNs = (t - t0) * 1e6;
   return { bytes, elapsedNs, bytesPerSec: (bytes / elapsedNs) * 1e9 };
 }
