@@ -166,10 +166,10 @@ export function exportShared(m: BenchMachine): SharedState {
 /** In a worker: the machine built from the same config now runs over the main thread's state. */
 export function attachShared(m: BenchMachine, s: SharedState): void {
   if (s.arena !== null) m.memory.attachArena(s.arena);
+  const arena = m.memory.arena;
   for (const c of s.chunks) {
     const bank = m.memory.banks[c.bank];
     if (bank === undefined || c.index >= bank.chunks.length) throw new InvalidArgumentError(`shared chunk ${c.index} of bank ${c.bank}: no such chunk`);
-    const arena = m.memory.arena;
     bank.chunks[c.index] = c.arenaOffset >= 0 && arena !== null ? arena.adopt(c.arenaOffset, c.length) : new Uint8Array(c.buffer, c.offset, c.length);
   }
   const old = m.swiotlb.defaultMem;

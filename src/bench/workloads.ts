@@ -159,35 +159,12 @@ export class Ring implements Stepper {
   }
 
   run(n: number): void {
-    // unmapAt and mapInto written out, so that the swiotlb calls sit one level down from this
-    // loop, where V8 can inline them: an address (a double above 2^30) that crosses a call it
-    // did not inline is boxed on the heap. It inlines the map; whether the unmap fits its
-    // budget too varies from run to run (heapBytesPerPair 0 or ~16). Nothing after the loop
-    // (see Pingpong.run).
-    const sw = this.sw;
-    const dev = this.dev;
-    const cpu = this.cpu;
-    const tlbs = this.tlb;
-    const sizes = this.sizes;
-    const rng = this.rng;
-    const passAllocSize = this.passAllocSize;
-    const bounced = this.bounced;
+    // nothing after the loop (see Pingpong.run)
     this.pairs += n;
     for (let k = 0; k < n; k++) {
       const head = this.head;
-      const old = tlbs[head]!;
-      if (old !== -1) {
-        const oldSize = sizes[head]!;
-        sw.tblUnmapSingle(dev, old, oldSize, DMA_BIDIRECTIONAL, 0);
-        bounced[0] += oldSize;
-      }
-      const size = ringSize(rng.next());
-      const orig = ringOrig(rng.next());
-      const tlb = sw.tblMapSingle(dev, orig, size, passAllocSize ? size : 0, DMA_BIDIRECTIONAL, 0, cpu);
-      tlbs[head] = tlb;
-      sizes[head] = size;
-      if (tlb === -1) this.failures++;
-      else bounced[0] += size;
+      this.unmapAt(head);
+      this.mapInto(head);
       this.head = head + 1 === RING_DEPTH ? 0 : head + 1;
     }
   }
