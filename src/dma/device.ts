@@ -93,6 +93,8 @@ export class Device implements SwiotlbDevice {
   private rangeDma: Float64Array = new Float64Array(0);
   private rangeSize: Float64Array = new Float64Array(0);
   private _rangeMap: readonly BusDmaRegion[] | null = null;
+  /** SwiotlbDevice.plainBus: no dma_range_map and no segment boundary (kept by setDmaRangeMap) */
+  plainBus = false;
 
   minAlignMask: number;
   readonly maxSegSize: number;
@@ -204,7 +206,9 @@ export class Device implements SwiotlbDevice {
 
   /** Installs (or with null removes) the device's dma_range_map. */
   setDmaRangeMap(map: readonly BusDmaRegion[] | null): void {
+    this.plainBus = false;
     if (map === null || map.length === 0) {
+      this.plainBus = this.segBoundaryNumber >= MAX_SAFE;
       this._rangeMap = null;
       this.rangeCpu = new Float64Array(0);
       this.rangeDma = new Float64Array(0);

@@ -29,6 +29,8 @@ const wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
 
 export type ArenaMemory = WasmMemory;
 export const WASM_PAGE = 65536;
+/** the host's transparent huge page (x86-64 and arm64 with 4 KiB pages) */
+const HUGE_PAGE = 2 << 20;
 /** wasm32: 65536 pages of 64 KiB */
 export const ARENA_MAX_PAGES = 65536;
 
@@ -145,12 +147,20 @@ export class ChunkArena {
     }
     const off = first * 4096 + colour;
     const end = off + len;
-    // another thread may grow the memory at the same time: grow by what is still missing
+    // another thread may grow the memory at the same time: grow by what is still missing, to
+    // a whole 2 MiB: the host backs a 2 MiB range with a huge page only if all of it is mapped
+    // when it is first touched (measured: growing to the chunk's end left 3/4 of a 64 MiB pool
+    // on 4 KiB pages, and the pingpong's speed then varied 40% with where those pages fell)
     while (this.memory.buffer.byteLength < end) {
+      const have = this.memory.buffer.byteLength;
       try {
-        this.memory.grow(Math.ceil((end - this.memory.buffer.byteLength) / WASM_PAGE));
+        this.memory.grow(Math.ceil((Math.ceil(end / HUGE_PAGE) * HUGE_PAGE - have) / WASM_PAGE));
       } catch {
-        if (this.memory.buffer.byteLength < end) return null;
+        try {
+          if (this.memory.buffer.byteLength < end) this.memory.grow(Math.ceil((end - this.memory.buffer.byteLength) / WASM_PAGE));
+        } catch {
+          if (this.memory.buffer.byteLength < end) return null;
+        }
       }
     }
     const v = new Uint8Array(this.memory.buffer, off, len);

@@ -22,6 +22,12 @@ export interface SwiotlbDevice {
    * `undefined` means "the default pool" (5.13 has no per-device mem: always the default).
    */
   readonly ioTlbMemName?: string;
+  /**
+   * true when the device's bus view needs no work from swiotlb: no dma_range_map (DMA address
+   * = physical address) and no segment boundary. Lets the map/unmap hot path skip both; a
+   * device that does not say so takes the general path, which gives the same answers.
+   */
+  readonly plainBus?: boolean;
   /** phys_to_dma_unencrypted: the device's DMA view of a CPU physical address; -1 if unreachable */
   physToDma(phys: number): number;
   /** dma_to_phys; -1 if unmatched */

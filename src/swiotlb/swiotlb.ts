@@ -32,6 +32,7 @@ import {
 } from "./constants.js";
 import type { SwiotlbDevice } from "./device.js";
 import { BounceCopy } from "./bounce.js";
+import { PlainPath } from "./plain-path.js";
 import { CNT_HIWATER, CNT_TOTAL_USED, FIND_SPIN, IoTlbPool, alignedSize } from "./pool.js";
 import type { KernelProfile } from "./profile.js";
 import type { SwiotlbCmdline } from "./cmdline.js";
@@ -153,6 +154,8 @@ export class Swiotlb {
    * nslabs == 0 (no pool).
    */
   defaultMem: IoTlbMem | null = null;
+  /** the hot path of the default pool (made on first use, again when the pool changes) */
+  private plain: PlainPath | null = null;
   /** restricted-dma-pool allocators by reserved-memory node name (5.15+) */
   readonly restrictedMems = new Map<string, IoTlbMem>();
 
@@ -517,50 +520,35 @@ export class Swiotlb {
    * Returns tlb_addr (a physical address) or DMA_MAPPING_ERROR (-1).
    */
   tblMapSingle(dev: SwiotlbDevice, orig: number, mappingSize: number, allocSizeOrAlignMask: number, dir: DmaDirection, attrs: number, cpu = 0): number {
-    // the hot path: a plain request on the default pool does exactly what the general path
-    // does (IoTlbPool.mapPlain). Kept small so that callers inline it: the slot number crosses
-    // the calls and the address is made here (a double returned from a call would be boxed)
-    const pool = this.plainPool(dev);
-    if (pool !== null && allocSizeOrAlignMask === 0) {
-      const slot = this.mapPlain(dev, pool, orig, mappingSize, cpu);
-      if (slot >= 0) return pool.start + slot * IO_TLB_SIZE;
+    // the hot path: a plain request does exactly what the general path does (PlainPath).
+    // Kept small so that callers inline it: the slot number crosses the call and the address
+    // is made here (a double returned from a call would be boxed). 2048 = IO_TLB_SIZE.
+    const path = this.plainPath(dev);
+    if (path !== null && allocSizeOrAlignMask === 0) {
+      const slot = path.map(orig, mappingSize, cpu);
+      if (slot >= 0) return path.start + slot * 2048;
     }
     return this.tblMapSingleFull(dev, orig, mappingSize, allocSizeOrAlignMask, dir, attrs, cpu);
   }
 
   /**
-   * The default pool when an unmap (or, with mapPlain's checks, a map) from `dev` can take
-   * the plain path: a 6.x pool, the device's mem is the default one, no min_align_mask, nobody
+   * The plain path of the default pool when a map (with no alloc_align_mask) or unmap from
+   * `dev` may take it: a 6.x pool starting on a slot boundary, the device's mem is the default
+   * one, no min_align_mask, a plain bus view (no range map, no segment boundary), nobody
    * tracing. Else null.
    */
-  private plainPool(dev: SwiotlbDevice): IoTlbPool | null {
+  private plainPath(dev: SwiotlbDevice): PlainPath | null {
     const m = this.defaultMem;
-    if (m === null || this.events.active || dev.minAlignMask !== 0 || dev.ioTlbMemName !== undefined || !m.pool.plainOk) return null;
-    return m.pool;
+    if (m === null || this.events.active || dev.minAlignMask !== 0 || dev.ioTlbMemName !== undefined || dev.plainBus !== true) return null;
+    const p = this.plain;
+    if (p !== null && p.pool === m.pool) return p;
+    return this.makePlainPath(m.pool);
   }
 
-  /**
-   * Map and bounce a plain request — besides plainPool's conditions: no alloc_align_mask, no
-   * segment boundary, the pool's DMA view equal to its physical address. The slot, or -1 for
-   * the general path (which, for a full pool, fails the same way and warns). 6.x always
-   * copies at map time; a fault on the original takes the map back entirely.
-   */
-  private mapPlain(dev: SwiotlbDevice, pool: IoTlbPool, orig: number, size: number, cpu: number): number {
-    if ((size | 0) !== size || size <= 0 || (cpu | 0) !== cpu || cpu < 0) return -1;
-    if (dev.segBoundaryMask < 2 ** 53 - 1 || !identityDma(dev, pool.start)) return -1;
-    const slot = pool.mapPlain(cpu, size);
-    if (slot < 0) return -1;
-    // orig_addr of every slot, written here so that no address crosses a call (see bounce.ts)
-    const n = (size + (IO_TLB_SIZE - 1)) >>> IO_TLB_SHIFT;
-    const origAddr = pool.origAddr;
-    for (let i = 0; i < n; i++) origAddr[slot + i] = orig + i * IO_TLB_SIZE;
-    try {
-      this.copier.bounceIn(pool, slot, size);
-    } catch (e) {
-      pool.undoLastMap(pool.start + slot * IO_TLB_SIZE, 0);
-      throw e;
-    }
-    return slot;
+  private makePlainPath(pool: IoTlbPool): PlainPath | null {
+    if (!pool.plainOk) return null;
+    this.plain = new PlainPath(pool, this.memory, this.copier);
+    return this.plain;
   }
 
   private tblMapSingleFull(dev: SwiotlbDevice, orig: number, mappingSize: number, allocSizeOrAlignMask: number, dir: DmaDirection, attrs: number, cpu: number): number {
@@ -643,29 +631,14 @@ export class Swiotlb {
    */
   tblUnmapSingle(dev: SwiotlbDevice, tlbAddr: number, mappingSize: number, dir: DmaDirection, attrs: number): void {
     // the hot path for plain mappings (see tblMapSingle): the same checks, copy and release
-    const pool = this.plainPool(dev);
-    if (pool !== null) {
-      const rel = tlbAddr - pool.start;
-      const index = Math.floor(rel / IO_TLB_SIZE);
-      if (rel >= 0 && index < pool.nslabs && rel === index * IO_TLB_SIZE && this.unmapPlain(pool, index, mappingSize, dir, attrs)) return;
+    const path = this.plainPath(dev);
+    if (path !== null) {
+      const rel = tlbAddr - path.start;
+      // a slot start inside the pool (below 2^31 the bit test is exact; PlainPath checks the slot)
+      const copyBack = (attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0 && (dir === DMA_FROM_DEVICE || dir === DMA_BIDIRECTIONAL);
+      if (rel >= 0 && rel < path.bytes && (rel & 2047) === 0 && path.unmap(rel >>> 11, mappingSize, copyBack)) return;
     }
     this.tblUnmapSingleFull(dev, tlbAddr, mappingSize, dir, attrs);
-  }
-
-  /** Copy back and release the plain mapping at slot `index`; false (nothing done) sends it the general way. */
-  private unmapPlain(pool: IoTlbPool, index: number, size: number, dir: DmaDirection, attrs: number): boolean {
-    if (pool.mapped[index] !== 1 || (size | 0) !== size || size < 0) return false;
-    if ((attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0 && (dir === DMA_FROM_DEVICE || dir === DMA_BIDIRECTIONAL)) {
-      const orig = pool.origAddr[index]!;
-      const avail = pool.allocSize[index]!;
-      if (orig !== INVALID_PHYS_ADDR) {
-        // an overflow is clamped, with its warning, by the general bounce
-        if (avail >= 0 && size > avail) return false;
-        this.copier.bounceOut(pool, index, size);
-      }
-    }
-    pool.releaseIndex(index, 0);
-    return true;
   }
 
   private tblUnmapSingleFull(dev: SwiotlbDevice, tlbAddr: number, mappingSize: number, dir: DmaDirection, attrs: number): void {
@@ -816,15 +789,4 @@ export function and53(x: number, mask: number): number {
   const hi = Math.floor(x / 2 ** 32) & Math.floor(mask / 2 ** 32);
   const lo = (x & mask) >>> 0;
   return (hi >>> 0) * 2 ** 32 + lo;
-}
-
-/** A device that may say, without a call, that it has no dma_range_map (dma/ Device does). */
-interface MaybeRangeMap {
-  readonly dmaRangeMap?: readonly unknown[] | null;
-}
-
-/** phys_to_dma_unencrypted(dev, phys) === phys, asked without boxing phys when the device can tell. */
-function identityDma(dev: SwiotlbDevice, phys: number): boolean {
-  if ((dev as SwiotlbDevice & MaybeRangeMap).dmaRangeMap === null) return true;
-  return dev.physToDma(phys) === phys;
 }

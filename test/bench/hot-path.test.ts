@@ -51,6 +51,8 @@ describe("the plain hot path is the general path", () => {
   for (const [areas, nslabs] of [
     [1, 1024],
     [4, 2048],
+    // areas of 288 slots: area borders inside segments
+    [4, 1152],
   ] as const)
     it(`picks the same slots, copies the same bytes and leaves the same table (${areas} area(s), ${nslabs} slots)`, () => {
       fc.assert(
