@@ -97,11 +97,17 @@ export class PlainPath {
   }
 
   /**
-   * swiotlb_tbl_map_single for a plain request of `size` bytes of `orig` on CPU `cpu`: the
+   * The original's address of the next map(): a physical address is a double, and a double
+   * passed to a call V8 does not inline is boxed on the heap, so it goes through here.
+   */
+  readonly origArg = new Float64Array(1);
+
+  /**
+   * swiotlb_tbl_map_single for a plain request of `size` bytes of origArg[0] on CPU `cpu`: the
    * slot, or -1 when the general path must answer (nothing changed then; a full pool fails
    * there the same way, with the kernel's warning).
    */
-  map(orig: number, size: number, cpu: number): number {
+  map(size: number, cpu: number): number {
     if ((size | 0) !== size || size <= 0 || (cpu | 0) !== cpu || cpu < 0) return -1;
     const pool = this.pool;
     const nslots = (size + 2047) >>> 11;
@@ -160,9 +166,10 @@ export class PlainPath {
     if (slot < 0) return -1;
     // orig_addr of every slot, then the copy in (6.x copies at map time whatever the direction)
     const origAddr = this.origAddr;
+    const orig = this.origArg[0]!;
     origAddr[slot] = orig;
     for (let i = 1; i < nslots; i++) origAddr[slot + i] = orig + i * 2048;
-    if (this.wordCopy(slot, orig, size, true)) return slot;
+    if (this.wordCopy(slot, size, true)) return slot;
     try {
       this.copier.bounceIn(pool, slot, size);
     } catch (e) {
@@ -177,22 +184,54 @@ export class PlainPath {
    * swiotlb_tbl_unmap_single of the plain mapping at slot `index`: copy back `size` bytes when
    * `copyBack` (FROM_DEVICE/BIDIRECTIONAL without SKIP_CPU_SYNC), release. False, with nothing
    * done, when the general path must answer (no mapping starts there, an overflowing size).
-   * Small on purpose, so that V8 inlines it into the caller's loop: anything unusual is
-   * unmapRest's.
+   *
+   * One function, common case, copy and the rest, on purpose: its bytecode stays above V8's
+   * limit for inlining (460 bytes), so callers inline Swiotlb.tblUnmapSingle (small) and call
+   * this with small integers. Were this inlined there, tblUnmapSingle's optimized code would outgrow
+   * the caller's inlining budget, stay a call, and box its tlb_addr argument on the heap
+   * (measured: 16 bytes per unmap).
    */
   unmap(index: number, size: number, copyBack: boolean): boolean {
+    const mapped = this.mapped;
+    if (mapped[index] !== 1 || (size | 0) !== size || size < 0) return false;
     const alloc = this.allocSize;
-    const al = alloc[index]!;
-    // a live mapping made here (no pad slots, alloc_size a small count) of at most its size
-    if (this.mapped[index] !== 1 || this.padSlots[index] !== 0 || !(al >= size && al < 2 ** 31) || (size | 0) !== size || size < 0 || this.pool.locking)
-      return this.unmapRest(index, size, copyBack);
     const origAddr = this.origAddr;
-    if (copyBack) {
-      const orig = origAddr[index]!;
-      // -1 = INVALID_PHYS_ADDR: nothing to copy back
-      if (orig !== -1 && !this.wordCopy(index, orig, size, false)) this.copier.bounceOut(this.pool, index, size);
+    const al = alloc[index]!;
+    if (copyBack && origAddr[index] !== -1) {
+      // -1 = INVALID_PHYS_ADDR: nothing to copy back. An overflow is clamped, with its
+      // warning, by the general bounce
+      if (al >= 0 && size > al) return false;
+      // wordCopy(index, size, false), written out (see above)
+      const oOff = origAddr[index]! - this.oBase;
+      const rel = this.poolSkew + index * 2048;
+      const k = rel >>> this.shift;
+      const pOff = rel & (this.cs - 1);
+      const pq = this.poolQwords[k];
+      if (
+        !(oOff >= 0 && oOff + size <= this.oLen) ||
+        size > this.oWordMax ||
+        (oOff | 0) !== oOff ||
+        ((oOff | size) & 7) !== 0 ||
+        pq === undefined ||
+        pOff + size > this.cs ||
+        (k === this.oPoolChunk && pOff < oOff + size && oOff < pOff + size)
+      ) {
+        if (!this.wordCopyRest(index, size, false)) this.copier.bounceOut(this.pool, index, size);
+      } else {
+        const oq = this.oQwords!;
+        const n = size >>> 3;
+        const pi = pOff >>> 3;
+        const oi = oOff >>> 3;
+        for (let i = 0; i < n; i++) oq[oi + i] = pq[pi + i]!;
+      }
     }
-    this.mapped[index] = 0;
+    // a mapping made here (no pad slots, alloc_size a small count) and no lock to take: the
+    // release written out; else the pool's own
+    if (this.padSlots[index] !== 0 || !(al > 0 && al < 2 ** 31) || this.pool.locking) {
+      this.pool.releaseIndex(index, 0);
+      return true;
+    }
+    mapped[index] = 0;
     const nslots = (al + 2047) >>> 11;
     for (let i = index; i < index + nslots; i++) {
       origAddr[i] = -1;
@@ -210,29 +249,13 @@ export class PlainPath {
     return true;
   }
 
-  /** unmap for everything else: the checks, the copy back and the pool's own release. */
-  private unmapRest(index: number, size: number, copyBack: boolean): boolean {
-    if (this.mapped[index] !== 1 || (size | 0) !== size || size < 0) return false;
-    if (copyBack) {
-      const orig = this.origAddr[index]!;
-      if (orig !== -1) {
-        const al = this.allocSize[index]!;
-        // an overflow is clamped, with its warning, by the general bounce
-        if (al >= 0 && size > al) return false;
-        if (!this.wordCopy(index, orig, size, false)) this.copier.bounceOut(this.pool, index, size);
-      }
-    }
-    this.pool.releaseIndex(index, 0);
-    return true;
-  }
-
   /**
-   * The bounce copy between slot `slot` and `orig` as 64-bit words, when it is short, 8-byte
-   * aligned, inside one chunk on each side and not overlapping itself; false (nothing copied)
-   * for BounceCopy's general path otherwise.
+   * The bounce copy between slot `slot` and its orig_addr as 64-bit words, when it is short,
+   * 8-byte aligned, inside one chunk on each side and not overlapping itself; false (nothing
+   * copied) for BounceCopy's general path otherwise. Only small integers cross calls here.
    */
-  private wordCopy(slot: number, orig: number, len: number, toBounce: boolean): boolean {
-    const oOff = orig - this.oBase;
+  private wordCopy(slot: number, len: number, toBounce: boolean): boolean {
+    const oOff = this.origAddr[slot]! - this.oBase;
     const rel = this.poolSkew + slot * 2048;
     const k = rel >>> this.shift;
     const pOff = rel & (this.cs - 1);
@@ -246,7 +269,7 @@ export class PlainPath {
       pOff + len > this.cs ||
       (k === this.oPoolChunk && pOff < oOff + len && oOff < pOff + len)
     )
-      return this.wordCopyRest(slot, orig, len, toBounce);
+      return this.wordCopyRest(slot, len, toBounce);
     const oq = this.oQwords!;
     const n = len >>> 3;
     const pi = pOff >>> 3;
@@ -257,10 +280,11 @@ export class PlainPath {
   }
 
   /** wordCopy once the views it lacked are made: another original chunk, a new pool chunk. */
-  private wordCopyRest(slot: number, orig: number, len: number, toBounce: boolean): boolean {
+  private wordCopyRest(slot: number, len: number, toBounce: boolean): boolean {
     if (len > WORD_COPY_MAX || (len & 7) !== 0) return false;
+    const orig = this.origAddr[slot]!;
     const oOff = orig - this.oBase;
-    if (!(oOff >= 0 && oOff + len <= this.oLen) && !this.origChunk(orig)) return false;
+    if (!(oOff >= 0 && oOff + len <= this.oLen) && !(Number.isSafeInteger(orig) && orig >= 0 && this.origChunk(Math.floor(orig / this.cs)))) return false;
     const k = (this.poolSkew + slot * 2048) >>> this.shift;
     if (this.poolQwords[k] === undefined) this.poolChunk(k);
     // the views are there now: what still fails the fast test fails for good (the general path)
@@ -276,18 +300,17 @@ export class PlainPath {
       (k === this.oPoolChunk && pOff < o2 + len && o2 < pOff + len)
     )
       return false;
-    return this.wordCopy(slot, orig, len, toBounce);
+    return this.wordCopy(slot, len, toBounce);
   }
 
-  /** Makes the chunk holding `orig` the original side; false when it is not plain RAM. */
-  private origChunk(orig: number): boolean {
+  /** Makes chunk number `ck` (physical address / chunk size) the original side; false when it is not plain RAM. */
+  private origChunk(ck: number): boolean {
     this.oLen = 0;
     this.oQwords = null;
     this.oPoolChunk = -1;
-    if (this.noMap || !Number.isSafeInteger(orig) || orig < 0) return false;
-    const b = this.memory.bankAt(orig);
+    if (this.noMap) return false;
+    const b = this.memory.bankAt(ck * this.cs);
     if (b === undefined) return false;
-    const ck = Math.floor(orig / this.cs);
     // banks start on chunk boundaries, so a chunk is in a bank whole or not at all
     const c = this.memory.chunkAt(ck * this.cs);
     this.oBase = ck * this.cs;

@@ -521,11 +521,14 @@ export class Swiotlb {
    */
   tblMapSingle(dev: SwiotlbDevice, orig: number, mappingSize: number, allocSizeOrAlignMask: number, dir: DmaDirection, attrs: number, cpu = 0): number {
     // the hot path: a plain request does exactly what the general path does (PlainPath).
-    // Kept small so that callers inline it: the slot number crosses the call and the address
-    // is made here (a double returned from a call would be boxed). 2048 = IO_TLB_SIZE.
+    // Kept small so that callers inline it: no address crosses a call (the original goes
+    // through PlainPath.origArg, the slot number comes back and the address is made here:
+    // a double passed to or returned from a call V8 does not inline is boxed on the heap).
+    // 2048 = IO_TLB_SIZE.
     const path = this.plainPath(dev);
     if (path !== null && allocSizeOrAlignMask === 0) {
-      const slot = path.map(orig, mappingSize, cpu);
+      path.origArg[0] = orig;
+      const slot = path.map(mappingSize, cpu);
       if (slot >= 0) return path.start + slot * 2048;
     }
     return this.tblMapSingleFull(dev, orig, mappingSize, allocSizeOrAlignMask, dir, attrs, cpu);
