@@ -18,6 +18,7 @@
 // words, another area, a copy that is long, unaligned, across a chunk, overlapping its own
 // slot or faulting — goes to the general functions, which give the same answer.
 
+import { DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, type DmaDirection } from "../kernel/dma-mapping.js";
 import type { PhysicalMemory } from "../memory/physical-memory.js";
 import type { BounceCopy } from "./bounce.js";
 import type { IoTlbPool } from "./pool.js";
@@ -181,8 +182,8 @@ export class PlainPath {
   }
 
   /**
-   * swiotlb_tbl_unmap_single of the plain mapping at slot `index`: copy back `size` bytes when
-   * `copyBack` (FROM_DEVICE/BIDIRECTIONAL without SKIP_CPU_SYNC), release. False, with nothing
+   * swiotlb_tbl_unmap_single of the plain mapping at slot `index`: copy back `size` bytes for
+   * FROM_DEVICE/BIDIRECTIONAL without DMA_ATTR_SKIP_CPU_SYNC, release. False, with nothing
    * done, when the general path must answer (no mapping starts there, an overflowing size).
    *
    * One function, common case, copy and the rest, on purpose: its bytecode stays above V8's
@@ -191,12 +192,13 @@ export class PlainPath {
    * the caller's inlining budget, stay a call, and box its tlb_addr argument on the heap
    * (measured: 16 bytes per unmap).
    */
-  unmap(index: number, size: number, copyBack: boolean): boolean {
+  unmap(index: number, size: number, dir: DmaDirection, attrs: number): boolean {
     const mapped = this.mapped;
     if (mapped[index] !== 1 || (size | 0) !== size || size < 0) return false;
     const alloc = this.allocSize;
     const origAddr = this.origAddr;
     const al = alloc[index]!;
+    const copyBack = (attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0 && (dir === DMA_FROM_DEVICE || dir === DMA_BIDIRECTIONAL);
     if (copyBack && origAddr[index] !== -1) {
       // -1 = INVALID_PHYS_ADDR: nothing to copy back. An overflow is clamped, with its
       // warning, by the general bounce

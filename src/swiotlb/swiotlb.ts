@@ -153,8 +153,16 @@ export class Swiotlb {
    * regression reads through it while NULL). 6.x: null stands for the static mem with
    * nslabs == 0 (no pool).
    */
-  defaultMem: IoTlbMem | null = null;
-  /** the hot path of the default pool (made on first use, again when the pool changes) */
+  get defaultMem(): IoTlbMem | null {
+    return this.mem;
+  }
+  set defaultMem(m: IoTlbMem | null) {
+    this.mem = m;
+    // the hot path follows the default pool (a 6.x pool that starts on a slot boundary)
+    this.plain = m !== null && m.pool.plainOk ? new PlainPath(m.pool, this.memory, this.copier) : null;
+  }
+  private mem: IoTlbMem | null = null;
+  /** the hot path of the default pool, or null (see plainPath) */
   private plain: PlainPath | null = null;
   /** restricted-dma-pool allocators by reserved-memory node name (5.15+) */
   readonly restrictedMems = new Map<string, IoTlbMem>();
@@ -536,22 +544,14 @@ export class Swiotlb {
 
   /**
    * The plain path of the default pool when a map (with no alloc_align_mask) or unmap from
-   * `dev` may take it: a 6.x pool starting on a slot boundary, the device's mem is the default
-   * one, no min_align_mask, a plain bus view (no range map, no segment boundary), nobody
-   * tracing. Else null.
+   * `dev` may take it: there is one (see defaultMem), the device's mem is the default one, no
+   * min_align_mask, a plain bus view (no range map, no segment boundary), nobody tracing.
+   * Else null. Small, as its callers: V8 inlines them into the caller's loop.
    */
   private plainPath(dev: SwiotlbDevice): PlainPath | null {
-    const m = this.defaultMem;
-    if (m === null || this.events.active || dev.minAlignMask !== 0 || dev.ioTlbMemName !== undefined || dev.plainBus !== true) return null;
     const p = this.plain;
-    if (p !== null && p.pool === m.pool) return p;
-    return this.makePlainPath(m.pool);
-  }
-
-  private makePlainPath(pool: IoTlbPool): PlainPath | null {
-    if (!pool.plainOk) return null;
-    this.plain = new PlainPath(pool, this.memory, this.copier);
-    return this.plain;
+    if (p === null || this.events.active || dev.minAlignMask !== 0 || dev.ioTlbMemName !== undefined || dev.plainBus !== true) return null;
+    return p;
   }
 
   private tblMapSingleFull(dev: SwiotlbDevice, orig: number, mappingSize: number, allocSizeOrAlignMask: number, dir: DmaDirection, attrs: number, cpu: number): number {
@@ -638,8 +638,7 @@ export class Swiotlb {
     if (path !== null) {
       const rel = tlbAddr - path.start;
       // a slot start inside the pool (below 2^31 the bit test is exact; PlainPath checks the slot)
-      const copyBack = (attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0 && (dir === DMA_FROM_DEVICE || dir === DMA_BIDIRECTIONAL);
-      if (rel >= 0 && rel < path.bytes && (rel & 2047) === 0 && path.unmap(rel >>> 11, mappingSize, copyBack)) return;
+      if (rel >= 0 && rel < path.bytes && (rel & 2047) === 0 && path.unmap(rel >>> 11, mappingSize, dir, attrs)) return;
     }
     this.tblUnmapSingleFull(dev, tlbAddr, mappingSize, dir, attrs);
   }

@@ -140,6 +140,23 @@ describe("measurement", () => {
     expect(quantile(Float64Array.from([1, 2, 3, 4]), 0.99)).toBe(4);
   });
 
+  // Not a timing test: what is checked is that the hot path, once optimized, allocates nothing
+  // (a double crossing a call V8 does not inline, or a number field holding a non-small
+  // integer, costs 8-16 bytes per pair and shows up here).
+  for (const [name, mk] of [
+    ["pingpong 64", (m: ReturnType<typeof machine>) => new Pingpong(m.swiotlb, workloadDevice(), 64, 0, false)],
+    ["ring", (m: ReturnType<typeof machine>) => {
+      const r = new Ring(m.swiotlb, workloadDevice(), 0, false);
+      r.prefill();
+      return r;
+    }],
+  ] as const)
+    it(`the ${name} hot path allocates (next to) nothing once optimized`, () => {
+      const st = mk(machine());
+      for (let i = 0; i < 300; i++) st.run(1000);
+      expect(heapBytesPerPair(st, 4000)).toBeLessThan(1);
+    });
+
   it("heap bytes per pair is measured, non-negative and finite", () => {
     const m = machine();
     const p = new Pingpong(m.swiotlb, workloadDevice(), 64, 0, false);
