@@ -4,8 +4,8 @@ import { buildBenchMachine, workloadDevice, type BenchMachine } from "../../src/
 import { Device } from "../../src/dma/device.js";
 import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from "../../src/kernel/dma-mapping.js";
 
-// The plain fast path (IoTlbPool.mapPlain / Swiotlb's small wrappers / BounceCopy) must do
-// exactly what the general path does. The general path is forced on a twin machine by a
+// The plain fast path (PlainPath, with IoTlbPool.mapPlain behind it for locks and other
+// areas, and Swiotlb's small wrappers) must do exactly what the general path does. The general path is forced on a twin machine by a
 // trace listener (events.active), which the fast path declines.
 
 type Op = { kind: "map"; size: number; cpu: number; page: number; off: number; dir: 0 | 1 | 2 } | { kind: "unmap"; pick: number };
@@ -106,6 +106,22 @@ describe("the plain hot path is the general path", () => {
     expect(fast.swiotlb.tblMapSingle(w, 0x4000_0000, 100, 0xfff, DMA_BIDIRECTIONAL, 0, 0)).toBe(
       slow.swiotlb.tblMapSingle(w, 0x4000_0000, 100, 0xfff, DMA_BIDIRECTIONAL, 0, 0),
     );
+    expect(state(fast)).toEqual(state(slow));
+  });
+
+  it("follows the device: a range map or a min_align_mask set later sends it the general way", () => {
+    const [fast, slow] = twin(1, 1024);
+    const d = new Device({ driver: "t", device: "late", dmaMask: (1n << 64n) - 1n });
+    expect(d.plainBus).toBe(true);
+    d.setDmaRangeMap([{ cpuStart: 0x4000_0000, dmaStart: 0x1000_0000, size: 2 ** 32 }]);
+    expect(d.plainBus).toBe(false);
+    d.setDmaRangeMap(null);
+    expect(d.plainBus).toBe(true);
+    expect(new Device({ driver: "t", device: "seg", dmaMask: (1n << 64n) - 1n, segBoundaryMask: 0xffffn }).plainBus).toBe(false);
+    const e = new Device({ driver: "t", device: "late2", dmaMask: (1n << 64n) - 1n });
+    for (const m of [fast, slow]) m.swiotlb.tblMapSingle(e, 0x4000_0000, 64, 0, DMA_BIDIRECTIONAL, 0, 0);
+    e.minAlignMask = 0xfff;
+    for (const orig of [0x4000_0a00, 0x4000_1234]) expect(fast.swiotlb.tblMapSingle(e, orig, 3000, 0, DMA_BIDIRECTIONAL, 0, 0)).toBe(slow.swiotlb.tblMapSingle(e, orig, 3000, 0, DMA_BIDIRECTIONAL, 0, 0));
     expect(state(fast)).toEqual(state(slow));
   });
 

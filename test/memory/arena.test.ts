@@ -37,6 +37,19 @@ describe("ChunkArena", () => {
     expect(v1[8]).toBe(0xa5);
   });
 
+  it("grows by whole 2 MiB, so that every 2 MiB of RAM can be one huge page when first touched", () => {
+    const a = ChunkArena.create(64 * MiB)!;
+    for (const [len, colour] of [[WASM_PAGE, 0], [2 * MiB, 64], [3 * MiB + 4096, 128]] as const) {
+      const v = a.alloc(len, colour)!;
+      expect(a.memory.buffer.byteLength % (2 * MiB)).toBe(0);
+      expect(a.memory.buffer.byteLength).toBeGreaterThanOrEqual(a.offsetOf(v) + len);
+    }
+    // near the maximum it grows only as far as it may
+    const b = ChunkArena.create(3 * MiB)!;
+    expect(b.alloc(2 * MiB + 8192, 0)).not.toBeNull();
+    expect(b.memory.buffer.byteLength).toBeLessThanOrEqual(3 * MiB);
+  });
+
   it("copy() is a memmove on arena offsets, overlapping ranges included", () => {
     const a = ChunkArena.create(4 * MiB)!;
     const v = a.alloc(MiB, 0)!;
