@@ -1,6 +1,6 @@
 // The copy limit of a workload: how fast the bounce copy primitive alone moves the same bytes.
 // Measured in the same process, right before the workload, with the same primitive (the
-// swiotlb's BounceCopy, which swiotlb_bounce calls), the same sizes in the same proportions
+// code the map/unmap hot path copies with: Swiotlb.hotBounce), the same sizes in the same proportions
 // (one fixed size for pingpong; the ring's xorshift32 sequence), the copies in the workload's
 // order — pingpong copies back right after copying in; the ring copies back what it copied
 // in RING_DEPTH steps earlier, when that mapping leaves the FIFO, by which time its bytes have
@@ -9,11 +9,12 @@
 
 import { IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE } from "../swiotlb/constants.js";
 import type { IoTlbPool } from "../swiotlb/pool.js";
-import type { BounceCopy } from "../swiotlb/bounce.js";
+import type { HotBounce } from "../swiotlb/bounce.js";
 import { ORIG_BASE, RING_DEPTH, XorShift32, ringOrig, ringSize } from "./xorshift.js";
 
 export interface CopyLimitOptions {
-  copier: BounceCopy;
+  /** the hot path's bounce copy (Swiotlb.hotBounce) */
+  bounce: HotBounce;
   pool: IoTlbPool;
   /** the slots the destinations walk: [firstSlot, firstSlot + nslots) */
   firstSlot: number;
@@ -68,14 +69,16 @@ class CopyWalk {
 
   /** n pingpong steps: copy in and straight back */
   pingpong(n: number): void {
-    const { copier, pool, firstSlot, nslots, size } = this.o;
+    const { bounce, firstSlot, nslots, size } = this.o;
     const per = Math.ceil(size / IO_TLB_SIZE);
     const pageSlots = this.pageSlots;
+    const arg = bounce.origArg;
     let rel = this.rel;
     for (let i = 0; i < n; i++) {
       rel = nextSlot(rel, size, pageSlots, nslots);
-      copier.toSlot(pool, firstSlot + rel, ORIG_BASE, size);
-      copier.fromSlot(pool, firstSlot + rel, ORIG_BASE, size);
+      arg[0] = ORIG_BASE;
+      bounce.copyWith(firstSlot + rel, size, true);
+      bounce.copyWith(firstSlot + rel, size, false);
       rel += per;
     }
     this.rel = rel;
@@ -84,21 +87,24 @@ class CopyWalk {
 
   /** n ring steps: copy back the mapping leaving the FIFO, copy in the new one */
   ring(n: number): void {
-    const { copier, pool, firstSlot, nslots } = this.o;
+    const { bounce, firstSlot, nslots } = this.o;
     const { qSlot, qOrig, qSize, rng, pageSlots } = this;
+    const arg = bounce.origArg;
     let rel = this.rel;
     let head = this.head;
     let bytes = 0;
     for (let i = 0; i < n; i++) {
       const old = qSlot[head]!;
       if (old >= 0) {
-        copier.fromSlot(pool, old, qOrig[head]!, qSize[head]!);
+        arg[0] = qOrig[head]!;
+        bounce.copyWith(old, qSize[head]!, false);
         bytes += qSize[head]!;
       }
       const size = ringSize(rng.next());
       const orig = ringOrig(rng.next());
       rel = nextSlot(rel, size, pageSlots, nslots);
-      copier.toSlot(pool, firstSlot + rel, orig, size);
+      arg[0] = orig;
+      bounce.copyWith(firstSlot + rel, size, true);
       qSlot[head] = firstSlot + rel;
       qOrig[head] = orig;
       qSize[head] = size;

@@ -98,7 +98,7 @@ export class WorkloadJob {
     }
     const seconds = Math.max(0.05, (deadlineMs - performance.now()) / 1000);
     return measureCopyLimit({
-      copier: this.m.swiotlb.copier,
+      bounce: this.m.swiotlb.hotBounce()!,
       pool,
       firstSlot,
       nslots,

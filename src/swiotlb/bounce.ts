@@ -235,3 +235,25 @@ export class BounceCopy {
     return v;
   }
 }
+
+/**
+ * The bounce copy of the map/unmap hot path, between a slot and the address put in origArg[0]:
+ * what the benchmark's copy limit times. PlainPath is one; PoolBounce is the general path's.
+ */
+export interface HotBounce {
+  readonly origArg: Float64Array;
+  copyWith(slot: number, len: number, toBounce: boolean): void;
+}
+
+/** HotBounce for a pool the plain path does not serve (5.13, a pool off a slot boundary). */
+export class PoolBounce implements HotBounce {
+  readonly origArg = new Float64Array(1);
+  constructor(
+    private readonly copier: BounceCopy,
+    private readonly pool: IoTlbPool,
+  ) {}
+  copyWith(slot: number, len: number, toBounce: boolean): void {
+    if (toBounce) this.copier.toSlot(this.pool, slot, this.origArg[0]!, len);
+    else this.copier.fromSlot(this.pool, slot, this.origArg[0]!, len);
+  }
+}

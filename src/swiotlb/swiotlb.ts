@@ -31,7 +31,7 @@ import {
   IO_TLB_SIZE,
 } from "./constants.js";
 import type { SwiotlbDevice } from "./device.js";
-import { BounceCopy } from "./bounce.js";
+import { BounceCopy, PoolBounce, type HotBounce } from "./bounce.js";
 import { PlainPath } from "./plain-path.js";
 import { CNT_HIWATER, CNT_TOTAL_USED, FIND_SPIN, IoTlbPool, alignedSize } from "./pool.js";
 import type { KernelProfile } from "./profile.js";
@@ -540,6 +540,16 @@ export class Swiotlb {
       if (slot >= 0) return path.start + slot * 2048;
     }
     return this.tblMapSingleFull(dev, orig, mappingSize, allocSizeOrAlignMask, dir, attrs, cpu);
+  }
+
+  /**
+   * The bounce copy the map/unmap hot path uses for the default pool (what the benchmark's
+   * copy limit times), or null without a pool.
+   */
+  hotBounce(): HotBounce | null {
+    const m = this.defaultMem;
+    if (m === null) return null;
+    return this.plain ?? new PoolBounce(this.copier, m.pool);
   }
 
   /**

@@ -169,16 +169,32 @@ describe("measurement", () => {
     const m = machine();
     const pool = m.swiotlb.defaultMem!.pool;
     m.memory.fill(0x4000_0000, 65536, 0x5a);
-    const c = measureCopyLimit({ copier: m.swiotlb.copier, pool, firstSlot: 0, nslots: pool.nslabs, size: 65536, seconds: 0.02 });
+    const c = measureCopyLimit({ bounce: m.swiotlb.hotBounce()!, pool, firstSlot: 0, nslots: pool.nslabs, size: 65536, seconds: 0.02 });
     expect(c.bytes % (2 * 65536)).toBe(0);
     expect(c.bytesPerSec).toBeGreaterThan(0);
     // the original is unchanged (copied out and back) and the slots hold its bytes
     expect([...m.memory.read(0x4000_0000, 65536)].every((b) => b === 0x5a)).toBe(true);
     expect([...m.memory.read(pool.start, 65536)].every((b) => b === 0x5a)).toBe(true);
-    const ring = measureCopyLimit({ copier: m.swiotlb.copier, pool, firstSlot: 0, nslots: pool.nslabs, size: 0, seconds: 0.02 });
+    const ring = measureCopyLimit({ bounce: m.swiotlb.hotBounce()!, pool, firstSlot: 0, nslots: pool.nslabs, size: 0, seconds: 0.02 });
     expect(ring.bytes).toBeGreaterThan(0);
-    // nothing was mapped
+    // nothing was mapped, and the slots' orig_addr were not touched
     expect(m.swiotlb.defaultMem!.used).toBe(0);
+    expect(pool.origAddr.every((a) => a === -1)).toBe(true);
+  });
+
+  it("times the hot path's own copy: the plain path's 64-bit words for small bounces", () => {
+    const m = machine();
+    const pool = m.swiotlb.defaultMem!.pool;
+    const b = m.swiotlb.hotBounce()!;
+    expect(b.constructor.name).toBe("PlainPath");
+    const bytes = Uint8Array.from({ length: 64 }, (_, i) => (i * 37 + 11) & 0xff);
+    m.memory.write(0x4000_0000, bytes);
+    const c = measureCopyLimit({ bounce: b, pool, firstSlot: 0, nslots: pool.nslabs, size: 64, seconds: 0.02 });
+    expect(c.bytes % 128).toBe(0);
+    expect(m.memory.read(0x4000_0000, 64)).toEqual(bytes);
+    expect(m.memory.read(pool.start, 64)).toEqual(bytes);
+    // a 5.13 pool has no plain path: the general bounce copy is timed
+    expect(machine("5.13").swiotlb.hotBounce()!.constructor.name).toBe("PoolBounce");
   });
 
   it("walks slots as the search would: page-aligned from 4 KiB, never across a segment, wrapping", () => {
