@@ -29,6 +29,11 @@ const ARENA_WORD_COPY_MAX = 128;
 const WORD_COPY_MAX = 512;
 
 export class PlainPath implements HotBounce {
+  /**
+   * The original's address of the next map() (or copyWith()): a physical address is a double,
+   * and a double passed to a call V8 does not inline is boxed on the heap, so it goes here.
+   */
+  readonly origArg = new Float64Array(1);
   /** pool.start: the physical address of slot 0 */
   readonly start: number;
   /**
@@ -96,12 +101,6 @@ export class PlainPath implements HotBounce {
     this.poolQwords = new Array<BigInt64Array | undefined>(Math.ceil((this.poolSkew + pool.nslabs * 2048) / this.cs)).fill(undefined);
     this.noMap = memory.reserved.some((r) => r.noMap === true);
   }
-
-  /**
-   * The original's address of the next map(): a physical address is a double, and a double
-   * passed to a call V8 does not inline is boxed on the heap, so it goes through here.
-   */
-  readonly origArg = new Float64Array(1);
 
   /**
    * swiotlb_tbl_map_single for a plain request of `size` bytes of origArg[0] on CPU `cpu`: the
@@ -188,9 +187,9 @@ export class PlainPath implements HotBounce {
    *
    * One function, common case, copy and the rest, on purpose: its bytecode stays above V8's
    * limit for inlining (460 bytes), so callers inline Swiotlb.tblUnmapSingle (small) and call
-   * this with small integers. Were this inlined there, tblUnmapSingle's optimized code would outgrow
-   * the caller's inlining budget, stay a call, and box its tlb_addr argument on the heap
-   * (measured: 16 bytes per unmap).
+   * this with small integers. Were this inlined there, tblUnmapSingle's optimized code would
+   * outgrow the caller's inlining budget, stay a call, and box its tlb_addr argument on the
+   * heap (measured: 16 bytes per unmap).
    */
   unmap(index: number, size: number, dir: DmaDirection, attrs: number): boolean {
     const mapped = this.mapped;
