@@ -18,7 +18,7 @@
 // words, another area, a copy that is long, unaligned, across a chunk, overlapping its own
 // slot or faulting — goes to the general functions, which give the same answer.
 
-import { DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, type DmaDirection } from "../kernel/dma-mapping.js";
+import type { DmaDirection } from "../kernel/dma-mapping.js";
 import type { PhysicalMemory } from "../memory/physical-memory.js";
 import type { BounceCopy, HotBounce } from "./bounce.js";
 import type { IoTlbPool } from "./pool.js";
@@ -73,6 +73,9 @@ export class PlainPath implements HotBounce {
   /** that chunk's number among the pool's chunks (for the overlap check), else -1 */
   private oPoolChunk = -1;
   private oWordMax = 0;
+  /** the flat search's undo record: the area hint and high-water mark before its last claim */
+  private undoIndex = 0;
+  private undoHiwater = 0;
 
   constructor(
     readonly pool: IoTlbPool,
@@ -115,6 +118,8 @@ export class PlainPath implements HotBounce {
     const areaNslabs = this.areaNslabs;
     const used = this.areaUsed[a]!;
     let slot = -1;
+    /** the slot came from the flat search below (its undo record is here, not the pool's) */
+    let flat = false;
     // the first area's search, flat, when no lock is needed and the area has room; else (and
     // when it finds nothing: a failed search changes nothing) the pool's own search of all areas
     if (!pool.locking && nslots <= areaNslabs - used) {
@@ -142,15 +147,18 @@ export class PlainPath implements HotBounce {
               for (let i = 0; i < nslots; i++) alloc[s + i] = size - i * 2048;
               busy[w] = busy[w]! | mask;
               const c = this.counters;
-              pool.noteUndo(a, first, c[1]!);
+              const hiwater = c[1]!;
+              this.undoIndex = first;
+              this.undoHiwater = hiwater;
               this.areaIndex[a] = index + nslots >= areaNslabs ? 0 : index + nslots;
               this.areaUsed[a] = used + nslots;
               const u = c[0]! + nslots;
               c[0] = u;
-              if (u > c[1]!) c[1] = u;
-              this.padSlots[s] = 0;
+              if (u > hiwater) c[1] = u;
+              // pad_slots[s] is 0 already: every release clears its run's
               this.mapped[s] = 1;
               slot = s;
+              flat = true;
               break;
             }
           }
@@ -174,6 +182,7 @@ export class PlainPath implements HotBounce {
       this.copier.bounceIn(pool, slot, size);
     } catch (e) {
       // a fault on the original: the map is taken back entirely
+      if (flat) pool.noteUndo(a, this.undoIndex, this.undoHiwater);
       pool.undoLastMap(this.start + slot * 2048, 0);
       throw e;
     }
@@ -197,13 +206,14 @@ export class PlainPath implements HotBounce {
     const alloc = this.allocSize;
     const origAddr = this.origAddr;
     const al = alloc[index]!;
-    const copyBack = (attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0 && (dir === DMA_FROM_DEVICE || dir === DMA_BIDIRECTIONAL);
-    if (copyBack && origAddr[index] !== -1) {
-      // -1 = INVALID_PHYS_ADDR: nothing to copy back. An overflow is clamped, with its
-      // warning, by the general bounce
+    const orig = origAddr[index]!;
+    // FROM_DEVICE (2) or BIDIRECTIONAL (0) without DMA_ATTR_SKIP_CPU_SYNC (1 << 5), and an
+    // orig_addr (-1 = INVALID_PHYS_ADDR: nothing to copy back)
+    if ((attrs & 32) === 0 && (dir === 2 || dir === 0) && orig !== -1) {
+      // an overflow is clamped, with its warning, by the general bounce
       if (al >= 0 && size > al) return false;
       // wordCopy(index, size, false), written out (see above)
-      const oOff = origAddr[index]! - this.oBase;
+      const oOff = orig - this.oBase;
       const rel = this.poolSkew + index * 2048;
       const k = rel >>> this.shift;
       const pOff = rel & (this.cs - 1);
