@@ -14,7 +14,6 @@ import {
   attachShared,
   buildBenchMachine,
   mapBenchmarkDevice,
-  poolRegion,
   workloadDevice,
   type BenchMachine,
   type BenchMachineConfig,

@@ -55,7 +55,7 @@ export class Pingpong implements Stepper {
     readonly size: number,
     private readonly cpu: number,
     /** the 5.13 signature: the fourth argument is alloc_size, not alloc_align_mask */
-    private readonly passAllocSize: boolean,
+    passAllocSize: boolean,
     private readonly orig = ORIG_BASE,
   ) {
     this.arg4 = passAllocSize ? size : 0;

@@ -149,8 +149,8 @@ export class ChunkArena {
     const end = off + len;
     // another thread may grow the memory at the same time: grow by what is still missing, to
     // a whole 2 MiB: the host backs a 2 MiB range with a huge page only if all of it is mapped
-    // when it is first touched (measured: growing to the chunk's end left 3/4 of a 64 MiB pool
-    // on 4 KiB pages, and the pingpong's speed then varied 40% with where those pages fell)
+    // when it is first touched (measured: growing to each chunk's end left 48 of a 64 MiB pool's
+    // MiB on 4 KiB pages)
     while (this.memory.buffer.byteLength < end) {
       const have = this.memory.buffer.byteLength;
       try {
