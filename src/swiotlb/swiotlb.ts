@@ -298,26 +298,32 @@ export class Swiotlb {
   swiotlbLateInitWithDefaultSize(defaultSize: number, limit = Infinity): number {
     this.requireEra("5.13", "swiotlb_late_init_with_default_size");
     if (this.skipForNoForce()) return 0;
-    const slabsPerPage = this.pageSize / IO_TLB_SIZE;
-    let nslabs = Math.ceil(Math.floor(defaultSize / IO_TLB_SIZE) / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE;
-    let order = getOrder(nslabs * IO_TLB_SIZE, this.pageSize);
-    nslabs = slabsPerPage * 2 ** order;
-    const bytes = nslabs * IO_TLB_SIZE;
-    let vstart = -1;
-    while (slabsPerPage * 2 ** order > IO_TLB_MIN_SLABS) {
-      const sz = this.pageSize * 2 ** order;
-      vstart = this.memblock.allocTopDown(sz, sz, limit, "swiotlb");
-      if (vstart >= 0) break;
-      order--;
-    }
-    if (vstart < 0) return -ENOMEM;
-    if (order !== getOrder(bytes, this.pageSize)) {
-      this.log.print(`${PR}only able to allocate ${Math.floor((this.pageSize * 2 ** order) / 2 ** 20)} MB`);
-      nslabs = slabsPerPage * 2 ** order;
-    }
+    const late = this.lateAlloc(defaultSize, limit);
+    if (late === null) return -ENOMEM;
+    const { vstart, nslabs } = late;
     const rc = this.swiotlbLateInitWithTbl(vstart, nslabs);
     if (rc !== 0) this.memblock.free(vstart);
     return rc;
+  }
+
+  /**
+   * The late-init allocation both eras share (5.13 swiotlb_late_init_with_default_size, 6.x
+   * swiotlb_init_late): `size` rounded to whole segments, then to a page order; halve the order
+   * until the pages are found below `limit` or the pool would drop to IO_TLB_MIN_SLABS, saying so
+   * when it shrank. Null when nothing could be had (-ENOMEM).
+   */
+  private lateAlloc(size: number, limit: number): { vstart: number; nslabs: number } | null {
+    const slabsPerPage = this.pageSize / IO_TLB_SIZE;
+    const nslabs = Math.ceil(Math.floor(size / IO_TLB_SIZE) / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE;
+    const wanted = getOrder(nslabs * IO_TLB_SIZE, this.pageSize);
+    for (let order = wanted; slabsPerPage * 2 ** order > IO_TLB_MIN_SLABS; order--) {
+      const sz = this.pageSize * 2 ** order;
+      const vstart = this.memblock.allocTopDown(sz, sz, limit, "swiotlb");
+      if (vstart < 0) continue;
+      if (order !== wanted) this.log.print(`${PR}only able to allocate ${Math.floor(sz / 2 ** 20)} MB`);
+      return { vstart, nslabs: slabsPerPage * 2 ** order };
+    }
+    return null;
   }
 
   /** 5.13 swiotlb_late_init_with_tbl: 0, or -ENOMEM when a default mem already exists. */
@@ -407,22 +413,9 @@ export class Swiotlb {
     if (this.forceDisable) return 0;
     const forceBounce = this.forceBounceParam;
     if (this.defaultNareas === 0) this.adjustNareas(this.possibleCpus);
-    const slabsPerPage = this.pageSize / IO_TLB_SIZE;
-    const nslabs0 = Math.ceil(Math.floor(size / IO_TLB_SIZE) / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE;
-    let order = getOrder(nslabs0 * IO_TLB_SIZE, this.pageSize);
-    let nslabs = slabsPerPage * 2 ** order;
-    let retried = false;
-    let vstart = -1;
-    while (slabsPerPage * 2 ** order > IO_TLB_MIN_SLABS) {
-      const sz = this.pageSize * 2 ** order;
-      vstart = this.memblock.allocTopDown(sz, sz, limit, "swiotlb");
-      if (vstart >= 0) break;
-      order--;
-      nslabs = slabsPerPage * 2 ** order;
-      retried = true;
-    }
-    if (vstart < 0) return -ENOMEM;
-    if (retried) this.log.print(`${PR}only able to allocate ${Math.floor((this.pageSize * 2 ** order) / 2 ** 20)} MB`);
+    const late = this.lateAlloc(size, limit);
+    if (late === null) return -ENOMEM;
+    const { vstart, nslabs } = late;
     const nareas = limitNareas(this.defaultNareas, nslabs);
     this.publish6x(vstart, nslabs, nareas, forceBounce, true);
     this.printInfo();
