@@ -139,6 +139,10 @@ export interface SharedChunk {
 export interface SharedState {
   chunks: SharedChunk[];
   poolBuffer: SharedArrayBuffer;
+  /** where the pool's slot table starts in poolBuffer (the RAM arena holds it, see Swiotlb.newPool) */
+  poolOffset: number;
+  /** poolBuffer is the arena's memory */
+  poolInArena: boolean;
   /** the main thread's RAM arena (see memory/arena.ts), if it has one */
   arena: ArenaMemory | null;
 }
@@ -160,7 +164,7 @@ export function exportShared(m: BenchMachine): SharedState {
         chunks.push({ bank: bi, index: ci, buffer: c.buffer as SharedArrayBuffer, offset: c.byteOffset, length: c.length, arenaOffset: arena?.offsetOf(c) ?? -1 });
     }),
   );
-  return { chunks, poolBuffer: mem?.pool.buffer ?? new SharedArrayBuffer(8), arena: arena?.memory ?? null };
+  return { chunks, poolBuffer: mem?.pool.buffer ?? new SharedArrayBuffer(8), poolOffset: mem?.pool.bufferOffset ?? 0, poolInArena: (mem?.pool.arenaOffset ?? -1) >= 0, arena: arena?.memory ?? null };
 }
 
 /** In a worker: the machine built from the same config now runs over the main thread's state. */
@@ -179,7 +183,10 @@ export function attachShared(m: BenchMachine, s: SharedState): void {
   const pool = new IoTlbPool(
     { start: p.start, nslabs: p.nslabs, nareas: p.nareas, era: p.era, pageSize: p.pageSize, listClippedTail: p.listClippedTail },
     s.poolBuffer,
+    s.poolOffset,
   );
+  // the table sits in the shared arena: the hot path may address it there (it takes the locks)
+  if (arena !== null && s.poolInArena) pool.arenaOffset = s.poolOffset;
   // other threads map and unmap in this pool too: the area locks and atomic counters apply
   pool.enableLocking();
   m.swiotlb.defaultMem = new IoTlbMem(old.name, pool, old.forceBounce, old.forAlloc, old.lateAlloc);

@@ -1,4 +1,6 @@
-// Where RAM chunks live on the host: one shared WebAssembly memory per PhysicalMemory.
+// Where RAM chunks live on the host: one shared WebAssembly memory per PhysicalMemory. The
+// default swiotlb pool's slot table and the hot path's own tables live there too (see
+// swiotlb/plain-path.ts: its WebAssembly code addresses all of them in one memory).
 //
 // Why not a SharedArrayBuffer per chunk: V8 (Node 20) copies between shared buffers with
 // TypedArray.prototype.set / copyWithin through a relaxed-atomic word loop (about 6-8 GB/s
@@ -137,10 +139,29 @@ export class ChunkArena {
   alloc(len: number, colour: number): Uint8Array | null {
     if (!Number.isInteger(len) || len <= 0 || !Number.isInteger(colour) || colour < 0 || colour >= 4096)
       throw new InvalidArgumentError(`arena chunk of ${len} bytes at colour ${colour}: bad request`);
+    const off = this.take(len, colour);
+    if (off < 0) return null;
+    const v = new Uint8Array(this.memory.buffer, off, len);
+    this.offsets.set(v, off);
+    return v;
+  }
+
+  /**
+   * `len` zero-filled bytes on a 4 KiB boundary of the memory for state that is not RAM (a
+   * swiotlb pool's slot table, the hot path's tables: code compiled against this memory reads
+   * them). Their offset, or -1 when the memory cannot grow that far.
+   */
+  allocState(len: number): number {
+    if (!Number.isInteger(len) || len <= 0) throw new InvalidArgumentError(`arena state of ${len} bytes: bad request`);
+    return this.take(len, 0);
+  }
+
+  /** Takes whole 4 KiB pages for [colour, colour + len) and grows the memory over them; the offset, or -1. */
+  private take(len: number, colour: number): number {
     const pages = Math.ceil((colour + len) / 4096);
     let first = Atomics.load(this.cursor, 0);
     for (;;) {
-      if ((first + pages) * 4096 > ARENA_MAX_PAGES * WASM_PAGE) return null;
+      if ((first + pages) * 4096 > ARENA_MAX_PAGES * WASM_PAGE) return -1;
       const seen = Atomics.compareExchange(this.cursor, 0, first, first + pages);
       if (seen === first) break;
       first = seen;
@@ -159,13 +180,11 @@ export class ChunkArena {
         try {
           if (this.memory.buffer.byteLength < end) this.memory.grow(Math.ceil((end - this.memory.buffer.byteLength) / WASM_PAGE));
         } catch {
-          if (this.memory.buffer.byteLength < end) return null;
+          if (this.memory.buffer.byteLength < end) return -1;
         }
       }
     }
-    const v = new Uint8Array(this.memory.buffer, off, len);
-    this.offsets.set(v, off);
-    return v;
+    return off;
   }
 
   /** A view of [off, off + len) of the memory, known from then on (a worker's side). */

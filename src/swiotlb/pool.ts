@@ -72,8 +72,14 @@ export class IoTlbPool {
   /** true for the 5.13 allocator (find_slots), false for 6.x (areas, pad slots) */
   readonly is513: boolean;
 
-  /** the one buffer holding every array below */
+  /** the one buffer holding every array below, from byte bufferOffset on */
   readonly buffer: SharedArrayBuffer;
+  readonly bufferOffset: number;
+  /**
+   * Where the table starts in the RAM arena's memory when `buffer` is that memory's (set by
+   * Swiotlb.newPool; the hot path's WebAssembly code reads it there), else -1.
+   */
+  arenaOffset = -1;
   /** io_tlb_slot.orig_addr; INVALID_PHYS_ADDR (-1) when free */
   readonly origAddr: Float64Array;
   /**
@@ -126,10 +132,12 @@ export class IoTlbPool {
   }
 
   /**
-   * A pool over `buffer` when given (attached as is: another thread's live pool), else over a
-   * fresh SharedArrayBuffer initialised like swiotlb_init_io_tlb_pool.
+   * A pool over `buffer` from byte `offset` when given, else over a fresh SharedArrayBuffer.
+   * A given buffer is attached as is (another thread's live pool) unless `attach` is false: then
+   * it is zero-filled memory set aside for a new pool (the RAM arena, see Swiotlb.newPool), which
+   * is initialised like swiotlb_init_io_tlb_pool, as a fresh buffer is.
    */
-  constructor(p: IoTlbPoolParams, buffer?: SharedArrayBuffer) {
+  constructor(p: IoTlbPoolParams, buffer?: SharedArrayBuffer, offset = 0, attach = buffer !== undefined) {
     if (!Number.isSafeInteger(p.nslabs) || p.nslabs <= 0) throw new RangeError(`io_tlb_pool: nslabs ${p.nslabs}`);
     if (!Number.isSafeInteger(p.nareas) || p.nareas <= 0 || p.nareas > p.nslabs) throw new RangeError(`io_tlb_pool: nareas ${p.nareas}`);
     if (p.era === "5.13" && p.nareas !== 1) throw new RangeError("io_tlb_pool: 5.13 has one area");
@@ -146,22 +154,24 @@ export class IoTlbPool {
     this.plainOk = p.era === "6.x" && p.start % IO_TLB_SIZE === 0;
     this.listClippedTail = p.listClippedTail;
     const l = layout(p.nslabs, p.nareas);
-    const fresh = buffer === undefined;
-    if (buffer !== undefined && buffer.byteLength < l.bytes)
-      throw new RangeError(`io_tlb_pool: shared buffer of ${buffer.byteLength} bytes, need ${l.bytes}`);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset % 8 !== 0) throw new RangeError(`io_tlb_pool: buffer offset ${offset}`);
+    if (buffer !== undefined && buffer.byteLength < offset + l.bytes)
+      throw new RangeError(`io_tlb_pool: shared buffer of ${buffer.byteLength} bytes, need ${offset + l.bytes}`);
     this.buffer = buffer ?? new SharedArrayBuffer(l.bytes);
+    this.bufferOffset = buffer === undefined ? 0 : offset;
     const b = this.buffer;
+    const o = this.bufferOffset;
     const n = p.nslabs;
-    this.origAddr = new Float64Array(b, l.origAddr, n);
-    this.allocSize = new Float64Array(b, l.allocSize, n);
-    this.areaIndex = new Int32Array(b, l.areaIndex, p.nareas);
-    this.areaUsed = new Int32Array(b, l.areaUsed, p.nareas);
-    this.areaLock = new Int32Array(b, l.areaLock, p.nareas);
-    this.counters = new Int32Array(b, l.counters, COUNTERS);
-    this.busy = new Int32Array(b, l.busy, busyWords(n));
-    this.padSlots = new Uint16Array(b, l.padSlots, n);
-    this.mapped = new Uint8Array(b, l.mapped, n);
-    if (fresh) this.reset();
+    this.origAddr = new Float64Array(b, o + l.origAddr, n);
+    this.allocSize = new Float64Array(b, o + l.allocSize, n);
+    this.areaIndex = new Int32Array(b, o + l.areaIndex, p.nareas);
+    this.areaUsed = new Int32Array(b, o + l.areaUsed, p.nareas);
+    this.areaLock = new Int32Array(b, o + l.areaLock, p.nareas);
+    this.counters = new Int32Array(b, o + l.counters, COUNTERS);
+    this.busy = new Int32Array(b, o + l.busy, busyWords(n));
+    this.padSlots = new Uint16Array(b, o + l.padSlots, n);
+    this.mapped = new Uint8Array(b, o + l.mapped, n);
+    if (!attach) this.reset();
   }
 
   /** The initial table (swiotlb_init_io_tlb_pool): every slot free, hints and counters 0. */
@@ -382,7 +392,7 @@ export class IoTlbPool {
   // 11 = IO_TLB_SHIFT, 128 = IO_TLB_SEGSIZE): an imported constant is a module-cell load with a
   // hole check in optimized code and is not folded, and each helper V8 does not inline costs
   // more than the bookkeeping it does (measured on the 64 B pingpong: ~80 -> ~35 ns per search
-  // and release). PlainPath has the same search for the common case, flatter still.
+  // and release). PlainPath has the same search for the common case, in WebAssembly.
   private searchPlain(a: number, size: number): number {
     const areaNslabs = this.areaNslabs;
     const nslots = (size + 2047) >>> 11;
@@ -530,11 +540,6 @@ export class IoTlbPool {
     this.setBusy(slot, n, true);
   }
 
-  /** the slots [slot, slot + n) free again in `busy` (nothing else: see PlainPath.unmap) */
-  clearBusy(slot: number, n: number): void {
-    this.setBusy(slot, n, false);
-  }
-
   private setBusy(slot: number, n: number, on: boolean): void {
     const busy = this.busy;
     const end = slot + n;
@@ -581,7 +586,7 @@ export class IoTlbPool {
    * Records what a map is about to change besides its slots — area `a`'s search hint `index`
    * and the high-water mark `hiwater`, both as they were before it — for undoLastMap.
    */
-  noteUndo(a: number, index: number, hiwater: number): void {
+  private noteUndo(a: number, index: number, hiwater: number): void {
     this.undoArea = a;
     this.undoIndex = index;
     this.undoHiwater = hiwater;

@@ -33,7 +33,7 @@ import {
 import type { SwiotlbDevice } from "./device.js";
 import { BounceCopy, PoolBounce, type HotBounce } from "./bounce.js";
 import { PlainPath } from "./plain-path.js";
-import { CNT_HIWATER, CNT_TOTAL_USED, FIND_SPIN, IoTlbPool, alignedSize } from "./pool.js";
+import { CNT_HIWATER, CNT_TOTAL_USED, FIND_SPIN, IoTlbPool, alignedSize, type IoTlbPoolParams } from "./pool.js";
 import type { KernelProfile } from "./profile.js";
 import type { SwiotlbCmdline } from "./cmdline.js";
 
@@ -159,7 +159,7 @@ export class Swiotlb {
   set defaultMem(m: IoTlbMem | null) {
     this.mem = m;
     // the hot path follows the default pool (a 6.x pool that starts on a slot boundary)
-    this.plain = m !== null && m.pool.plainOk ? new PlainPath(m.pool, this.memory, this.copier) : null;
+    this.plain = m !== null ? PlainPath.create(m.pool, this.memory, this.copier) : null;
   }
   private mem: IoTlbMem | null = null;
   /** the hot path of the default pool, or null (see plainPath) */
@@ -350,7 +350,7 @@ export class Swiotlb {
   }
 
   private publish513(tlb: number, nslabs: number, late: boolean): void {
-    const pool = new IoTlbPool({
+    const pool = this.newPool({
       start: tlb,
       nslabs,
       nareas: 1,
@@ -423,7 +423,7 @@ export class Swiotlb {
   }
 
   private publish6x(tlb: number, nslabs: number, nareas: number, forceBounce: boolean, late: boolean): void {
-    const pool = new IoTlbPool({
+    const pool = this.newPool({
       start: tlb,
       nslabs,
       nareas: Math.max(1, nareas),
@@ -460,7 +460,7 @@ export class Swiotlb {
       throw new InvalidArgumentError(`restricted DMA pool '${name}' at ${hex(base)} size ${hex(size)}: needs a page-aligned base and at least one slot`);
     if (!this.memory.isRam(base, size)) throw new InvalidArgumentError(`restricted DMA pool '${name}' [${hex(base)}+${hex(size)}] is not RAM`);
     this.log.print(`${PR}Reserved memory: created restricted DMA pool at ${fmtPa(base)}, size ${Math.floor(size / 2 ** 20)} MiB`);
-    const pool = new IoTlbPool({ start: base, nslabs, nareas: 1, era: "6.x", pageSize: this.pageSize, listClippedTail: this.profile.listU16ClippedTail });
+    const pool = this.newPool({ start: base, nslabs, nareas: 1, era: "6.x", pageSize: this.pageSize, listClippedTail: this.profile.listU16ClippedTail });
     this.zeroFill(base, nslabs * IO_TLB_SIZE);
     const m = new IoTlbMem(name, pool, true, true, false);
     this.restrictedMems.set(name, m);
@@ -511,6 +511,20 @@ export class Swiotlb {
     // 6.10+: a min_align_mask eats into the segment (the offset must fit too)
     if (this.profile.maxMappingSubtractsMinAlign && m !== 0) return IO_TLB_SEG_BYTES - Math.ceil(m / IO_TLB_SIZE) * IO_TLB_SIZE;
     return IO_TLB_SEG_BYTES;
+  }
+
+  /**
+   * A new pool's slot table: in the RAM arena when there is one (the hot path's WebAssembly
+   * code addresses the table and the bounce slots in that one memory, see PlainPath), else in
+   * a SharedArrayBuffer of its own.
+   */
+  private newPool(p: IoTlbPoolParams): IoTlbPool {
+    const arena = this.memory.arena;
+    const off = arena === null ? -1 : arena.allocState(IoTlbPool.bytesFor(p.nslabs, p.nareas));
+    if (arena === null || off < 0) return new IoTlbPool(p);
+    const pool = new IoTlbPool(p, arena.memory.buffer, off, false);
+    pool.arenaOffset = off;
+    return pool;
   }
 
   // ================================================================ map / unmap / sync

@@ -1,3 +1,4 @@
+import { IoTlbPool } from "../../src/swiotlb/pool.js";
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { buildBenchMachine, workloadDevice, type BenchMachine } from "../../src/bench/setup.js";
@@ -41,10 +42,11 @@ function same(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.compare(a, b) === 0;
 }
 
-/** the whole pool state (one buffer) and the kernel log */
+/** the whole pool state (one range of one buffer) and the kernel log */
 function state(m: BenchMachine) {
   const p = m.swiotlb.defaultMem!.pool;
-  return { table: Buffer.from(new Uint8Array(p.buffer)).toString("base64"), log: m.log.lines.join("\n") };
+  const table = new Uint8Array(p.buffer, p.bufferOffset, IoTlbPool.bytesFor(p.nslabs, p.nareas));
+  return { table: Buffer.from(table).toString("base64"), log: m.log.lines.join("\n") };
 }
 
 describe("the plain hot path is the general path", () => {

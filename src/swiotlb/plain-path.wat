@@ -1,0 +1,303 @@
+;; The plain map/unmap hot path of a 6.x swiotlb pool, in WebAssembly (see plain-path.ts).
+;;
+;; Assembled by `node scripts/build-wasm.mjs` into plain-path-wasm.ts (the bytes, committed);
+;; test/swiotlb/plain-path-wasm.test.ts assembles this file again and compares.
+;;
+;; Everything lives in the one shared memory it imports, the RAM arena (memory/arena.ts): the
+;; pool's slot table (IoTlbPool's arrays), the bounce slots and the originals (RAM chunks), and
+;; the tables of plain-path.ts (the original's address, two lookup tables). Offsets into it are
+;; i32 and read unsigned. Physical addresses are f64, as everywhere in dmalab.
+;;
+;; The answers are codes, so that nothing but small integers crosses the JS boundary:
+;;   >= 0  done (map: the slot)           -1  the general path must answer; nothing changed
+;;   -2    the original's chunk is not in the chunk table: JS fills entry (MISS & 255), again
+;;   -3    pool chunk MISS is not in the pool table: JS fills it and calls again
+;; Nothing is changed before every check that can fail has passed, so each code but >= 0 leaves
+;; the pool exactly as it was.
+(module
+  (import "e" "m" (memory 1 65536 shared))
+  ;; IoTlbPool's arrays (byte offsets)
+  (global $ORIG_ADDR (import "g" "origAddr") i32)   ;; f64[nslabs]
+  (global $ALLOC (import "g" "allocSize") i32)      ;; f64[nslabs]
+  (global $BUSY (import "g" "busy") i32)            ;; i32[]: bit i = slot i allocated
+  (global $PAD (import "g" "padSlots") i32)         ;; u16[nslabs]
+  (global $MAPPED (import "g" "mapped") i32)        ;; u8[nslabs]
+  (global $AIDX (import "g" "areaIndex") i32)       ;; i32[nareas]
+  (global $AUSED (import "g" "areaUsed") i32)       ;; i32[nareas]
+  (global $CNT (import "g" "counters") i32)         ;; i32[2]: total_used, used_hiwater
+  ;; the pool's geometry
+  (global $NAREAS (import "g" "nareas") i32)
+  (global $ANSLABS (import "g" "areaNslabs") i32)
+  (global $PAGE_SLOTS (import "g" "pageSlots") i32) ;; PAGE_SIZE / 2048
+  (global $PHASE (import "g" "startPhase") i32)
+  (global $CLIP (import "g" "clipAt") i32)          ;; the 6.10+ clipped tail, else 2^31 - 1
+  ;; plain-path.ts's tables
+  (global $ARG (import "g" "arg") i32)              ;; f64: the original of the next map/copy
+  (global $MISS (import "g" "miss") i32)            ;; i32: the chunk a -2/-3 asks for
+  (global $OTAB (import "g" "origTable") i32)       ;; 256 x {i32 chunk, i32 offset, i32 length}
+  (global $PTAB (import "g" "poolTable") i32)       ;; i32 per pool chunk: offset, -1 unknown, -2 none
+  (global $SKEW (import "g" "poolSkew") i32)        ;; pool.start - its chunk's start
+  (global $SHIFT (import "g" "chunkShift") i32)     ;; log2(chunk size)
+  (global $WORD_MAX (import "g" "wordMax") i32)     ;; copies up to this long go as 64-bit words
+
+  ;; where resolve / slotAt put their answer
+  (global $oa (mut i32) (i32.const 0))
+  (global $pa (mut i32) (i32.const 0))
+  ;; what the prefetch loads came to (kept, so that the loads are not dead code)
+  (global $seen (mut i32) (i32.const 0))
+
+  ;; [orig, orig + len) in one RAM chunk of the arena: 0 with its offset in $oa; -1 (not plain
+  ;; RAM, not a whole address, across a chunk) or -2 (unknown chunk, number in MISS)
+  (func $resolve (param $orig f64) (param $len i32) (result i32)
+    (local $a i64) (local $ck i32) (local $e i32) (local $off i32)
+    (if (i32.eqz (i32.and (f64.ge (local.get $orig) (f64.const 0))
+                          (f64.lt (local.get $orig) (f64.const 0x1p48))))
+      (then (return (i32.const -1))))
+    (if (f64.ne (f64.floor (local.get $orig)) (local.get $orig)) (then (return (i32.const -1))))
+    (local.set $a (i64.trunc_f64_u (local.get $orig)))
+    (local.set $ck (i32.wrap_i64 (i64.shr_u (local.get $a) (i64.extend_i32_u (global.get $SHIFT)))))
+    (local.set $e (i32.add (global.get $OTAB) (i32.mul (i32.and (local.get $ck) (i32.const 255)) (i32.const 12))))
+    (if (i32.ne (i32.load (local.get $e)) (local.get $ck))
+      (then
+        (i32.store (global.get $MISS) (local.get $ck))
+        (return (i32.const -2))))
+    (local.set $off (i32.wrap_i64 (i64.and (local.get $a)
+      (i64.sub (i64.shl (i64.const 1) (i64.extend_i32_u (global.get $SHIFT))) (i64.const 1)))))
+    ;; length 0: a chunk that is not plain RAM in the arena
+    (if (i64.gt_u (i64.add (i64.extend_i32_u (local.get $off)) (i64.extend_i32_u (local.get $len)))
+                  (i64.extend_i32_u (i32.load offset=8 (local.get $e))))
+      (then (return (i32.const -1))))
+    (global.set $oa (i32.add (i32.load offset=4 (local.get $e)) (local.get $off)))
+    (i32.const 0))
+
+  ;; `len` bytes from slot $s in one pool chunk of the arena: 0 with the offset in $pa; -1 (across
+  ;; a chunk, not in the arena) or -3 (unknown pool chunk, number in MISS)
+  (func $slotAt (param $s i32) (param $len i32) (result i32)
+    (local $rel i32) (local $k i32) (local $cs i32) (local $t i32)
+    (local.set $rel (i32.add (global.get $SKEW) (i32.shl (local.get $s) (i32.const 11))))
+    (local.set $k (i32.shr_u (local.get $rel) (global.get $SHIFT)))
+    (local.set $cs (i32.shl (i32.const 1) (global.get $SHIFT)))
+    (local.set $rel (i32.and (local.get $rel) (i32.sub (local.get $cs) (i32.const 1))))
+    (if (i64.gt_u (i64.add (i64.extend_i32_u (local.get $rel)) (i64.extend_i32_u (local.get $len)))
+                  (i64.extend_i32_u (local.get $cs)))
+      (then (return (i32.const -1))))
+    (local.set $t (i32.load (i32.add (global.get $PTAB) (i32.shl (local.get $k) (i32.const 2)))))
+    (if (i32.eq (local.get $t) (i32.const -1))
+      (then
+        (i32.store (global.get $MISS) (local.get $k))
+        (return (i32.const -3))))
+    (if (i32.eq (local.get $t) (i32.const -2)) (then (return (i32.const -1))))
+    (global.set $pa (i32.add (local.get $t) (local.get $rel)))
+    (i32.const 0))
+
+  ;; memmove(dst, src, len): 64-bit words when short, aligned and not overlapping, else memory.copy
+  (func $copy (param $dst i32) (param $src i32) (param $len i32)
+    (local $i i32)
+    (if (i32.and
+          (i32.and (i32.le_u (local.get $len) (global.get $WORD_MAX))
+                   (i32.eqz (i32.and (i32.or (i32.or (local.get $dst) (local.get $src)) (local.get $len)) (i32.const 7))))
+          (i32.or (i32.le_u (i32.add (local.get $dst) (local.get $len)) (local.get $src))
+                  (i32.le_u (i32.add (local.get $src) (local.get $len)) (local.get $dst))))
+      (then
+        (block $end
+          (loop $word
+            (br_if $end (i32.ge_u (local.get $i) (local.get $len)))
+            (i64.store (i32.add (local.get $dst) (local.get $i)) (i64.load (i32.add (local.get $src) (local.get $i))))
+            (local.set $i (i32.add (local.get $i) (i32.const 8)))
+            (br $word))))
+      (else (memory.copy (local.get $dst) (local.get $src) (local.get $len)))))
+
+  ;; Loads the first line of the 8 slots from $s on (same pool chunk only). A store to a line that
+  ;; is not in cache holds up every store behind it, one miss at a time; a load does not, and
+  ;; eight of them are fetched together. The slot search hands out the slots after its hint in
+  ;; order, so the next maps' bounce slots are found in cache.
+  (func $prefetch (param $s i32)
+    (local $p i32)
+    (if (i32.ne (call $slotAt (local.get $s) (i32.const 16385)) (i32.const 0)) (then (return)))
+    (local.set $p (global.get $pa))
+    (global.set $seen (i32.or (global.get $seen)
+      (i32.or
+        (i32.or (i32.or (i32.load (local.get $p)) (i32.load offset=2048 (local.get $p)))
+                (i32.or (i32.load offset=4096 (local.get $p)) (i32.load offset=6144 (local.get $p))))
+        (i32.or (i32.or (i32.load offset=8192 (local.get $p)) (i32.load offset=10240 (local.get $p)))
+                (i32.or (i32.load offset=12288 (local.get $p)) (i32.load offset=14336 (local.get $p))))))))
+
+  ;; The busy bits of slots [s, s + n) (a run never leaves its 128-slot segment: at most 4 words).
+;; op 0: 1 when all are clear, else 0; op 1: set them; op 2: clear them (answers 1).
+  (func $bits (param $s i32) (param $n i32) (param $op i32) (result i32)
+    (local $b i32) (local $k i32) (local $mask i32) (local $w i32)
+    (block $end
+      (loop $word
+        (br_if $end (i32.eqz (local.get $n)))
+        (local.set $b (i32.and (local.get $s) (i32.const 31)))
+        (local.set $k (select (i32.sub (i32.const 32) (local.get $b)) (local.get $n)
+          (i32.gt_u (local.get $n) (i32.sub (i32.const 32) (local.get $b)))))
+        (local.set $mask (i32.shl (i32.shr_u (i32.const -1) (i32.sub (i32.const 32) (local.get $k))) (local.get $b)))
+        (local.set $w (i32.add (global.get $BUSY) (i32.shl (i32.shr_u (local.get $s) (i32.const 5)) (i32.const 2))))
+        (if (i32.eqz (local.get $op))
+          (then (if (i32.and (i32.load (local.get $w)) (local.get $mask)) (then (return (i32.const 0))))))
+        (if (i32.eq (local.get $op) (i32.const 1))
+          (then (i32.store (local.get $w) (i32.or (i32.load (local.get $w)) (local.get $mask)))))
+        (if (i32.eq (local.get $op) (i32.const 2))
+          (then (i32.store (local.get $w) (i32.and (i32.load (local.get $w)) (i32.xor (local.get $mask) (i32.const -1))))))
+        (local.set $s (i32.add (local.get $s) (local.get $k)))
+        (local.set $n (i32.sub (local.get $n) (local.get $k)))
+        (br $word)))
+    (i32.const 1))
+
+  ;; swiotlb_tbl_map_single of a plain request: `size` bytes (> 0) of the original at ARG on
+  ;; CPU `cpu`, searched in that CPU's area only (its first area: the kernel's loop over the
+  ;; others is the general path's). The slot, or a code.
+  (func (export "map") (param $size i32) (param $cpu i32) (result i32)
+    (local $n i32) (local $a i32) (local $used i32) (local $orig f64) (local $r i32)
+    (local $stride i32) (local $phaseMask i32) (local $base i32) (local $first i32)
+    (local $index i32) (local $checked i32) (local $s i32) (local $b i32) (local $mask i32)
+    (local $w i32) (local $i i32) (local $u i32) (local $next i32) (local $dst i32) (local $free i32)
+    (local.set $n (i32.shr_u (i32.add (local.get $size) (i32.const 2047)) (i32.const 11)))
+    (local.set $a (i32.and (local.get $cpu) (i32.sub (global.get $NAREAS) (i32.const 1))))
+    (local.set $used (i32.load (i32.add (global.get $AUSED) (i32.shl (local.get $a) (i32.const 2)))))
+    (if (i32.gt_s (local.get $n) (i32.sub (global.get $ANSLABS) (local.get $used))) (then (return (i32.const -1))))
+    ;; the original first: a miss must come before any change
+    (local.set $orig (f64.load (global.get $ARG)))
+    (local.set $r (call $resolve (local.get $orig) (local.get $size)))
+    (if (local.get $r) (then (return (local.get $r))))
+    ;; alloc_align_mask is PAGE_SIZE - 1 from PAGE_SIZE up, else 2047 (met by every slot)
+    (local.set $stride (select (global.get $PAGE_SLOTS) (i32.const 1)
+      (i32.ge_u (local.get $size) (i32.shl (global.get $PAGE_SLOTS) (i32.const 11)))))
+    (local.set $phaseMask (i32.sub (local.get $stride) (i32.const 1)))
+    (local.set $base (i32.mul (local.get $a) (global.get $ANSLABS)))
+    (local.set $first (i32.load (i32.add (global.get $AIDX) (i32.shl (local.get $a) (i32.const 2)))))
+    (local.set $index (local.get $first))
+    (block $none
+      (loop $search
+        (br_if $none (i32.ge_u (local.get $checked) (global.get $ANSLABS)))
+        (local.set $s (i32.add (local.get $base) (local.get $index)))
+        (if (i32.and (i32.add (local.get $s) (global.get $PHASE)) (local.get $phaseMask))
+          (then
+            ;; not page aligned: the next slot
+            (local.set $index (select (i32.const 0) (i32.add (local.get $index) (i32.const 1))
+              (i32.ge_u (i32.add (local.get $index) (i32.const 1)) (global.get $ANSLABS))))
+            (local.set $checked (i32.add (local.get $checked) (i32.const 1)))
+            (br $search)))
+        ;; list[s] >= n: the run inside its 128-slot segment and the list, all free
+        (if (i32.and (i32.le_u (i32.add (i32.and (local.get $s) (i32.const 127)) (local.get $n)) (i32.const 128))
+                     (i32.le_u (i32.add (local.get $s) (local.get $n)) (global.get $CLIP)))
+          (then
+            (local.set $b (i32.and (local.get $s) (i32.const 31)))
+            ;; one busy word inline; a run over several, word by word
+            (if (i32.le_u (i32.add (local.get $b) (local.get $n)) (i32.const 32))
+              (then
+                (local.set $mask (i32.shl (i32.shr_u (i32.const -1) (i32.sub (i32.const 32) (local.get $n))) (local.get $b)))
+                (local.set $w (i32.add (global.get $BUSY) (i32.shl (i32.shr_u (local.get $s) (i32.const 5)) (i32.const 2))))
+                (local.set $free (i32.eqz (i32.and (i32.load (local.get $w)) (local.get $mask)))))
+              (else (local.set $free (call $bits (local.get $s) (local.get $n) (i32.const 0)))))
+            (if (local.get $free)
+              (then
+                ;; the bounce side, still before any change
+                (local.set $r (call $slotAt (local.get $s) (local.get $size)))
+                (if (local.get $r) (then (return (local.get $r))))
+                ;; claim: alloc_size, list, area hint and count, debugfs counters
+                (loop $alloc
+                  (f64.store (i32.add (global.get $ALLOC) (i32.shl (i32.add (local.get $s) (local.get $i)) (i32.const 3)))
+                    (f64.convert_i32_s (i32.sub (local.get $size) (i32.shl (local.get $i) (i32.const 11)))))
+                  (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                  (br_if $alloc (i32.lt_u (local.get $i) (local.get $n))))
+                (if (i32.le_u (i32.add (local.get $b) (local.get $n)) (i32.const 32))
+                  (then (i32.store (local.get $w) (i32.or (i32.load (local.get $w)) (local.get $mask))))
+                  (else (drop (call $bits (local.get $s) (local.get $n) (i32.const 1)))))
+                (local.set $next (select (i32.const 0) (i32.add (local.get $index) (local.get $n))
+                  (i32.ge_u (i32.add (local.get $index) (local.get $n)) (global.get $ANSLABS))))
+                (i32.store (i32.add (global.get $AIDX) (i32.shl (local.get $a) (i32.const 2))) (local.get $next))
+                (i32.store (i32.add (global.get $AUSED) (i32.shl (local.get $a) (i32.const 2))) (i32.add (local.get $used) (local.get $n)))
+                (local.set $u (i32.add (i32.load (global.get $CNT)) (local.get $n)))
+                (i32.store (global.get $CNT) (local.get $u))
+                (if (i32.gt_s (local.get $u) (i32.load offset=4 (global.get $CNT)))
+                  (then (i32.store offset=4 (global.get $CNT) (local.get $u))))
+                ;; pad_slots[s] is 0 already: every release clears its run's
+                (i32.store8 (i32.add (global.get $MAPPED) (local.get $s)) (i32.const 1))
+                ;; orig_addr of every slot
+                (local.set $i (i32.const 0))
+                (loop $addr
+                  (f64.store (i32.add (global.get $ORIG_ADDR) (i32.shl (i32.add (local.get $s) (local.get $i)) (i32.const 3)))
+                    (f64.add (local.get $orig) (f64.convert_i32_u (i32.shl (local.get $i) (i32.const 11)))))
+                  (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                  (br_if $addr (i32.lt_u (local.get $i) (local.get $n))))
+                ;; the hint entered another group of 8 slots: fetch the group after it ($pa is
+                ;; this map's bounce slot until then)
+                (local.set $dst (global.get $pa))
+                (if (i32.and (i32.ne (i32.shr_u (local.get $next) (i32.const 3)) (i32.shr_u (local.get $index) (i32.const 3)))
+                             (i32.le_u (i32.add (local.get $next) (i32.const 16)) (global.get $ANSLABS)))
+                  (then (call $prefetch (i32.add (local.get $base) (i32.add (i32.and (local.get $next) (i32.const -8)) (i32.const 8))))))
+                ;; the copy in (6.x copies at map time whatever the direction)
+                (call $copy (local.get $dst) (global.get $oa) (local.get $size))
+                (return (local.get $s))))))
+        (local.set $index (select (i32.const 0) (i32.add (local.get $index) (local.get $stride))
+          (i32.ge_u (i32.add (local.get $index) (local.get $stride)) (global.get $ANSLABS))))
+        (local.set $checked (i32.add (local.get $checked) (local.get $stride)))
+        (br $search)))
+    (i32.const -1))
+
+  ;; swiotlb_tbl_unmap_single of the mapping at slot `index`: copy back `size` bytes (>= 0) for
+  ;; FROM_DEVICE (2) / BIDIRECTIONAL (0) without DMA_ATTR_SKIP_CPU_SYNC (1 << 5), then release.
+  ;; 1 when done, or a code (-1 also for anything the general path warns about or refuses).
+  (func (export "unmap") (param $index i32) (param $size i32) (param $dir i32) (param $attrs i32) (result i32)
+    (local $al f64) (local $orig f64) (local $n i32) (local $b i32) (local $w i32) (local $i i32)
+    (local $r i32) (local $a i32)
+    (if (i32.ne (i32.load8_u (i32.add (global.get $MAPPED) (local.get $index))) (i32.const 1))
+      (then (return (i32.const -1))))
+    (local.set $al (f64.load (i32.add (global.get $ALLOC) (i32.shl (local.get $index) (i32.const 3)))))
+    (local.set $orig (f64.load (i32.add (global.get $ORIG_ADDR) (i32.shl (local.get $index) (i32.const 3)))))
+    ;; a mapping this path can release: no pad slots, alloc_size a small count
+    (if (i32.load16_u (i32.add (global.get $PAD) (i32.shl (local.get $index) (i32.const 1))))
+      (then (return (i32.const -1))))
+    (if (i32.eqz (i32.and (f64.gt (local.get $al) (f64.const 0)) (f64.lt (local.get $al) (f64.const 0x1p31))))
+      (then (return (i32.const -1))))
+    (local.set $n (i32.shr_u (i32.add (i32.trunc_f64_s (local.get $al)) (i32.const 2047)) (i32.const 11)))
+    (local.set $b (i32.and (local.get $index) (i32.const 31)))
+    (if (i32.and
+          (i32.and (i32.eqz (i32.and (local.get $attrs) (i32.const 32)))
+                   (i32.or (i32.eq (local.get $dir) (i32.const 2)) (i32.eqz (local.get $dir))))
+          (f64.ne (local.get $orig) (f64.const -1)))
+      (then
+        ;; an overflowing size is clamped, with its warning, by the general path
+        (if (f64.gt (f64.convert_i32_u (local.get $size)) (local.get $al)) (then (return (i32.const -1))))
+        (local.set $r (call $resolve (local.get $orig) (local.get $size)))
+        (if (local.get $r) (then (return (local.get $r))))
+        (local.set $r (call $slotAt (local.get $index) (local.get $size)))
+        (if (local.get $r) (then (return (local.get $r))))
+        (call $copy (global.get $oa) (global.get $pa) (local.get $size))))
+    ;; release: the run's orig_addr and alloc_size, list, area count, debugfs counter
+    (i32.store8 (i32.add (global.get $MAPPED) (local.get $index)) (i32.const 0))
+    (loop $slots
+      (f64.store (i32.add (global.get $ORIG_ADDR) (i32.shl (i32.add (local.get $index) (local.get $i)) (i32.const 3))) (f64.const -1))
+      (f64.store (i32.add (global.get $ALLOC) (i32.shl (i32.add (local.get $index) (local.get $i)) (i32.const 3))) (f64.const 0))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $slots (i32.lt_u (local.get $i) (local.get $n))))
+    (if (i32.le_u (i32.add (local.get $b) (local.get $n)) (i32.const 32))
+      (then
+        (local.set $w (i32.add (global.get $BUSY) (i32.shl (i32.shr_u (local.get $index) (i32.const 5)) (i32.const 2))))
+        (i32.store (local.get $w) (i32.and (i32.load (local.get $w))
+          (i32.xor (i32.shl (i32.shr_u (i32.const -1) (i32.sub (i32.const 32) (local.get $n))) (local.get $b)) (i32.const -1)))))
+      (else (drop (call $bits (local.get $index) (local.get $n) (i32.const 2)))))
+    (if (i32.ne (global.get $NAREAS) (i32.const 1)) (then (local.set $a (i32.div_u (local.get $index) (global.get $ANSLABS)))))
+    (local.set $w (i32.add (global.get $AUSED) (i32.shl (local.get $a) (i32.const 2))))
+    (i32.store (local.get $w) (i32.sub (i32.load (local.get $w)) (local.get $n)))
+    (i32.store (global.get $CNT) (i32.sub (i32.load (global.get $CNT)) (local.get $n)))
+    (i32.const 1))
+
+  ;; The bounce copy between slot `s` and the original at ARG (the benchmark's copy limit times
+  ;; it): 0 when done, or a code.
+  (func (export "copy") (param $s i32) (param $len i32) (param $toBounce i32) (result i32)
+    (local $r i32)
+    (local.set $r (call $resolve (f64.load (global.get $ARG)) (local.get $len)))
+    (if (local.get $r) (then (return (local.get $r))))
+    (local.set $r (call $slotAt (local.get $s) (local.get $len)))
+    (if (local.get $r) (then (return (local.get $r))))
+    (if (local.get $toBounce)
+      (then (call $copy (global.get $pa) (global.get $oa) (local.get $len)))
+      (else (call $copy (global.get $oa) (global.get $pa) (local.get $len))))
+    (i32.const 0))
+
+  ;; what the prefetch loads came to (never used: it keeps them alive)
+  (func (export "seen") (result i32) (global.get $seen))
+)
