@@ -15,7 +15,7 @@
 // 64 MiB pool, 5 -> 20 M pairs/s in the prototype, against ~9 M for the JavaScript path.
 //
 // Anything out of the ordinary — a lock to take (worker threads), another area, an original
-// that is not plain RAM in the arena, a copy across a chunk, a mapping with pad slots — is
+// that is not plain RAM in the arena, a mapping with pad slots — is
 // answered by the general functions, which give the same answer.
 // Only small integers cross into the module; the original's address goes through origArg.
 

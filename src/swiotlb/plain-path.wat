@@ -6,7 +6,8 @@
 ;; Everything lives in the one shared memory it imports, the RAM arena (memory/arena.ts): the
 ;; pool's slot table (IoTlbPool's arrays), the bounce slots and the originals (RAM chunks), and
 ;; the tables of plain-path.ts (the original's address, two lookup tables). Offsets into it are
-;; i32 and read unsigned. Physical addresses are f64, as everywhere in dmalab.
+;; i32 and read unsigned. Physical addresses are f64, as everywhere in dmalab. A copy that crosses
+;; RAM chunks (on either side) goes piece by piece, each piece within one chunk of each side.
 ;;
 ;; The answers are codes, so that nothing but small integers crosses the JS boundary:
 ;;   >= 0  done (map: the slot)           -1  the general path must answer; nothing changed
@@ -40,16 +41,22 @@
   (global $SHIFT (import "g" "chunkShift") i32)     ;; log2(chunk size)
   (global $WORD_MAX (import "g" "wordMax") i32)     ;; copies up to this long go as 64-bit words
 
-  ;; where resolve / slotAt put their answer
+  ;; where resolve / poolAt put their answer: an arena offset and how many of the bytes asked
+  ;; for follow it in the same chunk
   (global $oa (mut i32) (i32.const 0))
+  (global $olen (mut i32) (i32.const 0))
   (global $pa (mut i32) (i32.const 0))
+  (global $plen (mut i32) (i32.const 0))
   ;; what the prefetch loads came to (kept, so that the loads are not dead code)
   (global $seen (mut i32) (i32.const 0))
+  ;; the answer of a $span that could not copy
+  (global $code (mut i32) (i32.const 0))
 
-  ;; [orig, orig + len) in one RAM chunk of the arena: 0 with its offset in $oa; -1 (not plain
-  ;; RAM, not a whole address, across a chunk) or -2 (unknown chunk, number in MISS)
+  ;; The RAM chunk of `orig` in the arena: 0 with the offset in $oa and, in $olen, how many of
+  ;; `len` bytes (> 0) lie in that chunk; -1 (not plain RAM, not a whole address) or -2 (unknown
+  ;; chunk, number in MISS)
   (func $resolve (param $orig f64) (param $len i32) (result i32)
-    (local $a i64) (local $ck i32) (local $e i32) (local $off i32)
+    (local $a i64) (local $ck i32) (local $e i32) (local $off i32) (local $room i32)
     (if (i32.eqz (i32.and (f64.ge (local.get $orig) (f64.const 0))
                           (f64.lt (local.get $orig) (f64.const 0x1p48))))
       (then (return (i32.const -1))))
@@ -63,32 +70,74 @@
         (return (i32.const -2))))
     (local.set $off (i32.wrap_i64 (i64.and (local.get $a)
       (i64.sub (i64.shl (i64.const 1) (i64.extend_i32_u (global.get $SHIFT))) (i64.const 1)))))
-    ;; length 0: a chunk that is not plain RAM in the arena
-    (if (i64.gt_u (i64.add (i64.extend_i32_u (local.get $off)) (i64.extend_i32_u (local.get $len)))
-                  (i64.extend_i32_u (i32.load offset=8 (local.get $e))))
-      (then (return (i32.const -1))))
+    ;; length 0: a chunk that is not plain RAM in the arena (a bank's last chunk may be short)
+    (local.set $room (i32.sub (i32.load offset=8 (local.get $e)) (local.get $off)))
+    (if (i32.le_s (local.get $room) (i32.const 0)) (then (return (i32.const -1))))
+    (global.set $olen (select (local.get $len) (local.get $room) (i32.le_u (local.get $len) (local.get $room))))
     (global.set $oa (i32.add (i32.load offset=4 (local.get $e)) (local.get $off)))
     (i32.const 0))
 
-  ;; `len` bytes from slot $s in one pool chunk of the arena: 0 with the offset in $pa; -1 (across
-  ;; a chunk, not in the arena) or -3 (unknown pool chunk, number in MISS)
-  (func $slotAt (param $s i32) (param $len i32) (result i32)
-    (local $rel i32) (local $k i32) (local $cs i32) (local $t i32)
-    (local.set $rel (i32.add (global.get $SKEW) (i32.shl (local.get $s) (i32.const 11))))
+  ;; The pool's byte `pos` (from slot 0) in the arena: 0 with the offset in $pa and, in $plen, how
+  ;; many of `len` bytes lie in that pool chunk; -1 (not in the arena) or -3 (unknown pool chunk,
+  ;; number in MISS)
+  (func $poolAt (param $pos i32) (param $len i32) (result i32)
+    (local $rel i32) (local $k i32) (local $room i32) (local $t i32)
+    (local.set $rel (i32.add (global.get $SKEW) (local.get $pos)))
     (local.set $k (i32.shr_u (local.get $rel) (global.get $SHIFT)))
-    (local.set $cs (i32.shl (i32.const 1) (global.get $SHIFT)))
-    (local.set $rel (i32.and (local.get $rel) (i32.sub (local.get $cs) (i32.const 1))))
-    (if (i64.gt_u (i64.add (i64.extend_i32_u (local.get $rel)) (i64.extend_i32_u (local.get $len)))
-                  (i64.extend_i32_u (local.get $cs)))
-      (then (return (i32.const -1))))
+    (local.set $rel (i32.and (local.get $rel) (i32.sub (i32.shl (i32.const 1) (global.get $SHIFT)) (i32.const 1))))
+    (local.set $room (i32.sub (i32.shl (i32.const 1) (global.get $SHIFT)) (local.get $rel)))
     (local.set $t (i32.load (i32.add (global.get $PTAB) (i32.shl (local.get $k) (i32.const 2)))))
     (if (i32.eq (local.get $t) (i32.const -1))
       (then
         (i32.store (global.get $MISS) (local.get $k))
         (return (i32.const -3))))
     (if (i32.eq (local.get $t) (i32.const -2)) (then (return (i32.const -1))))
+    (global.set $plen (select (local.get $len) (local.get $room) (i32.le_u (local.get $len) (local.get $room))))
     (global.set $pa (i32.add (local.get $t) (local.get $rel)))
     (i32.const 0))
+
+  ;; Every chunk of [orig, orig + len) resolves (the answers as $resolve's). At most 128 chunks,
+  ;; so that no two of them share an entry of the direct-mapped table and the copy that follows
+  ;; finds them all; longer spans are the general path's.
+  (func $checkOrig (param $orig f64) (param $len i32) (result i32)
+    (local $r i32)
+    (if (i32.gt_u (i32.shr_u (local.get $len) (global.get $SHIFT)) (i32.const 126)) (then (return (i32.const -1))))
+    (loop $piece
+      (local.set $r (call $resolve (local.get $orig) (local.get $len)))
+      (if (local.get $r) (then (return (local.get $r))))
+      (local.set $orig (f64.add (local.get $orig) (f64.convert_i32_u (global.get $olen))))
+      (local.set $len (i32.sub (local.get $len) (global.get $olen)))
+      (br_if $piece (local.get $len)))
+    (i32.const 0))
+
+  ;; Every pool chunk of `len` bytes from slot $s resolves (the answers as $poolAt's).
+  (func $checkPool (param $s i32) (param $len i32) (result i32)
+    (local $r i32) (local $pos i32)
+    (local.set $pos (i32.shl (local.get $s) (i32.const 11)))
+    (loop $piece
+      (local.set $r (call $poolAt (local.get $pos) (local.get $len)))
+      (if (local.get $r) (then (return (local.get $r))))
+      (local.set $pos (i32.add (local.get $pos) (global.get $plen)))
+      (local.set $len (i32.sub (local.get $len) (global.get $plen)))
+      (br_if $piece (local.get $len)))
+    (i32.const 0))
+
+  ;; The bounce copy of `len` bytes (> 0) between slot $s and `orig`, chunk piece by chunk piece
+  ;; on both sides: after checkOrig and checkPool said yes, so every lookup hits.
+  (func $xfer (param $s i32) (param $orig f64) (param $len i32) (param $toBounce i32)
+    (local $pos i32) (local $n i32)
+    (local.set $pos (i32.shl (local.get $s) (i32.const 11)))
+    (loop $piece
+      (if (i32.or (call $resolve (local.get $orig) (local.get $len)) (call $poolAt (local.get $pos) (local.get $len)))
+        (then unreachable))
+      (local.set $n (select (global.get $olen) (global.get $plen) (i32.le_u (global.get $olen) (global.get $plen))))
+      (if (local.get $toBounce)
+        (then (call $copy (global.get $pa) (global.get $oa) (local.get $n)))
+        (else (call $copy (global.get $oa) (global.get $pa) (local.get $n))))
+      (local.set $orig (f64.add (local.get $orig) (f64.convert_i32_u (local.get $n))))
+      (local.set $pos (i32.add (local.get $pos) (local.get $n)))
+      (local.set $len (i32.sub (local.get $len) (local.get $n)))
+      (br_if $piece (local.get $len))))
 
   ;; memmove(dst, src, len): 64-bit words when short, aligned and not overlapping, else memory.copy
   (func $copy (param $dst i32) (param $src i32) (param $len i32)
@@ -113,7 +162,9 @@
   ;; order, so the next maps' bounce slots are found in cache.
   (func $prefetch (param $s i32)
     (local $p i32)
-    (if (i32.ne (call $slotAt (local.get $s) (i32.const 16385)) (i32.const 0)) (then (return)))
+    (if (i32.or (call $poolAt (i32.shl (local.get $s) (i32.const 11)) (i32.const 16385))
+                (i32.lt_u (global.get $plen) (i32.const 16385)))
+      (then (return)))
     (local.set $p (global.get $pa))
     (global.set $seen (i32.or (global.get $seen)
       (i32.or
@@ -145,6 +196,30 @@
         (br $word)))
     (i32.const 1))
 
+  ;; The bounce copy of `len` bytes between slot $s and `orig` when every chunk of both sides
+  ;; resolves: 0, done; else 1 with nothing copied and the answer ($resolve's, $poolAt's) in $code.
+  (func $span (param $s i32) (param $orig f64) (param $len i32) (param $toBounce i32) (result i32)
+    (local $r i32) (local $o i32)
+    (local.set $r (call $resolve (local.get $orig) (local.get $len)))
+    (if (local.get $r) (then (global.set $code (local.get $r)) (return (i32.const 1))))
+    (local.set $o (global.get $oa))
+    (if (i32.eq (global.get $olen) (local.get $len))
+      (then
+        (local.set $r (call $poolAt (i32.shl (local.get $s) (i32.const 11)) (local.get $len)))
+        (if (local.get $r) (then (global.set $code (local.get $r)) (return (i32.const 1))))
+        (if (i32.eq (global.get $plen) (local.get $len))
+          (then
+            (if (local.get $toBounce)
+              (then (call $copy (global.get $pa) (local.get $o) (local.get $len)))
+              (else (call $copy (local.get $o) (global.get $pa) (local.get $len))))
+            (return (i32.const 0))))))
+    (local.set $r (call $checkOrig (local.get $orig) (local.get $len)))
+    (if (local.get $r) (then (global.set $code (local.get $r)) (return (i32.const 1))))
+    (local.set $r (call $checkPool (local.get $s) (local.get $len)))
+    (if (local.get $r) (then (global.set $code (local.get $r)) (return (i32.const 1))))
+    (call $xfer (local.get $s) (local.get $orig) (local.get $len) (local.get $toBounce))
+    (i32.const 0))
+
   ;; swiotlb_tbl_map_single of a plain request: `size` bytes (> 0) of the original at ARG on
   ;; CPU `cpu`, searched in that CPU's area only (its first area: the kernel's loop over the
   ;; others is the general path's). The slot, or a code.
@@ -153,6 +228,7 @@
     (local $stride i32) (local $phaseMask i32) (local $base i32) (local $first i32)
     (local $index i32) (local $checked i32) (local $s i32) (local $b i32) (local $mask i32)
     (local $w i32) (local $i i32) (local $u i32) (local $next i32) (local $dst i32) (local $free i32)
+    (local $src i32) (local $one i32)
     (local.set $n (i32.shr_u (i32.add (local.get $size) (i32.const 2047)) (i32.const 11)))
     (local.set $a (i32.and (local.get $cpu) (i32.sub (global.get $NAREAS) (i32.const 1))))
     (local.set $used (i32.load (i32.add (global.get $AUSED) (i32.shl (local.get $a) (i32.const 2)))))
@@ -161,6 +237,13 @@
     (local.set $orig (f64.load (global.get $ARG)))
     (local.set $r (call $resolve (local.get $orig) (local.get $size)))
     (if (local.get $r) (then (return (local.get $r))))
+    (local.set $src (global.get $oa))
+    ;; $one: original and bounce each in one chunk, one copy (else piece by piece)
+    (local.set $one (i32.eq (global.get $olen) (local.get $size)))
+    (if (i32.eqz (local.get $one))
+      (then
+        (local.set $r (call $checkOrig (local.get $orig) (local.get $size)))
+        (if (local.get $r) (then (return (local.get $r))))))
     ;; alloc_align_mask is PAGE_SIZE - 1 from PAGE_SIZE up, else 2047 (met by every slot)
     (local.set $stride (select (global.get $PAGE_SLOTS) (i32.const 1)
       (i32.ge_u (local.get $size) (i32.shl (global.get $PAGE_SLOTS) (i32.const 11)))))
@@ -194,8 +277,14 @@
             (if (local.get $free)
               (then
                 ;; the bounce side, still before any change
-                (local.set $r (call $slotAt (local.get $s) (local.get $size)))
+                (local.set $r (call $poolAt (i32.shl (local.get $s) (i32.const 11)) (local.get $size)))
                 (if (local.get $r) (then (return (local.get $r))))
+                (local.set $dst (global.get $pa))
+                (if (i32.ne (global.get $plen) (local.get $size))
+                  (then
+                    (local.set $one (i32.const 0))
+                    (local.set $r (call $checkPool (local.get $s) (local.get $size)))
+                    (if (local.get $r) (then (return (local.get $r))))))
                 ;; claim: alloc_size, list, area hint and count, debugfs counters
                 (loop $alloc
                   (f64.store (i32.add (global.get $ALLOC) (i32.shl (i32.add (local.get $s) (local.get $i)) (i32.const 3)))
@@ -222,14 +311,14 @@
                     (f64.add (local.get $orig) (f64.convert_i32_u (i32.shl (local.get $i) (i32.const 11)))))
                   (local.set $i (i32.add (local.get $i) (i32.const 1)))
                   (br_if $addr (i32.lt_u (local.get $i) (local.get $n))))
-                ;; the hint entered another group of 8 slots: fetch the group after it ($pa is
-                ;; this map's bounce slot until then)
-                (local.set $dst (global.get $pa))
+                ;; the hint entered another group of 8 slots: fetch the group after it
                 (if (i32.and (i32.ne (i32.shr_u (local.get $next) (i32.const 3)) (i32.shr_u (local.get $index) (i32.const 3)))
                              (i32.le_u (i32.add (local.get $next) (i32.const 16)) (global.get $ANSLABS)))
                   (then (call $prefetch (i32.add (local.get $base) (i32.add (i32.and (local.get $next) (i32.const -8)) (i32.const 8))))))
                 ;; the copy in (6.x copies at map time whatever the direction)
-                (call $copy (local.get $dst) (global.get $oa) (local.get $size))
+                (if (local.get $one)
+                  (then (call $copy (local.get $dst) (local.get $src) (local.get $size)))
+                  (else (call $xfer (local.get $s) (local.get $orig) (local.get $size) (i32.const 1))))
                 (return (local.get $s))))))
         (local.set $index (select (i32.const 0) (i32.add (local.get $index) (local.get $stride))
           (i32.ge_u (i32.add (local.get $index) (local.get $stride)) (global.get $ANSLABS))))
@@ -261,11 +350,8 @@
       (then
         ;; an overflowing size is clamped, with its warning, by the general path
         (if (f64.gt (f64.convert_i32_u (local.get $size)) (local.get $al)) (then (return (i32.const -1))))
-        (local.set $r (call $resolve (local.get $orig) (local.get $size)))
-        (if (local.get $r) (then (return (local.get $r))))
-        (local.set $r (call $slotAt (local.get $index) (local.get $size)))
-        (if (local.get $r) (then (return (local.get $r))))
-        (call $copy (global.get $oa) (global.get $pa) (local.get $size))))
+        (if (call $span (local.get $index) (local.get $orig) (local.get $size) (i32.const 0))
+          (then (return (global.get $code))))))
     ;; release: the run's orig_addr and alloc_size, list, area count, debugfs counter
     (i32.store8 (i32.add (global.get $MAPPED) (local.get $index)) (i32.const 0))
     (loop $slots
@@ -289,13 +375,8 @@
   ;; it): 0 when done, or a code.
   (func (export "copy") (param $s i32) (param $len i32) (param $toBounce i32) (result i32)
     (local $r i32)
-    (local.set $r (call $resolve (f64.load (global.get $ARG)) (local.get $len)))
-    (if (local.get $r) (then (return (local.get $r))))
-    (local.set $r (call $slotAt (local.get $s) (local.get $len)))
-    (if (local.get $r) (then (return (local.get $r))))
-    (if (local.get $toBounce)
-      (then (call $copy (global.get $pa) (global.get $oa) (local.get $len)))
-      (else (call $copy (global.get $oa) (global.get $pa) (local.get $len))))
+    (if (call $span (local.get $s) (f64.load (global.get $ARG)) (local.get $len) (local.get $toBounce))
+      (then (return (global.get $code))))
     (i32.const 0))
 
   ;; what the prefetch loads came to (never used: it keeps them alive)

@@ -1,9 +1,13 @@
 import { IoTlbPool } from "../../src/swiotlb/pool.js";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import fc from "fast-check";
 import { buildBenchMachine, workloadDevice, type BenchMachine } from "../../src/bench/setup.js";
 import { Device } from "../../src/dma/device.js";
 import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from "../../src/kernel/dma-mapping.js";
+import { PhysicalMemory } from "../../src/memory/physical-memory.js";
+import { EventSink, KernelLog } from "../../src/events.js";
+import { Swiotlb } from "../../src/swiotlb/swiotlb.js";
+import { kernelProfile } from "../../src/swiotlb/profile.js";
 
 // The plain fast path (PlainPath, with IoTlbPool.mapPlain behind it for locks and other
 // areas, and Swiotlb's small wrappers) must do exactly what the general path does. The general path is forced on a twin machine by a
@@ -23,8 +27,35 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant("unmap" as const), pick: fc.nat() }),
 );
 
-function twin(areas: number, nslabs: number): [BenchMachine, BenchMachine] {
+type Twin = Pick<BenchMachine, "memory" | "swiotlb" | "events" | "log">;
+
+/** the RAM chunk size of these machines (memory/physical-memory.ts) */
+const CHUNK = 2 << 20;
+/** originals from here on straddle a chunk boundary: pages 0..255 from it cross one at page 128 */
+const straddle = 0x4000_0000 + CHUNK - 128 * 4096;
+
+function twin(areas: number, nslabs: number, origBase = 0x4000_0000): [Twin, Twin] {
   const mk = () => buildBenchMachine({ machine: "qemu-virt-8g", kernel: "6.x", swiotlb: `${nslabs},${areas}`, mode: "workload" });
+  return pair(mk, origBase);
+}
+
+/**
+ * A pool whose start is not on a chunk boundary, so that slot runs straddle chunks: something
+ * else took the top 0x23000 bytes of RAM before the pool was placed.
+ */
+function skewed(nslabs: number): Twin {
+  const memory = new PhysicalMemory({ banks: [{ base: 0x4000_0000, size: 2 ** 30 }] });
+  const log = new KernelLog();
+  const events = new EventSink();
+  const swiotlb = new Swiotlb(memory, kernelProfile("6.x"), log, events, { possibleCpus: 1 });
+  swiotlb.memblock.allocTopDown(0x23000, 4096, Infinity, "firmware");
+  swiotlb.defaultNslabs = nslabs;
+  swiotlb.adjustNareas(1);
+  swiotlb.swiotlbInitRemap(true, 0);
+  return { memory, swiotlb, events, log };
+}
+
+function pair(mk: () => Twin, origBase: number): [Twin, Twin] {
   const fast = mk();
   const slow = mk();
   slow.events.on(() => {});
@@ -32,7 +63,7 @@ function twin(areas: number, nslabs: number): [BenchMachine, BenchMachine] {
     // the same original bytes on both
     const orig = new Uint8Array(256 * 4096 + 262145);
     for (let i = 0; i < orig.length; i++) orig[i] = (i * 131 + (i >>> 9)) & 0xff;
-    m.memory.write(0x4000_0000, orig);
+    m.memory.write(origBase, orig);
   }
   return [fast, slow];
 }
@@ -43,29 +74,31 @@ function same(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** the whole pool state (one range of one buffer) and the kernel log */
-function state(m: BenchMachine) {
+function state(m: Twin) {
   const p = m.swiotlb.defaultMem!.pool;
   const table = new Uint8Array(p.buffer, p.bufferOffset, IoTlbPool.bytesFor(p.nslabs, p.nareas));
   return { table: Buffer.from(table).toString("base64"), log: m.log.lines.join("\n") };
 }
 
 describe("the plain hot path is the general path", () => {
-  for (const [areas, nslabs] of [
-    [1, 1024],
-    [4, 2048],
+  for (const [what, mk, origBase] of [
+    ["1 area, 1024 slots", () => twin(1, 1024), 0x4000_0000],
+    ["4 areas, 2048 slots", () => twin(4, 2048), 0x4000_0000],
     // areas of 288 slots: area borders inside segments
-    [4, 1152],
+    ["4 areas, 1152 slots", () => twin(4, 1152), 0x4000_0000],
+    ["originals across a RAM chunk boundary", () => twin(1, 1024, straddle), straddle],
+    ["slot runs across the pool's chunk boundaries", () => pair(() => skewed(2048), 0x4000_0000), 0x4000_0000],
   ] as const)
-    it(`picks the same slots, copies the same bytes and leaves the same table (${areas} area(s), ${nslabs} slots)`, () => {
+    it(`picks the same slots, copies the same bytes and leaves the same table (${what})`, () => {
       fc.assert(
         fc.property(fc.array(opArb, { minLength: 1, maxLength: 60 }), (ops) => {
-          const [fast, slow] = twin(areas, nslabs);
+          const [fast, slow] = mk();
           const devF = workloadDevice();
           const devS = workloadDevice();
           const live: { tlb: number; size: number; dir: 0 | 1 | 2; orig: number }[] = [];
           for (const op of ops) {
             if (op.kind === "map") {
-              const orig = 0x4000_0000 + op.page * 4096 + op.off;
+              const orig = origBase + op.page * 4096 + op.off;
               const a = fast.swiotlb.tblMapSingle(devF, orig, op.size, 0, op.dir, 0, op.cpu);
               const b = slow.swiotlb.tblMapSingle(devS, orig, op.size, 0, op.dir, 0, op.cpu);
               expect(a).toBe(b);
@@ -90,6 +123,38 @@ describe("the plain hot path is the general path", () => {
         { numRuns: 30 },
       );
     });
+
+  it("copies across chunk boundaries itself (original or bounce side), not through the general copy", () => {
+    for (const [m, origBase] of [
+      [twin(1, 1024, straddle)[0], straddle],
+      [skewed(2048), 0x4000_0000],
+    ] as const) {
+      const pool = m.swiotlb.defaultMem!.pool;
+      const dev = workloadDevice();
+      const general = vi.spyOn(m.memory, "copy");
+      // 64 KiB from page 120: across the original's chunk boundary (the first case); 32 runs of
+      // 32 slots: some across the pool's (the second)
+      const live: number[] = [];
+      for (let i = 0; i < 32; i++) {
+        const tlb = m.swiotlb.tblMapSingle(dev, origBase + 120 * 4096, 65536, 0, DMA_BIDIRECTIONAL, 0, 0);
+        expect(tlb).toBeGreaterThan(0);
+        expect(same(m.memory.read(tlb, 65536), m.memory.read(origBase + 120 * 4096, 65536))).toBe(true);
+        live.push(tlb);
+      }
+      const crossing = live.filter((t) => Math.floor(t / CHUNK) !== Math.floor((t + 65535) / CHUNK));
+      if (origBase === straddle) {
+        // the original crosses; the pool's runs (from a chunk-aligned start) do not
+        expect(Math.floor((origBase + 120 * 4096) / CHUNK)).not.toBe(Math.floor((origBase + 120 * 4096 + 65535) / CHUNK));
+        expect(crossing.length).toBe(0);
+      } else {
+        expect(pool.start % CHUNK).not.toBe(0);
+        expect(crossing.length).toBeGreaterThan(0);
+      }
+      for (const t of live) m.swiotlb.tblUnmapSingle(dev, t, 65536, DMA_BIDIRECTIONAL, 0);
+      expect(general).not.toHaveBeenCalled();
+      expect(m.swiotlb.defaultMem!.used).toBe(0);
+    }
+  });
 
   it("declines what is not plain: min_align_mask, a range map, a segment boundary, an alignment mask", () => {
     const [fast, slow] = twin(1, 1024);
