@@ -159,12 +159,35 @@ export class Ring implements Stepper {
   }
 
   run(n: number): void {
-    // nothing after the loop (see Pingpong.run)
+    // unmapAt and mapInto written out flat: what V8 inlines into one loop is limited (in
+    // bytecodes), and an address (a double) passed to or returned from a call it did not
+    // inline is boxed on the heap, once per map and unmap. Nothing after the loop (see
+    // Pingpong.run).
+    const sw = this.sw;
+    const dev = this.dev;
+    const cpu = this.cpu;
+    const rng = this.rng;
+    const tlbs = this.tlb;
+    const sizes = this.sizes;
+    const bounced = this.bounced;
+    const passAllocSize = this.passAllocSize;
     this.pairs += n;
     for (let k = 0; k < n; k++) {
       const head = this.head;
-      this.unmapAt(head);
-      this.mapInto(head);
+      const old = tlbs[head]!;
+      if (old !== -1) {
+        const sz = sizes[head]!;
+        sw.tblUnmapSingle(dev, old, sz, DMA_BIDIRECTIONAL, 0);
+        bounced[0] += sz;
+      }
+      const r1 = rng.next();
+      const r2 = rng.next();
+      const size = ringSize(r1);
+      const tlb = sw.tblMapSingle(dev, ringOrig(r2), size, passAllocSize ? size : 0, DMA_BIDIRECTIONAL, 0, cpu);
+      tlbs[head] = tlb;
+      sizes[head] = size;
+      if (tlb === -1) this.failures++;
+      else bounced[0] += size;
       this.head = head + 1 === RING_DEPTH ? 0 : head + 1;
     }
   }

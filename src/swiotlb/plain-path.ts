@@ -14,9 +14,11 @@
 // the search will hand out next with loads, eight at a time (see $prefetch there): on a
 // 64 MiB pool, 5 -> 20 M pairs/s in the prototype, against ~9 M for the JavaScript path.
 //
-// Anything out of the ordinary — a lock to take (worker threads), another area, an original
-// that is not plain RAM in the arena, a mapping with pad slots — is
-// answered by the general functions, which give the same answer.
+// With worker threads on the pool, the module takes the area spin locks (the pool's own lock
+// words, so JS and wasm exclude each other) and moves the debugfs counters atomically.
+// Anything out of the ordinary — another area, an original that is not plain RAM in the
+// arena, a mapping with pad slots — is answered by the general functions, which give the
+// same answer.
 // Only small integers cross into the module; the original's address goes through origArg.
 
 import type { DmaDirection } from "../kernel/dma-mapping.js";
@@ -35,8 +37,8 @@ const GENERAL = -1;
 const ORIG_MISS = -2;
 
 interface PlainExports {
-  map(size: number, cpu: number): number;
-  unmap(index: number, size: number, dir: number, attrs: number): number;
+  map(size: number, cpu: number, locking: number): number;
+  unmap(index: number, size: number, dir: number, attrs: number, locking: number): number;
   copy(slot: number, len: number, toBounce: number): number;
 }
 /** the minimal WebAssembly surface used here (the ES2022 lib has no WebAssembly types) */
@@ -65,8 +67,8 @@ export class PlainPath implements HotBounce {
   readonly start: number;
   /** bytes of the pool an unmap may name here (all of it; the pool is below 2^31 bytes) */
   readonly bytes: number;
-  private readonly wmap: (size: number, cpu: number) => number;
-  private readonly wunmap: (index: number, size: number, dir: number, attrs: number) => number;
+  private readonly wmap: (size: number, cpu: number, locking: number) => number;
+  private readonly wunmap: (index: number, size: number, dir: number, attrs: number, locking: number) => number;
   private readonly wcopy: (slot: number, len: number, toBounce: number) => number;
   private readonly origAddr: Float64Array;
   /** the chunk a miss asks for */
@@ -137,6 +139,8 @@ export class PlainPath implements HotBounce {
         areaIndex: at(pool.areaIndex),
         areaUsed: at(pool.areaUsed),
         counters: at(pool.counters),
+        areaLock: at(pool.areaLock),
+        lockable: pool.areaNslabs % 32 === 0 ? 1 : 0,
         nareas: pool.nareas,
         areaNslabs: pool.areaNslabs,
         pageSlots: pool.pageSize >>> 11,
@@ -164,15 +168,21 @@ export class PlainPath implements HotBounce {
    */
   map(size: number, cpu: number): number {
     if ((size | 0) !== size || size <= 0 || (cpu | 0) !== cpu || cpu < 0) return -1;
+    // kept this small so that it and its callers inline into a caller's loop whatever else
+    // V8 inlines there (see Swiotlb.tblMapSingle): the rest is mapMore's
+    const r = this.wmap(size, cpu, this.pool.locking ? 1 : 0);
+    return r >= 0 ? r : this.mapMore(r, size, cpu);
+  }
+
+  /** map() past the module's first answer: chunk lookups to fill, or the general search. */
+  private mapMore(r: number, size: number, cpu: number): number {
     const pool = this.pool;
-    if (!pool.locking) {
-      let r = this.wmap(size, cpu);
-      while (r < GENERAL) {
-        this.fill(r);
-        r = this.wmap(size, cpu);
-      }
-      if (r >= 0) return r;
+    const locking = pool.locking ? 1 : 0;
+    while (r < GENERAL) {
+      this.fill(r);
+      r = this.wmap(size, cpu, locking);
     }
+    if (r >= 0) return r;
     // the pool's own search of every area (with its locks), then the general copy
     const slot = pool.mapPlain(cpu, size);
     if (slot < 0) return -1;
@@ -193,33 +203,23 @@ export class PlainPath implements HotBounce {
   /**
    * swiotlb_tbl_unmap_single of the plain mapping at slot `index`: copy back `size` bytes for
    * FROM_DEVICE/BIDIRECTIONAL without DMA_ATTR_SKIP_CPU_SYNC, release. False, with nothing
-   * done, when the general path must answer (no mapping starts there, an overflowing size, a
-   * lock to take, anything the module leaves to it).
+   * done, when the general path must answer (no mapping starts there, an overflowing size,
+   * anything the module leaves to it).
    */
   unmap(index: number, size: number, dir: DmaDirection, attrs: number): boolean {
     if ((size | 0) !== size || size < 0 || (index | 0) !== index || index < 0) return false;
-    if (this.pool.locking) return this.unmapLocked(index, size, dir, attrs);
-    let r = this.wunmap(index, size, dir, attrs);
-    while (r < GENERAL) {
-      this.fill(r);
-      r = this.wunmap(index, size, dir, attrs);
-    }
-    return r === 1;
+    const r = this.wunmap(index, size, dir, attrs, this.pool.locking ? 1 : 0);
+    return r === 1 || (r < GENERAL && this.unmapMore(r, index, size, dir, attrs));
   }
 
-  /** unmap with other threads on the pool: the general copy, then the pool's release under its area lock */
-  private unmapLocked(index: number, size: number, dir: DmaDirection, attrs: number): boolean {
-    const pool = this.pool;
-    if (index >= pool.nslabs || pool.mapped[index] !== 1) return false;
-    const al = pool.allocSize[index]!;
-    // FROM_DEVICE (2) or BIDIRECTIONAL (0) without DMA_ATTR_SKIP_CPU_SYNC (1 << 5), and an orig_addr
-    if ((attrs & 32) === 0 && (dir === 2 || dir === 0) && this.origAddr[index] !== -1) {
-      // an overflow is clamped, with its warning, by the general path
-      if (al >= 0 && size > al) return false;
-      this.copier.bounceOut(pool, index, size);
+  /** unmap() after a chunk lookup miss: fill, call again. */
+  private unmapMore(r: number, index: number, size: number, dir: DmaDirection, attrs: number): boolean {
+    const locking = this.pool.locking ? 1 : 0;
+    while (r < GENERAL) {
+      this.fill(r);
+      r = this.wunmap(index, size, dir, attrs, locking);
     }
-    pool.releaseIndex(index, 0);
-    return true;
+    return r === 1;
   }
 
   /**

@@ -26,12 +26,16 @@
   (global $AIDX (import "g" "areaIndex") i32)       ;; i32[nareas]
   (global $AUSED (import "g" "areaUsed") i32)       ;; i32[nareas]
   (global $CNT (import "g" "counters") i32)         ;; i32[2]: total_used, used_hiwater
+  (global $LOCK (import "g" "areaLock") i32)        ;; i32[nareas]: the area spin locks
   ;; the pool's geometry
   (global $NAREAS (import "g" "nareas") i32)
   (global $ANSLABS (import "g" "areaNslabs") i32)
   (global $PAGE_SLOTS (import "g" "pageSlots") i32) ;; PAGE_SIZE / 2048
   (global $PHASE (import "g" "startPhase") i32)
   (global $CLIP (import "g" "clipAt") i32)          ;; the 6.10+ clipped tail, else 2^31 - 1
+  ;; areas own whole words of BUSY (area_nslabs a multiple of 32), so that an area lock covers
+  ;; its words: else, with other threads, the general path answers
+  (global $LOCKABLE (import "g" "lockable") i32)
   ;; plain-path.ts's tables
   (global $ARG (import "g" "arg") i32)              ;; f64: the original of the next map/copy
   (global $MISS (import "g" "miss") i32)            ;; i32: the chunk a -2/-3 asks for
@@ -220,19 +224,31 @@
     (call $xfer (local.get $s) (local.get $orig) (local.get $len) (local.get $toBounce))
     (i32.const 0))
 
+  ;; spin_lock(&area->lock) on the pool's lock word of area $a, as IoTlbPool.lockArea does
+  ;; (the same words: JS and wasm threads exclude each other): test, then test-and-set
+  (func $lock (param $a i32)
+    (local $p i32)
+    (local.set $p (i32.add (global.get $LOCK) (i32.shl (local.get $a) (i32.const 2))))
+    (loop $spin
+      (br_if $spin (i32.atomic.load (local.get $p)))
+      (br_if $spin (i32.atomic.rmw.cmpxchg (local.get $p) (i32.const 0) (i32.const 1)))))
+
+  (func $unlock (param $a i32)
+    (i32.atomic.store (i32.add (global.get $LOCK) (i32.shl (local.get $a) (i32.const 2))) (i32.const 0)))
+
   ;; swiotlb_tbl_map_single of a plain request: `size` bytes (> 0) of the original at ARG on
   ;; CPU `cpu`, searched in that CPU's area only (its first area: the kernel's loop over the
-  ;; others is the general path's). The slot, or a code.
-  (func (export "map") (param $size i32) (param $cpu i32) (result i32)
-    (local $n i32) (local $a i32) (local $used i32) (local $orig f64) (local $r i32)
-    (local $stride i32) (local $phaseMask i32) (local $base i32) (local $first i32)
-    (local $index i32) (local $checked i32) (local $s i32) (local $b i32) (local $mask i32)
-    (local $w i32) (local $i i32) (local $u i32) (local $next i32) (local $dst i32) (local $free i32)
-    (local $src i32) (local $one i32)
+  ;; others is the general path's). `locking` (other threads run on the pool): the search
+  ;; holds the area lock and the debugfs counters move atomically, as in the kernel. The slot,
+  ;; or a code.
+  (func (export "map") (param $size i32) (param $cpu i32) (param $locking i32) (result i32)
+    (local $n i32) (local $a i32) (local $orig f64) (local $r i32) (local $s i32) (local $src i32)
+    (local $i i32) (local $u i32) (local $h i32) (local $dst i32) (local $one i32)
+    (local $used i32) (local $stride i32) (local $phaseMask i32) (local $base i32) (local $index i32)
+    (local $checked i32) (local $b i32) (local $mask i32) (local $w i32) (local $free i32) (local $next i32)
+    (if (i32.and (local.get $locking) (i32.eqz (global.get $LOCKABLE))) (then (return (i32.const -1))))
     (local.set $n (i32.shr_u (i32.add (local.get $size) (i32.const 2047)) (i32.const 11)))
     (local.set $a (i32.and (local.get $cpu) (i32.sub (global.get $NAREAS) (i32.const 1))))
-    (local.set $used (i32.load (i32.add (global.get $AUSED) (i32.shl (local.get $a) (i32.const 2)))))
-    (if (i32.gt_s (local.get $n) (i32.sub (global.get $ANSLABS) (local.get $used))) (then (return (i32.const -1))))
     ;; the original first: a miss must come before any change
     (local.set $orig (f64.load (global.get $ARG)))
     (local.set $r (call $resolve (local.get $orig) (local.get $size)))
@@ -244,94 +260,117 @@
       (then
         (local.set $r (call $checkOrig (local.get $orig) (local.get $size)))
         (if (local.get $r) (then (return (local.get $r))))))
-    ;; alloc_align_mask is PAGE_SIZE - 1 from PAGE_SIZE up, else 2047 (met by every slot)
-    (local.set $stride (select (global.get $PAGE_SLOTS) (i32.const 1)
-      (i32.ge_u (local.get $size) (i32.shl (global.get $PAGE_SLOTS) (i32.const 11)))))
-    (local.set $phaseMask (i32.sub (local.get $stride) (i32.const 1)))
-    (local.set $base (i32.mul (local.get $a) (global.get $ANSLABS)))
-    (local.set $first (i32.load (i32.add (global.get $AIDX) (i32.shl (local.get $a) (i32.const 2)))))
-    (local.set $index (local.get $first))
-    (block $none
-      (loop $search
-        (br_if $none (i32.ge_u (local.get $checked) (global.get $ANSLABS)))
-        (local.set $s (i32.add (local.get $base) (local.get $index)))
-        (if (i32.and (i32.add (local.get $s) (global.get $PHASE)) (local.get $phaseMask))
-          (then
-            ;; not page aligned: the next slot
-            (local.set $index (select (i32.const 0) (i32.add (local.get $index) (i32.const 1))
-              (i32.ge_u (i32.add (local.get $index) (i32.const 1)) (global.get $ANSLABS))))
-            (local.set $checked (i32.add (local.get $checked) (i32.const 1)))
-            (br $search)))
-        ;; list[s] >= n: the run inside its 128-slot segment and the list, all free
-        (if (i32.and (i32.le_u (i32.add (i32.and (local.get $s) (i32.const 127)) (local.get $n)) (i32.const 128))
-                     (i32.le_u (i32.add (local.get $s) (local.get $n)) (global.get $CLIP)))
-          (then
-            (local.set $b (i32.and (local.get $s) (i32.const 31)))
-            ;; one busy word inline; a run over several, word by word
-            (if (i32.le_u (i32.add (local.get $b) (local.get $n)) (i32.const 32))
+    ;; the search and claim of swiotlb_search_pool_area, under the area lock when others run:
+    ;; the slot, or -1 (no room) / -3 (pool chunk miss) with nothing changed
+    (if (local.get $locking) (then (call $lock (local.get $a))))
+    (local.set $s (block $taken (result i32)
+        (local.set $used (i32.load (i32.add (global.get $AUSED) (i32.shl (local.get $a) (i32.const 2)))))
+        (if (i32.gt_s (local.get $n) (i32.sub (global.get $ANSLABS) (local.get $used))) (then (br $taken (i32.const -1))))
+        ;; alloc_align_mask is PAGE_SIZE - 1 from PAGE_SIZE up, else 2047 (met by every slot)
+        (local.set $stride (select (global.get $PAGE_SLOTS) (i32.const 1)
+          (i32.ge_u (local.get $size) (i32.shl (global.get $PAGE_SLOTS) (i32.const 11)))))
+        (local.set $phaseMask (i32.sub (local.get $stride) (i32.const 1)))
+        (local.set $base (i32.mul (local.get $a) (global.get $ANSLABS)))
+        (local.set $index (i32.load (i32.add (global.get $AIDX) (i32.shl (local.get $a) (i32.const 2)))))
+        (block $none
+          (loop $search
+            (br_if $none (i32.ge_u (local.get $checked) (global.get $ANSLABS)))
+            (local.set $s (i32.add (local.get $base) (local.get $index)))
+            (if (i32.and (i32.add (local.get $s) (global.get $PHASE)) (local.get $phaseMask))
               (then
-                (local.set $mask (i32.shl (i32.shr_u (i32.const -1) (i32.sub (i32.const 32) (local.get $n))) (local.get $b)))
-                (local.set $w (i32.add (global.get $BUSY) (i32.shl (i32.shr_u (local.get $s) (i32.const 5)) (i32.const 2))))
-                (local.set $free (i32.eqz (i32.and (i32.load (local.get $w)) (local.get $mask)))))
-              (else (local.set $free (call $bits (local.get $s) (local.get $n) (i32.const 0)))))
-            (if (local.get $free)
+                ;; not page aligned: the next slot
+                (local.set $index (select (i32.const 0) (i32.add (local.get $index) (i32.const 1))
+                  (i32.ge_u (i32.add (local.get $index) (i32.const 1)) (global.get $ANSLABS))))
+                (local.set $checked (i32.add (local.get $checked) (i32.const 1)))
+                (br $search)))
+            ;; list[s] >= n: the run inside its 128-slot segment and the list, all free
+            (if (i32.and (i32.le_u (i32.add (i32.and (local.get $s) (i32.const 127)) (local.get $n)) (i32.const 128))
+                         (i32.le_u (i32.add (local.get $s) (local.get $n)) (global.get $CLIP)))
               (then
-                ;; the bounce side, still before any change
-                (local.set $r (call $poolAt (i32.shl (local.get $s) (i32.const 11)) (local.get $size)))
-                (if (local.get $r) (then (return (local.get $r))))
-                (local.set $dst (global.get $pa))
-                (if (i32.ne (global.get $plen) (local.get $size))
-                  (then
-                    (local.set $one (i32.const 0))
-                    (local.set $r (call $checkPool (local.get $s) (local.get $size)))
-                    (if (local.get $r) (then (return (local.get $r))))))
-                ;; claim: alloc_size, list, area hint and count, debugfs counters
-                (loop $alloc
-                  (f64.store (i32.add (global.get $ALLOC) (i32.shl (i32.add (local.get $s) (local.get $i)) (i32.const 3)))
-                    (f64.convert_i32_s (i32.sub (local.get $size) (i32.shl (local.get $i) (i32.const 11)))))
-                  (local.set $i (i32.add (local.get $i) (i32.const 1)))
-                  (br_if $alloc (i32.lt_u (local.get $i) (local.get $n))))
+                (local.set $b (i32.and (local.get $s) (i32.const 31)))
+                ;; one busy word inline; a run over several, word by word
                 (if (i32.le_u (i32.add (local.get $b) (local.get $n)) (i32.const 32))
-                  (then (i32.store (local.get $w) (i32.or (i32.load (local.get $w)) (local.get $mask))))
-                  (else (drop (call $bits (local.get $s) (local.get $n) (i32.const 1)))))
-                (local.set $next (select (i32.const 0) (i32.add (local.get $index) (local.get $n))
-                  (i32.ge_u (i32.add (local.get $index) (local.get $n)) (global.get $ANSLABS))))
-                (i32.store (i32.add (global.get $AIDX) (i32.shl (local.get $a) (i32.const 2))) (local.get $next))
-                (i32.store (i32.add (global.get $AUSED) (i32.shl (local.get $a) (i32.const 2))) (i32.add (local.get $used) (local.get $n)))
-                (local.set $u (i32.add (i32.load (global.get $CNT)) (local.get $n)))
-                (i32.store (global.get $CNT) (local.get $u))
-                (if (i32.gt_s (local.get $u) (i32.load offset=4 (global.get $CNT)))
-                  (then (i32.store offset=4 (global.get $CNT) (local.get $u))))
-                ;; pad_slots[s] is 0 already: every release clears its run's
-                (i32.store8 (i32.add (global.get $MAPPED) (local.get $s)) (i32.const 1))
-                ;; orig_addr of every slot
-                (local.set $i (i32.const 0))
-                (loop $addr
-                  (f64.store (i32.add (global.get $ORIG_ADDR) (i32.shl (i32.add (local.get $s) (local.get $i)) (i32.const 3)))
-                    (f64.add (local.get $orig) (f64.convert_i32_u (i32.shl (local.get $i) (i32.const 11)))))
-                  (local.set $i (i32.add (local.get $i) (i32.const 1)))
-                  (br_if $addr (i32.lt_u (local.get $i) (local.get $n))))
-                ;; the hint entered another group of 8 slots: fetch the group after it
-                (if (i32.and (i32.ne (i32.shr_u (local.get $next) (i32.const 3)) (i32.shr_u (local.get $index) (i32.const 3)))
-                             (i32.le_u (i32.add (local.get $next) (i32.const 16)) (global.get $ANSLABS)))
-                  (then (call $prefetch (i32.add (local.get $base) (i32.add (i32.and (local.get $next) (i32.const -8)) (i32.const 8))))))
-                ;; the copy in (6.x copies at map time whatever the direction)
-                (if (local.get $one)
-                  (then (call $copy (local.get $dst) (local.get $src) (local.get $size)))
-                  (else (call $xfer (local.get $s) (local.get $orig) (local.get $size) (i32.const 1))))
-                (return (local.get $s))))))
-        (local.set $index (select (i32.const 0) (i32.add (local.get $index) (local.get $stride))
-          (i32.ge_u (i32.add (local.get $index) (local.get $stride)) (global.get $ANSLABS))))
-        (local.set $checked (i32.add (local.get $checked) (local.get $stride)))
-        (br $search)))
-    (i32.const -1))
+                  (then
+                    (local.set $mask (i32.shl (i32.shr_u (i32.const -1) (i32.sub (i32.const 32) (local.get $n))) (local.get $b)))
+                    (local.set $w (i32.add (global.get $BUSY) (i32.shl (i32.shr_u (local.get $s) (i32.const 5)) (i32.const 2))))
+                    (local.set $free (i32.eqz (i32.and (i32.load (local.get $w)) (local.get $mask)))))
+                  (else (local.set $free (call $bits (local.get $s) (local.get $n) (i32.const 0)))))
+                (if (local.get $free)
+                  (then
+                    ;; the bounce side, still before any change
+                    (local.set $r (call $poolAt (i32.shl (local.get $s) (i32.const 11)) (local.get $size)))
+                    (if (local.get $r) (then (br $taken (local.get $r))))
+                    (local.set $dst (global.get $pa))
+                    (if (i32.ne (global.get $plen) (local.get $size))
+                      (then
+                        (local.set $one (i32.const 0))
+                        (local.set $r (call $checkPool (local.get $s) (local.get $size)))
+                        (if (local.get $r) (then (br $taken (local.get $r))))))
+                    ;; claim: alloc_size, list, area hint and count
+                    (loop $alloc
+                      (f64.store (i32.add (global.get $ALLOC) (i32.shl (i32.add (local.get $s) (local.get $i)) (i32.const 3)))
+                        (f64.convert_i32_s (i32.sub (local.get $size) (i32.shl (local.get $i) (i32.const 11)))))
+                      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                      (br_if $alloc (i32.lt_u (local.get $i) (local.get $n))))
+                    (if (i32.le_u (i32.add (local.get $b) (local.get $n)) (i32.const 32))
+                      (then (i32.store (local.get $w) (i32.or (i32.load (local.get $w)) (local.get $mask))))
+                      (else (drop (call $bits (local.get $s) (local.get $n) (i32.const 1)))))
+                    (local.set $next (select (i32.const 0) (i32.add (local.get $index) (local.get $n))
+                      (i32.ge_u (i32.add (local.get $index) (local.get $n)) (global.get $ANSLABS))))
+                    (i32.store (i32.add (global.get $AIDX) (i32.shl (local.get $a) (i32.const 2))) (local.get $next))
+                    (i32.store (i32.add (global.get $AUSED) (i32.shl (local.get $a) (i32.const 2))) (i32.add (local.get $used) (local.get $n)))
+                    (br $taken (local.get $s))))))
+            (local.set $index (select (i32.const 0) (i32.add (local.get $index) (local.get $stride))
+              (i32.ge_u (i32.add (local.get $index) (local.get $stride)) (global.get $ANSLABS))))
+            (local.set $checked (i32.add (local.get $checked) (local.get $stride)))
+            (br $search)))
+        (i32.const -1)))
+    (if (local.get $locking) (then (call $unlock (local.get $a))))
+    (if (i32.lt_s (local.get $s) (i32.const 0)) (then (return (local.get $s))))
+    ;; the debugfs counters total_used and used_hiwater
+    (if (local.get $locking)
+      (then
+        (local.set $u (i32.add (i32.atomic.rmw.add (global.get $CNT) (local.get $n)) (local.get $n)))
+        (local.set $h (i32.atomic.load offset=4 (global.get $CNT)))
+        (block $done
+          (loop $hi
+            (br_if $done (i32.le_s (local.get $u) (local.get $h)))
+            (local.set $r (i32.atomic.rmw.cmpxchg offset=4 (global.get $CNT) (local.get $h) (local.get $u)))
+            (br_if $done (i32.eq (local.get $r) (local.get $h)))
+            (local.set $h (local.get $r))
+            (br $hi))))
+      (else
+        (local.set $u (i32.add (i32.load (global.get $CNT)) (local.get $n)))
+        (i32.store (global.get $CNT) (local.get $u))
+        (if (i32.gt_s (local.get $u) (i32.load offset=4 (global.get $CNT)))
+          (then (i32.store offset=4 (global.get $CNT) (local.get $u))))))
+    ;; pad_slots[s] is 0 already: every release clears its run's
+    (i32.store8 (i32.add (global.get $MAPPED) (local.get $s)) (i32.const 1))
+    ;; orig_addr of every slot
+    (local.set $i (i32.const 0))
+    (loop $addr
+      (f64.store (i32.add (global.get $ORIG_ADDR) (i32.shl (i32.add (local.get $s) (local.get $i)) (i32.const 3)))
+        (f64.add (local.get $orig) (f64.convert_i32_u (i32.shl (local.get $i) (i32.const 11)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $addr (i32.lt_u (local.get $i) (local.get $n))))
+    ;; the hint entered another group of 8 slots: fetch the group after it
+    (if (i32.and (i32.ne (i32.shr_u (local.get $next) (i32.const 3)) (i32.shr_u (local.get $index) (i32.const 3)))
+                 (i32.le_u (i32.add (local.get $next) (i32.const 16)) (global.get $ANSLABS)))
+      (then (call $prefetch (i32.add (local.get $base) (i32.add (i32.and (local.get $next) (i32.const -8)) (i32.const 8))))))
+    ;; the copy in (6.x copies at map time whatever the direction)
+    (if (local.get $one)
+      (then (call $copy (local.get $dst) (local.get $src) (local.get $size)))
+      (else (call $xfer (local.get $s) (local.get $orig) (local.get $size) (i32.const 1))))
+    (local.get $s))
 
   ;; swiotlb_tbl_unmap_single of the mapping at slot `index`: copy back `size` bytes (>= 0) for
-  ;; FROM_DEVICE (2) / BIDIRECTIONAL (0) without DMA_ATTR_SKIP_CPU_SYNC (1 << 5), then release.
-  ;; 1 when done, or a code (-1 also for anything the general path warns about or refuses).
-  (func (export "unmap") (param $index i32) (param $size i32) (param $dir i32) (param $attrs i32) (result i32)
+  ;; FROM_DEVICE (2) / BIDIRECTIONAL (0) without DMA_ATTR_SKIP_CPU_SYNC (1 << 5), then release
+  ;; (under the area lock, the counter atomically, when `locking`). 1 when done, or a code (-1
+  ;; also for anything the general path warns about or refuses).
+  (func (export "unmap") (param $index i32) (param $size i32) (param $dir i32) (param $attrs i32) (param $locking i32) (result i32)
     (local $al f64) (local $orig f64) (local $n i32) (local $b i32) (local $w i32) (local $i i32)
-    (local $r i32) (local $a i32)
+    (local $a i32)
+    (if (i32.and (local.get $locking) (i32.eqz (global.get $LOCKABLE))) (then (return (i32.const -1))))
     (if (i32.ne (i32.load8_u (i32.add (global.get $MAPPED) (local.get $index))) (i32.const 1))
       (then (return (i32.const -1))))
     (local.set $al (f64.load (i32.add (global.get $ALLOC) (i32.shl (local.get $index) (i32.const 3)))))
@@ -354,6 +393,8 @@
           (then (return (global.get $code))))))
     ;; release: the run's orig_addr and alloc_size, list, area count, debugfs counter
     (i32.store8 (i32.add (global.get $MAPPED) (local.get $index)) (i32.const 0))
+    (if (i32.ne (global.get $NAREAS) (i32.const 1)) (then (local.set $a (i32.div_u (local.get $index) (global.get $ANSLABS)))))
+    (if (local.get $locking) (then (call $lock (local.get $a))))
     (loop $slots
       (f64.store (i32.add (global.get $ORIG_ADDR) (i32.shl (i32.add (local.get $index) (local.get $i)) (i32.const 3))) (f64.const -1))
       (f64.store (i32.add (global.get $ALLOC) (i32.shl (i32.add (local.get $index) (local.get $i)) (i32.const 3))) (f64.const 0))
@@ -365,10 +406,13 @@
         (i32.store (local.get $w) (i32.and (i32.load (local.get $w))
           (i32.xor (i32.shl (i32.shr_u (i32.const -1) (i32.sub (i32.const 32) (local.get $n))) (local.get $b)) (i32.const -1)))))
       (else (drop (call $bits (local.get $index) (local.get $n) (i32.const 2)))))
-    (if (i32.ne (global.get $NAREAS) (i32.const 1)) (then (local.set $a (i32.div_u (local.get $index) (global.get $ANSLABS)))))
     (local.set $w (i32.add (global.get $AUSED) (i32.shl (local.get $a) (i32.const 2))))
     (i32.store (local.get $w) (i32.sub (i32.load (local.get $w)) (local.get $n)))
-    (i32.store (global.get $CNT) (i32.sub (i32.load (global.get $CNT)) (local.get $n)))
+    (if (local.get $locking)
+      (then
+        (call $unlock (local.get $a))
+        (drop (i32.atomic.rmw.sub (global.get $CNT) (local.get $n))))
+      (else (i32.store (global.get $CNT) (i32.sub (i32.load (global.get $CNT)) (local.get $n)))))
     (i32.const 1))
 
   ;; The bounce copy between slot `s` and the original at ARG (the benchmark's copy limit times
