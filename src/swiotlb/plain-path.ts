@@ -152,6 +152,7 @@ export class PlainPath implements HotBounce {
         poolTable: tables + 16 + ORIG_TABLE * 12,
         poolSkew: pool.start - this.poolBase,
         chunkShift: Math.log2(this.cs),
+        chunkMask: this.cs - 1,
         wordMax: WORD_COPY_MAX,
       },
     });

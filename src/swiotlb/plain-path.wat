@@ -43,6 +43,7 @@
   (global $PTAB (import "g" "poolTable") i32)       ;; i32 per pool chunk: offset, -1 unknown, -2 none
   (global $SKEW (import "g" "poolSkew") i32)        ;; pool.start - its chunk's start
   (global $SHIFT (import "g" "chunkShift") i32)     ;; log2(chunk size)
+  (global $CMASK (import "g" "chunkMask") i32)      ;; chunk size - 1
   (global $WORD_MAX (import "g" "wordMax") i32)     ;; copies up to this long go as 64-bit words
 
   ;; where resolve / poolAt put their answer: an arena offset and how many of the bytes asked
@@ -246,20 +247,37 @@
     (local $i i32) (local $u i32) (local $h i32) (local $dst i32) (local $one i32)
     (local $used i32) (local $stride i32) (local $phaseMask i32) (local $base i32) (local $index i32)
     (local $checked i32) (local $b i32) (local $mask i32) (local $w i32) (local $free i32) (local $next i32)
+    (local $a64 i64) (local $ck i32) (local $e i32) (local $off i32)
     (if (i32.and (local.get $locking) (i32.eqz (global.get $LOCKABLE))) (then (return (i32.const -1))))
     (local.set $n (i32.shr_u (i32.add (local.get $size) (i32.const 2047)) (i32.const 11)))
     (local.set $a (i32.and (local.get $cpu) (i32.sub (global.get $NAREAS) (i32.const 1))))
     ;; the original first: a miss must come before any change
+    ;; $one: original and bounce each in one chunk, one copy (else piece by piece). The common
+    ;; case is $resolve written out here (a call and its answer in globals cost more than it)
     (local.set $orig (f64.load (global.get $ARG)))
-    (local.set $r (call $resolve (local.get $orig) (local.get $size)))
-    (if (local.get $r) (then (return (local.get $r))))
-    (local.set $src (global.get $oa))
-    ;; $one: original and bounce each in one chunk, one copy (else piece by piece)
-    (local.set $one (i32.eq (global.get $olen) (local.get $size)))
+    (if (i32.and (i32.and (f64.ge (local.get $orig) (f64.const 0)) (f64.lt (local.get $orig) (f64.const 0x1p48)))
+                 (f64.eq (f64.floor (local.get $orig)) (local.get $orig)))
+      (then
+        (local.set $a64 (i64.trunc_f64_u (local.get $orig)))
+        (local.set $ck (i32.wrap_i64 (i64.shr_u (local.get $a64) (i64.extend_i32_u (global.get $SHIFT)))))
+        (local.set $e (i32.add (global.get $OTAB) (i32.mul (i32.and (local.get $ck) (i32.const 255)) (i32.const 12))))
+        (if (i32.eq (i32.load (local.get $e)) (local.get $ck))
+          (then
+            (local.set $off (i32.and (i32.wrap_i64 (local.get $a64)) (global.get $CMASK)))
+            (if (i32.le_s (local.get $size) (i32.sub (i32.load offset=8 (local.get $e)) (local.get $off)))
+              (then
+                (local.set $src (i32.add (i32.load offset=4 (local.get $e)) (local.get $off)))
+                (local.set $one (i32.const 1))))))))
     (if (i32.eqz (local.get $one))
       (then
-        (local.set $r (call $checkOrig (local.get $orig) (local.get $size)))
-        (if (local.get $r) (then (return (local.get $r))))))
+        (local.set $r (call $resolve (local.get $orig) (local.get $size)))
+        (if (local.get $r) (then (return (local.get $r))))
+        (local.set $src (global.get $oa))
+        (local.set $one (i32.eq (global.get $olen) (local.get $size)))
+        (if (i32.eqz (local.get $one))
+          (then
+            (local.set $r (call $checkOrig (local.get $orig) (local.get $size)))
+            (if (local.get $r) (then (return (local.get $r))))))))
     ;; the search and claim of swiotlb_search_pool_area, under the area lock when others run:
     ;; the slot, or -1 (no room) / -3 (pool chunk miss) with nothing changed
     (if (local.get $locking) (then (call $lock (local.get $a))))
@@ -297,15 +315,23 @@
                   (else (local.set $free (call $bits (local.get $s) (local.get $n) (i32.const 0)))))
                 (if (local.get $free)
                   (then
-                    ;; the bounce side, still before any change
-                    (local.set $r (call $poolAt (i32.shl (local.get $s) (i32.const 11)) (local.get $size)))
-                    (if (local.get $r) (then (br $taken (local.get $r))))
-                    (local.set $dst (global.get $pa))
-                    (if (i32.ne (global.get $plen) (local.get $size))
-                      (then
-                        (local.set $one (i32.const 0))
-                        (local.set $r (call $checkPool (local.get $s) (local.get $size)))
-                        (if (local.get $r) (then (br $taken (local.get $r))))))
+                    ;; the bounce side, still before any change ($poolAt written out for the
+                    ;; common case: the run in one pool chunk whose offset is known)
+                    (local.set $off (i32.add (global.get $SKEW) (i32.shl (local.get $s) (i32.const 11))))
+                    (local.set $e (i32.load (i32.add (global.get $PTAB) (i32.shl (i32.shr_u (local.get $off) (global.get $SHIFT)) (i32.const 2)))))
+                    (local.set $off (i32.and (local.get $off) (global.get $CMASK)))
+                    (if (i32.and (i32.ge_s (local.get $e) (i32.const 0))
+                                 (i32.le_u (i32.add (local.get $off) (local.get $size)) (i32.add (global.get $CMASK) (i32.const 1))))
+                      (then (local.set $dst (i32.add (local.get $e) (local.get $off))))
+                      (else
+                        (local.set $r (call $poolAt (i32.shl (local.get $s) (i32.const 11)) (local.get $size)))
+                        (if (local.get $r) (then (br $taken (local.get $r))))
+                        (local.set $dst (global.get $pa))
+                        (if (i32.ne (global.get $plen) (local.get $size))
+                          (then
+                            (local.set $one (i32.const 0))
+                            (local.set $r (call $checkPool (local.get $s) (local.get $size)))
+                            (if (local.get $r) (then (br $taken (local.get $r))))))))
                     ;; claim: alloc_size, list, area hint and count
                     (loop $alloc
                       (f64.store (i32.add (global.get $ALLOC) (i32.shl (i32.add (local.get $s) (local.get $i)) (i32.const 3)))
@@ -359,7 +385,20 @@
       (then (call $prefetch (i32.add (local.get $base) (i32.add (i32.and (local.get $next) (i32.const -8)) (i32.const 8))))))
     ;; the copy in (6.x copies at map time whatever the direction)
     (if (local.get $one)
-      (then (call $copy (local.get $dst) (local.get $src) (local.get $size)))
+      (then
+        ;; $copy's word loop written out for short copies
+        (if (i32.and
+              (i32.and (i32.le_u (local.get $size) (global.get $WORD_MAX))
+                       (i32.eqz (i32.and (i32.or (i32.or (local.get $dst) (local.get $src)) (local.get $size)) (i32.const 7))))
+              (i32.or (i32.le_u (i32.add (local.get $dst) (local.get $size)) (local.get $src))
+                      (i32.le_u (i32.add (local.get $src) (local.get $size)) (local.get $dst))))
+          (then
+            (local.set $i (i32.const 0))
+            (loop $word
+              (i64.store (i32.add (local.get $dst) (local.get $i)) (i64.load (i32.add (local.get $src) (local.get $i))))
+              (local.set $i (i32.add (local.get $i) (i32.const 8)))
+              (br_if $word (i32.lt_u (local.get $i) (local.get $size)))))
+          (else (call $copy (local.get $dst) (local.get $src) (local.get $size)))))
       (else (call $xfer (local.get $s) (local.get $orig) (local.get $size) (i32.const 1))))
     (local.get $s))
 
@@ -369,7 +408,8 @@
   ;; also for anything the general path warns about or refuses).
   (func (export "unmap") (param $index i32) (param $size i32) (param $dir i32) (param $attrs i32) (param $locking i32) (result i32)
     (local $al f64) (local $orig f64) (local $n i32) (local $b i32) (local $w i32) (local $i i32)
-    (local $a i32)
+    (local $a i32) (local $a64 i64) (local $ck i32) (local $e i32) (local $off i32) (local $src i32)
+    (local $dst i32) (local $done i32)
     (if (i32.and (local.get $locking) (i32.eqz (global.get $LOCKABLE))) (then (return (i32.const -1))))
     (if (i32.ne (i32.load8_u (i32.add (global.get $MAPPED) (local.get $index))) (i32.const 1))
       (then (return (i32.const -1))))
@@ -389,8 +429,47 @@
       (then
         ;; an overflowing size is clamped, with its warning, by the general path
         (if (f64.gt (f64.convert_i32_u (local.get $size)) (local.get $al)) (then (return (i32.const -1))))
-        (if (call $span (local.get $index) (local.get $orig) (local.get $size) (i32.const 0))
-          (then (return (global.get $code))))))
+        ;; the common case written out (as in map): a whole address, its chunk in the table, both
+        ;; sides in one chunk, a short aligned copy; anything else is $span's
+        (local.set $done (i32.const 0))
+        (if (i32.and (i32.and (f64.ge (local.get $orig) (f64.const 0)) (f64.lt (local.get $orig) (f64.const 0x1p48)))
+                     (f64.eq (f64.floor (local.get $orig)) (local.get $orig)))
+          (then
+            (local.set $a64 (i64.trunc_f64_u (local.get $orig)))
+            (local.set $ck (i32.wrap_i64 (i64.shr_u (local.get $a64) (i64.extend_i32_u (global.get $SHIFT)))))
+            (local.set $e (i32.add (global.get $OTAB) (i32.mul (i32.and (local.get $ck) (i32.const 255)) (i32.const 12))))
+            (if (i32.eq (i32.load (local.get $e)) (local.get $ck))
+              (then
+                (local.set $off (i32.and (i32.wrap_i64 (local.get $a64)) (global.get $CMASK)))
+                (if (i32.le_s (local.get $size) (i32.sub (i32.load offset=8 (local.get $e)) (local.get $off)))
+                  (then
+                    (local.set $dst (i32.add (i32.load offset=4 (local.get $e)) (local.get $off)))
+                    (local.set $off (i32.add (global.get $SKEW) (i32.shl (local.get $index) (i32.const 11))))
+                    (local.set $e (i32.load (i32.add (global.get $PTAB) (i32.shl (i32.shr_u (local.get $off) (global.get $SHIFT)) (i32.const 2)))))
+                    (local.set $off (i32.and (local.get $off) (global.get $CMASK)))
+                    (if (i32.and (i32.ge_s (local.get $e) (i32.const 0))
+                                 (i32.le_u (i32.add (local.get $off) (local.get $size)) (i32.add (global.get $CMASK) (i32.const 1))))
+                      (then
+                        (local.set $src (i32.add (local.get $e) (local.get $off)))
+                        (local.set $done (i32.const 1))
+                        (if (i32.and
+                              (i32.and (i32.le_u (local.get $size) (global.get $WORD_MAX))
+                                       (i32.eqz (i32.and (i32.or (i32.or (local.get $dst) (local.get $src)) (local.get $size)) (i32.const 7))))
+                              (i32.or (i32.le_u (i32.add (local.get $dst) (local.get $size)) (local.get $src))
+                                      (i32.le_u (i32.add (local.get $src) (local.get $size)) (local.get $dst))))
+                          (then
+                            (block $end
+                              (loop $word
+                                (br_if $end (i32.ge_u (local.get $i) (local.get $size)))
+                                (i64.store (i32.add (local.get $dst) (local.get $i)) (i64.load (i32.add (local.get $src) (local.get $i))))
+                                (local.set $i (i32.add (local.get $i) (i32.const 8)))
+                                (br $word)))
+                            (local.set $i (i32.const 0)))
+                          (else (call $copy (local.get $dst) (local.get $src) (local.get $size))))))))))))
+        (if (i32.eqz (local.get $done))
+          (then
+            (if (call $span (local.get $index) (local.get $orig) (local.get $size) (i32.const 0))
+              (then (return (global.get $code))))))))
     ;; release: the run's orig_addr and alloc_size, list, area count, debugfs counter
     (i32.store8 (i32.add (global.get $MAPPED) (local.get $index)) (i32.const 0))
     (if (i32.ne (global.get $NAREAS) (i32.const 1)) (then (local.set $a (i32.div_u (local.get $index) (global.get $ANSLABS)))))

@@ -157,6 +157,22 @@ describe("measurement", () => {
       expect(j.heapBytesPerPair).toBeLessThan(1);
     });
 
+  // Worker threads on one shared pool, through the wasm hot path with its area locks: two
+  // threads on one area (every map and unmap contends for its lock) and on two. The run ends
+  // with the pool checked drained (every slot free, every counter 0): a lost update under the
+  // locks fails it with exit code 3.
+  for (const areas of ["1", "2"])
+    it(`ring -t 2 --areas ${areas}: worker threads leave the shared pool consistent`, () => {
+      const out = execFileSync(process.execPath, [join(root, "bin", "dmalab.js"), "bench", "--workload", "ring", "-t", "2", "--areas", areas, "-s", "1", "--json"], {
+        encoding: "utf8",
+      });
+      const j = JSON.parse(out) as { threads: number; areas: number; pairsPerSec: number; bouncedBytesPerSec: number };
+      expect(j.threads).toBe(2);
+      expect(j.areas).toBe(Number(areas));
+      expect(j.pairsPerSec).toBeGreaterThan(0);
+      expect(j.bouncedBytesPerSec).toBeGreaterThan(0);
+    });
+
   it("heap bytes per pair is measured, non-negative and finite", () => {
     const m = machine();
     const p = new Pingpong(m.swiotlb, workloadDevice(), 64, 0, false);
