@@ -11,7 +11,7 @@
 // in instructions alone (typed-array bounds and base loads, spills, a call chain that V8
 // inlines only in part), ~45 ns in WebAssembly; a JS -> wasm call costs ~4 ns. What is left
 // then is the store to a bounce slot that is not in cache; the wasm code fetches the slots
-// the search will hand out next with loads, eight at a time (see $prefetch there): on a
+// the search will hand out next with loads, sixteen at a time (see $prefetch there): on a
 // 64 MiB pool, 5 -> 20 M pairs/s in the prototype, against ~9 M for the JavaScript path.
 //
 // With worker threads on the pool, the module takes the area spin locks (the pool's own lock
