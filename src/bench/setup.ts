@@ -197,7 +197,7 @@ export function poolIsDrained(m: BenchMachine): boolean {
   const mem = m.swiotlb.defaultMem;
   if (mem === null) return true;
   const p = mem.pool;
-  return p.busy.every((w) => w === 0) && p.areaUsed.every((u) => u === 0) && p.mapped.every((b) => b === 0) && p.counters[0] === 0;
+  return p.busy.every((w) => w === 0) && p.areaUsedList().every((u) => u === 0) && p.mapped.every((b) => b === 0) && p.counters[0] === 0;
 }
 
 /** The pool's bounce region (the copy limit's destinations walk it). */

@@ -25,7 +25,7 @@ import type { DmaDirection } from "../kernel/dma-mapping.js";
 import type { PhysicalMemory } from "../memory/physical-memory.js";
 import type { ChunkArena } from "../memory/arena.js";
 import type { BounceCopy, HotBounce } from "./bounce.js";
-import type { IoTlbPool } from "./pool.js";
+import { AREA_WORDS, type IoTlbPool } from "./pool.js";
 import { PLAIN_PATH_WASM } from "./plain-path-wasm.js";
 
 /** copies up to this long go as 64-bit words, longer ones with memory.copy (see bounce.ts) */
@@ -136,10 +136,9 @@ export class PlainPath implements HotBounce {
         busy: at(pool.busy),
         padSlots: at(pool.padSlots),
         mapped: at(pool.mapped),
-        areaIndex: at(pool.areaIndex),
-        areaUsed: at(pool.areaUsed),
+        areas: at(pool.areas),
+        areaShift: Math.log2(AREA_WORDS * 4),
         counters: at(pool.counters),
-        areaLock: at(pool.areaLock),
         lockable: pool.areaNslabs % 32 === 0 ? 1 : 0,
         nareas: pool.nareas,
         areaNslabs: pool.areaNslabs,

@@ -23,10 +23,9 @@
   (global $BUSY (import "g" "busy") i32)            ;; i32[]: bit i = slot i allocated
   (global $PAD (import "g" "padSlots") i32)         ;; u16[nslabs]
   (global $MAPPED (import "g" "mapped") i32)        ;; u8[nslabs]
-  (global $AIDX (import "g" "areaIndex") i32)       ;; i32[nareas]
-  (global $AUSED (import "g" "areaUsed") i32)       ;; i32[nareas]
+  (global $AREAS (import "g" "areas") i32)          ;; per area, 1 << ASHIFT bytes: i32 index, used, lock
+  (global $ASHIFT (import "g" "areaShift") i32)
   (global $CNT (import "g" "counters") i32)         ;; i32[2]: total_used, used_hiwater
-  (global $LOCK (import "g" "areaLock") i32)        ;; i32[nareas]: the area spin locks
   ;; the pool's geometry
   (global $NAREAS (import "g" "nareas") i32)
   (global $ANSLABS (import "g" "areaNslabs") i32)
@@ -233,13 +232,13 @@
   ;; (the same words: JS and wasm threads exclude each other): test, then test-and-set
   (func $lock (param $a i32)
     (local $p i32)
-    (local.set $p (i32.add (global.get $LOCK) (i32.shl (local.get $a) (i32.const 2))))
+    (local.set $p (i32.add (i32.add (global.get $AREAS) (i32.shl (local.get $a) (global.get $ASHIFT))) (i32.const 8)))
     (loop $spin
       (br_if $spin (i32.atomic.load (local.get $p)))
       (br_if $spin (i32.atomic.rmw.cmpxchg (local.get $p) (i32.const 0) (i32.const 1)))))
 
   (func $unlock (param $a i32)
-    (i32.atomic.store (i32.add (global.get $LOCK) (i32.shl (local.get $a) (i32.const 2))) (i32.const 0)))
+    (i32.atomic.store offset=8 (i32.add (global.get $AREAS) (i32.shl (local.get $a) (global.get $ASHIFT))) (i32.const 0)))
 
   ;; swiotlb_tbl_map_single of a plain request: `size` bytes (> 0) of the original at ARG on
   ;; CPU `cpu`, searched in that CPU's area only (its first area: the kernel's loop over the
@@ -286,14 +285,14 @@
     ;; the slot, or -1 (no room) / -3 (pool chunk miss) with nothing changed
     (if (local.get $locking) (then (call $lock (local.get $a))))
     (local.set $s (block $taken (result i32)
-        (local.set $used (i32.load (i32.add (global.get $AUSED) (i32.shl (local.get $a) (i32.const 2)))))
+        (local.set $used (i32.load offset=4 (i32.add (global.get $AREAS) (i32.shl (local.get $a) (global.get $ASHIFT)))))
         (if (i32.gt_s (local.get $n) (i32.sub (global.get $ANSLABS) (local.get $used))) (then (br $taken (i32.const -1))))
         ;; alloc_align_mask is PAGE_SIZE - 1 from PAGE_SIZE up, else 2047 (met by every slot)
         (local.set $stride (select (global.get $PAGE_SLOTS) (i32.const 1)
           (i32.ge_u (local.get $size) (i32.shl (global.get $PAGE_SLOTS) (i32.const 11)))))
         (local.set $phaseMask (i32.sub (local.get $stride) (i32.const 1)))
         (local.set $base (i32.mul (local.get $a) (global.get $ANSLABS)))
-        (local.set $index (i32.load (i32.add (global.get $AIDX) (i32.shl (local.get $a) (i32.const 2)))))
+        (local.set $index (i32.load (i32.add (global.get $AREAS) (i32.shl (local.get $a) (global.get $ASHIFT)))))
         (block $none
           (loop $search
             (br_if $none (i32.ge_u (local.get $checked) (global.get $ANSLABS)))
@@ -347,8 +346,8 @@
                       (else (drop (call $bits (local.get $s) (local.get $n) (i32.const 1)))))
                     (local.set $next (select (i32.const 0) (i32.add (local.get $index) (local.get $n))
                       (i32.ge_u (i32.add (local.get $index) (local.get $n)) (global.get $ANSLABS))))
-                    (i32.store (i32.add (global.get $AIDX) (i32.shl (local.get $a) (i32.const 2))) (local.get $next))
-                    (i32.store (i32.add (global.get $AUSED) (i32.shl (local.get $a) (i32.const 2))) (i32.add (local.get $used) (local.get $n)))
+                    (i32.store (i32.add (global.get $AREAS) (i32.shl (local.get $a) (global.get $ASHIFT))) (local.get $next))
+                    (i32.store offset=4 (i32.add (global.get $AREAS) (i32.shl (local.get $a) (global.get $ASHIFT))) (i32.add (local.get $used) (local.get $n)))
                     (br $taken (local.get $s))))))
             (local.set $index (select (i32.const 0) (i32.add (local.get $index) (local.get $stride))
               (i32.ge_u (i32.add (local.get $index) (local.get $stride)) (global.get $ANSLABS))))
@@ -489,7 +488,7 @@
         (i32.store (local.get $w) (i32.and (i32.load (local.get $w))
           (i32.xor (i32.shl (i32.shr_u (i32.const -1) (i32.sub (i32.const 32) (local.get $n))) (local.get $b)) (i32.const -1)))))
       (else (drop (call $bits (local.get $index) (local.get $n) (i32.const 2)))))
-    (local.set $w (i32.add (global.get $AUSED) (i32.shl (local.get $a) (i32.const 2))))
+    (local.set $w (i32.add (i32.add (global.get $AREAS) (i32.shl (local.get $a) (global.get $ASHIFT))) (i32.const 4)))
     (i32.store (local.get $w) (i32.sub (i32.load (local.get $w)) (local.get $n)))
     (if (local.get $locking)
       (then

@@ -268,6 +268,6 @@ describe("locking for threads", () => {
       }
     }
     expect(state(b)).toEqual(state(a));
-    expect([...b.swiotlb.defaultMem!.pool.areaLock]).toEqual([0, 0]);
+    expect(b.swiotlb.defaultMem!.pool.areaLockList()).toEqual([0, 0]);
   });
 });

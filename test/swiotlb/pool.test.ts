@@ -43,7 +43,7 @@ function expectInitial(p: IoTlbPool): void {
   expect(Array.from(p.allocSize).every((v) => v === 0)).toBe(true);
   expect(Array.from(p.padSlots).every((v) => v === 0)).toBe(true);
   expect(Array.from(p.mapped).every((v) => v === 0)).toBe(true);
-  expect(Array.from(p.areaUsed)).toEqual(new Array(p.nareas).fill(0));
+  expect(p.areaUsedList()).toEqual(new Array(p.nareas).fill(0));
   expect(p.used).toBe(0);
 }
 
@@ -63,7 +63,7 @@ describe("IoTlbPool initial state", () => {
     const off = map6x(a, 1, 0x4000_0000, 3000, 0);
     const b = new IoTlbPool({ start: START, nslabs: 1024, nareas: 2, era: "6.x", pageSize: 4096, listClippedTail: true }, a.buffer);
     expect(b.listAt(off / IO_TLB_SIZE)).toBe(0);
-    expect(b.areaUsed[1]).toBe(2);
+    expect(b.areaUsedOf(1)).toBe(2);
     expect(b.releaseSlots(START + off, 0)).toBe(2);
     expect(a.used).toBe(0);
     expect(a.buffer).toBeInstanceOf(SharedArrayBuffer);
@@ -77,14 +77,14 @@ describe("spec 3.5 worked examples", () => {
     expect(p.listAt(8192)).toBe(0);
     expect(p.allocSize[8192]).toBe(100);
     expect(p.listAt(8191)).toBe(1); // the backward walk stopped at once (8191 is offset 127)
-    expect(p.areaIndex[1]).toBe(1);
-    expect(p.areaUsed[1]).toBe(1);
+    expect(p.areaIndexOf(1)).toBe(1);
+    expect(p.areaUsedOf(1)).toBe(1);
   });
   it("B (5.13): NVMe min_align 0xfff, 8192 bytes at 0xa00 -> slot 1, then slot 9 (stride rounding)", () => {
     const p = pool513();
     expect(map513(p, 0x4000_0a00, 8192, 0xfff)).toBe(1 * IO_TLB_SIZE + 0x200);
     expect(p.listAt(0)).toBe(1);
-    expect(p.areaIndex[0]).toBe(6);
+    expect(p.areaIndexOf(0)).toBe(6);
     expect(Array.from(p.allocSize.subarray(1, 6))).toEqual([8192, 6144, 4096, 2048, 0]);
     // the 5.13 quirk: the start is ALIGN(6, 4) = 8 and the stride is 4 -> slot 9, 6..8 unused
     expect(map513(p, 0x4000_0a00, 8192, 0xfff)).toBe(9 * IO_TLB_SIZE + 0x200);
@@ -93,7 +93,7 @@ describe("spec 3.5 worked examples", () => {
   it("C (6.x): the same request lands at 1 and then at 7", () => {
     const p = pool6x();
     expect(map6x(p, 0, 0x4000_0a00, 8192, 0xfff)).toBe(1 * IO_TLB_SIZE + 0x200);
-    expect(p.areaIndex[0]).toBe(6);
+    expect(p.areaIndexOf(0)).toBe(6);
     expect(map6x(p, 0, 0x4000_0a00, 8192, 0xfff)).toBe(7 * IO_TLB_SIZE + 0x200);
   });
   it("D (6.x): alloc_align 0xfff with an offset of 0xa00 takes one pad slot", () => {
@@ -135,7 +135,7 @@ describe("5.13 quirks", () => {
     expect(p.lastVisits).toBe(4 * 256 + 1);
     expect(p.listSnapshot()).toEqual(before);
     expect(p.used).toBe(1);
-    expect(p.areaIndex[0]).toBe(2);
+    expect(p.areaIndexOf(0)).toBe(2);
   });
 
   it("the same hopeless request terminates as plain full when the walk can return to its start", () => {
@@ -234,16 +234,16 @@ describe("areas (6.x)", () => {
     expect(map6x(p, 3, 0, 128 * IO_TLB_SIZE, 0)).toBe(384 * IO_TLB_SIZE);
     expect(map6x(p, 7, 0, 2048, 0)).toBe(0); // area 3 full -> wraps to area 0
     expect(map6x(p, 2, 0, 2048, 0)).toBe(256 * IO_TLB_SIZE);
-    expect(Array.from(p.areaUsed)).toEqual([1, 0, 1, 128]);
+    expect(p.areaUsedList()).toEqual([1, 0, 1, 128]);
   });
   it("an area's index wraps to 0 at its end (not into the next area)", () => {
     const p = pool6x(512, 2); // 256 per area
     const offs: number[] = [];
     for (let i = 0; i < 255; i++) offs.push(map6x(p, 1, 0, 2048, 0));
-    expect(p.areaIndex[1]).toBe(255);
+    expect(p.areaIndexOf(1)).toBe(255);
     expect(p.releaseSlots(START + offs[3]!, 0)).toBe(1);
     expect(map6x(p, 1, 0, 2048, 0)).toBe(511 * IO_TLB_SIZE);
-    expect(p.areaIndex[1]).toBe(0);
+    expect(p.areaIndexOf(1)).toBe(0);
     expect(map6x(p, 1, 0, 2048, 0)).toBe((256 + 3) * IO_TLB_SIZE);
   });
   it("a non-power-of-two area count (limit_nareas) masks with nareas - 1", () => {
@@ -312,8 +312,8 @@ describe("differential: random map/unmap sequences against the walking model", (
             let diff = -1;
             for (let i = 0; i < cfg.nslabs && diff < 0; i++) if (snap[i] !== m.list[i]) diff = i;
             expect(diff, `first list difference (slot ${diff}: ${snap[diff]} vs ${m.list[diff]})`).toBe(-1);
-            expect(Array.from(p.areaIndex)).toEqual(m.areaIndex);
-            expect(Array.from(p.areaUsed)).toEqual(m.areaUsed);
+            expect(p.areaIndexList()).toEqual(m.areaIndex);
+            expect(p.areaUsedList()).toEqual(m.areaUsed);
           }
           for (let i = 0; i < cfg.nslabs; i++) {
             expect(BigInt.asUintN(64, BigInt(p.allocSize[i]!))).toBe(m.alloc[i]);
@@ -334,7 +334,7 @@ describe("release refuses what is not a live mapping", () => {
   it("returns -1 and changes nothing for a free slot, a double release, a mid-mapping address, outside the pool", () => {
     const p = pool6x(1024);
     const off = map6x(p, 0, 0x4000_0000, 5000, 0);
-    const snap = () => [Array.from(p.listSnapshot()), Array.from(p.allocSize), Array.from(p.areaUsed), p.counters[0]];
+    const snap = () => [Array.from(p.listSnapshot()), Array.from(p.allocSize), p.areaUsedList(), p.counters[0]];
     const before = snap();
     expect(p.releaseSlots(START + off + IO_TLB_SIZE, 0)).toBe(-1);
     expect(p.releaseSlots(START + 100 * IO_TLB_SIZE, 0)).toBe(-1);
