@@ -28,8 +28,6 @@ import type { BounceCopy, HotBounce } from "./bounce.js";
 import { AREA_WORDS, type IoTlbPool } from "./pool.js";
 import { PLAIN_PATH_WASM } from "./plain-path-wasm.js";
 
-/** copies up to this long go as 64-bit words, longer ones with memory.copy (see bounce.ts) */
-const WORD_COPY_MAX = 128;
 /** entries of the original-side chunk table (direct-mapped by chunk number) */
 const ORIG_TABLE = 256;
 // the module's answers (see plain-path.wat)
@@ -152,7 +150,6 @@ export class PlainPath implements HotBounce {
         poolSkew: pool.start - this.poolBase,
         chunkShift: Math.log2(this.cs),
         chunkMask: this.cs - 1,
-        wordMax: WORD_COPY_MAX,
       },
     });
     const x = inst.exports as unknown as PlainExports;
