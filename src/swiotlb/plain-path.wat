@@ -142,19 +142,38 @@
       (local.set $len (i32.sub (local.get $len) (local.get $n)))
       (br_if $piece (local.get $len))))
 
-  ;; memmove(dst, src, len): 64-bit words when short (up to 128 bytes: the 16 word copies the
-  ;; jump below has), aligned and not overlapping, else memory.copy
+  ;; memmove(dst, src, len): 64-bit words when short (up to 256 bytes: the 32 word copies the
+  ;; jump below has), aligned and not overlapping, else memory.copy. memory.copy is a call out
+  ;; of the module with a fixed cost of tens of ns: 256 B pingpong 1.76x this way (A/B); at
+  ;; 512 B the two are even (the bounce slot's lines that are not prefetched set the pace).
   (func $copy (param $dst i32) (param $src i32) (param $len i32)
     (if (i32.and
-          (i32.and (i32.le_u (local.get $len) (i32.const 128))
+          (i32.and (i32.le_u (local.get $len) (i32.const 256))
                    (i32.eqz (i32.and (i32.or (i32.or (local.get $dst) (local.get $src)) (local.get $len)) (i32.const 7))))
           (i32.or (i32.le_u (i32.add (local.get $dst) (local.get $len)) (local.get $src))
                   (i32.le_u (i32.add (local.get $src) (local.get $len)) (local.get $dst))))
       (then
         ;; the jump into word copies of map and unmap (see there)
-        (block $w0 (block $w1 (block $w2 (block $w3 (block $w4 (block $w5 (block $w6 (block $w7 (block $w8
-        (block $w9 (block $w10 (block $w11 (block $w12 (block $w13 (block $w14 (block $w15 (block $w16
-          (br_table $w0 $w1 $w2 $w3 $w4 $w5 $w6 $w7 $w8 $w9 $w10 $w11 $w12 $w13 $w14 $w15 $w16 $w0 (i32.shr_u (local.get $len) (i32.const 3))))
+        (block $w0 (block $w1 (block $w2 (block $w3 (block $w4 (block $w5 (block $w6 (block $w7 (block $w8 (block $w9 (block $w10
+        (block $w11 (block $w12 (block $w13 (block $w14 (block $w15 (block $w16 (block $w17 (block $w18 (block $w19 (block $w20 (block $w21
+        (block $w22 (block $w23 (block $w24 (block $w25 (block $w26 (block $w27 (block $w28 (block $w29 (block $w30 (block $w31 (block $w32
+          (br_table $w0 $w1 $w2 $w3 $w4 $w5 $w6 $w7 $w8 $w9 $w10 $w11 $w12 $w13 $w14 $w15 $w16 $w17 $w18 $w19 $w20 $w21 $w22 $w23 $w24 $w25 $w26 $w27 $w28 $w29 $w30 $w31 $w32 $w0 (i32.shr_u (local.get $len) (i32.const 3))))
+        (i64.store offset=248 (local.get $dst) (i64.load offset=248 (local.get $src))))
+        (i64.store offset=240 (local.get $dst) (i64.load offset=240 (local.get $src))))
+        (i64.store offset=232 (local.get $dst) (i64.load offset=232 (local.get $src))))
+        (i64.store offset=224 (local.get $dst) (i64.load offset=224 (local.get $src))))
+        (i64.store offset=216 (local.get $dst) (i64.load offset=216 (local.get $src))))
+        (i64.store offset=208 (local.get $dst) (i64.load offset=208 (local.get $src))))
+        (i64.store offset=200 (local.get $dst) (i64.load offset=200 (local.get $src))))
+        (i64.store offset=192 (local.get $dst) (i64.load offset=192 (local.get $src))))
+        (i64.store offset=184 (local.get $dst) (i64.load offset=184 (local.get $src))))
+        (i64.store offset=176 (local.get $dst) (i64.load offset=176 (local.get $src))))
+        (i64.store offset=168 (local.get $dst) (i64.load offset=168 (local.get $src))))
+        (i64.store offset=160 (local.get $dst) (i64.load offset=160 (local.get $src))))
+        (i64.store offset=152 (local.get $dst) (i64.load offset=152 (local.get $src))))
+        (i64.store offset=144 (local.get $dst) (i64.load offset=144 (local.get $src))))
+        (i64.store offset=136 (local.get $dst) (i64.load offset=136 (local.get $src))))
+        (i64.store offset=128 (local.get $dst) (i64.load offset=128 (local.get $src))))
         (i64.store offset=120 (local.get $dst) (i64.load offset=120 (local.get $src))))
         (i64.store offset=112 (local.get $dst) (i64.load offset=112 (local.get $src))))
         (i64.store offset=104 (local.get $dst) (i64.load offset=104 (local.get $src))))
@@ -404,16 +423,33 @@
       (then
         ;; $copy's word loop written out for short copies
         (if (i32.and
-              (i32.and (i32.le_u (local.get $size) (i32.const 128))
+              (i32.and (i32.le_u (local.get $size) (i32.const 256))
                        (i32.eqz (i32.and (i32.or (i32.or (local.get $dst) (local.get $src)) (local.get $size)) (i32.const 7))))
               (i32.or (i32.le_u (i32.add (local.get $dst) (local.get $size)) (local.get $src))
                       (i32.le_u (i32.add (local.get $src) (local.get $size)) (local.get $dst))))
           (then
-            ;; a jump into 16 word copies, last word first: no loop (V8 gives every wasm loop back
+            ;; a jump into 32 word copies, last word first: no loop (V8 gives every wasm loop back
             ;; edge a stack check, one per word here; measured 1.13-1.17x on the 64 B pingpong)
-            (block $w0 (block $w1 (block $w2 (block $w3 (block $w4 (block $w5 (block $w6 (block $w7 (block $w8
-            (block $w9 (block $w10 (block $w11 (block $w12 (block $w13 (block $w14 (block $w15 (block $w16
-              (br_table $w0 $w1 $w2 $w3 $w4 $w5 $w6 $w7 $w8 $w9 $w10 $w11 $w12 $w13 $w14 $w15 $w16 $w0 (i32.shr_u (local.get $size) (i32.const 3))))
+            (block $w0 (block $w1 (block $w2 (block $w3 (block $w4 (block $w5 (block $w6 (block $w7 (block $w8 (block $w9 (block $w10
+            (block $w11 (block $w12 (block $w13 (block $w14 (block $w15 (block $w16 (block $w17 (block $w18 (block $w19 (block $w20 (block $w21
+            (block $w22 (block $w23 (block $w24 (block $w25 (block $w26 (block $w27 (block $w28 (block $w29 (block $w30 (block $w31 (block $w32
+              (br_table $w0 $w1 $w2 $w3 $w4 $w5 $w6 $w7 $w8 $w9 $w10 $w11 $w12 $w13 $w14 $w15 $w16 $w17 $w18 $w19 $w20 $w21 $w22 $w23 $w24 $w25 $w26 $w27 $w28 $w29 $w30 $w31 $w32 $w0 (i32.shr_u (local.get $size) (i32.const 3))))
+            (i64.store offset=248 (local.get $dst) (i64.load offset=248 (local.get $src))))
+            (i64.store offset=240 (local.get $dst) (i64.load offset=240 (local.get $src))))
+            (i64.store offset=232 (local.get $dst) (i64.load offset=232 (local.get $src))))
+            (i64.store offset=224 (local.get $dst) (i64.load offset=224 (local.get $src))))
+            (i64.store offset=216 (local.get $dst) (i64.load offset=216 (local.get $src))))
+            (i64.store offset=208 (local.get $dst) (i64.load offset=208 (local.get $src))))
+            (i64.store offset=200 (local.get $dst) (i64.load offset=200 (local.get $src))))
+            (i64.store offset=192 (local.get $dst) (i64.load offset=192 (local.get $src))))
+            (i64.store offset=184 (local.get $dst) (i64.load offset=184 (local.get $src))))
+            (i64.store offset=176 (local.get $dst) (i64.load offset=176 (local.get $src))))
+            (i64.store offset=168 (local.get $dst) (i64.load offset=168 (local.get $src))))
+            (i64.store offset=160 (local.get $dst) (i64.load offset=160 (local.get $src))))
+            (i64.store offset=152 (local.get $dst) (i64.load offset=152 (local.get $src))))
+            (i64.store offset=144 (local.get $dst) (i64.load offset=144 (local.get $src))))
+            (i64.store offset=136 (local.get $dst) (i64.load offset=136 (local.get $src))))
+            (i64.store offset=128 (local.get $dst) (i64.load offset=128 (local.get $src))))
             (i64.store offset=120 (local.get $dst) (i64.load offset=120 (local.get $src))))
             (i64.store offset=112 (local.get $dst) (i64.load offset=112 (local.get $src))))
             (i64.store offset=104 (local.get $dst) (i64.load offset=104 (local.get $src))))
@@ -485,16 +521,33 @@
                         (local.set $src (i32.add (local.get $e) (local.get $off)))
                         (local.set $done (i32.const 1))
                         (if (i32.and
-                              (i32.and (i32.le_u (local.get $size) (i32.const 128))
+                              (i32.and (i32.le_u (local.get $size) (i32.const 256))
                                        (i32.eqz (i32.and (i32.or (i32.or (local.get $dst) (local.get $src)) (local.get $size)) (i32.const 7))))
                               (i32.or (i32.le_u (i32.add (local.get $dst) (local.get $size)) (local.get $src))
                                       (i32.le_u (i32.add (local.get $src) (local.get $size)) (local.get $dst))))
                           (then
-                            ;; a jump into 16 word copies, last word first: no loop (V8 gives every wasm loop back
+                            ;; a jump into 32 word copies, last word first: no loop (V8 gives every wasm loop back
                             ;; edge a stack check, one per word here; measured 1.13-1.17x on the 64 B pingpong)
-                            (block $w0 (block $w1 (block $w2 (block $w3 (block $w4 (block $w5 (block $w6 (block $w7 (block $w8
-                            (block $w9 (block $w10 (block $w11 (block $w12 (block $w13 (block $w14 (block $w15 (block $w16
-                              (br_table $w0 $w1 $w2 $w3 $w4 $w5 $w6 $w7 $w8 $w9 $w10 $w11 $w12 $w13 $w14 $w15 $w16 $w0 (i32.shr_u (local.get $size) (i32.const 3))))
+                            (block $w0 (block $w1 (block $w2 (block $w3 (block $w4 (block $w5 (block $w6 (block $w7 (block $w8 (block $w9 (block $w10
+                            (block $w11 (block $w12 (block $w13 (block $w14 (block $w15 (block $w16 (block $w17 (block $w18 (block $w19 (block $w20 (block $w21
+                            (block $w22 (block $w23 (block $w24 (block $w25 (block $w26 (block $w27 (block $w28 (block $w29 (block $w30 (block $w31 (block $w32
+                              (br_table $w0 $w1 $w2 $w3 $w4 $w5 $w6 $w7 $w8 $w9 $w10 $w11 $w12 $w13 $w14 $w15 $w16 $w17 $w18 $w19 $w20 $w21 $w22 $w23 $w24 $w25 $w26 $w27 $w28 $w29 $w30 $w31 $w32 $w0 (i32.shr_u (local.get $size) (i32.const 3))))
+                            (i64.store offset=248 (local.get $dst) (i64.load offset=248 (local.get $src))))
+                            (i64.store offset=240 (local.get $dst) (i64.load offset=240 (local.get $src))))
+                            (i64.store offset=232 (local.get $dst) (i64.load offset=232 (local.get $src))))
+                            (i64.store offset=224 (local.get $dst) (i64.load offset=224 (local.get $src))))
+                            (i64.store offset=216 (local.get $dst) (i64.load offset=216 (local.get $src))))
+                            (i64.store offset=208 (local.get $dst) (i64.load offset=208 (local.get $src))))
+                            (i64.store offset=200 (local.get $dst) (i64.load offset=200 (local.get $src))))
+                            (i64.store offset=192 (local.get $dst) (i64.load offset=192 (local.get $src))))
+                            (i64.store offset=184 (local.get $dst) (i64.load offset=184 (local.get $src))))
+                            (i64.store offset=176 (local.get $dst) (i64.load offset=176 (local.get $src))))
+                            (i64.store offset=168 (local.get $dst) (i64.load offset=168 (local.get $src))))
+                            (i64.store offset=160 (local.get $dst) (i64.load offset=160 (local.get $src))))
+                            (i64.store offset=152 (local.get $dst) (i64.load offset=152 (local.get $src))))
+                            (i64.store offset=144 (local.get $dst) (i64.load offset=144 (local.get $src))))
+                            (i64.store offset=136 (local.get $dst) (i64.load offset=136 (local.get $src))))
+                            (i64.store offset=128 (local.get $dst) (i64.load offset=128 (local.get $src))))
                             (i64.store offset=120 (local.get $dst) (i64.load offset=120 (local.get $src))))
                             (i64.store offset=112 (local.get $dst) (i64.load offset=112 (local.get $src))))
                             (i64.store offset=104 (local.get $dst) (i64.load offset=104 (local.get $src))))

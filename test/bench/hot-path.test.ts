@@ -18,7 +18,7 @@ type Op = { kind: "map"; size: number; cpu: number; page: number; off: number; d
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({
     kind: fc.constant("map" as const),
-    size: fc.oneof(fc.integer({ min: 1, max: 4096 }), fc.integer({ min: 4096, max: 262144 }), fc.constantFrom(64, 512, 2048, 4096, 65536, 262144, 262145)),
+    size: fc.oneof(fc.integer({ min: 1, max: 4096 }), fc.integer({ min: 4096, max: 262144 }), fc.constantFrom(8, 64, 128, 136, 200, 256, 264, 512, 2048, 4096, 65536, 262144, 262145)),
     cpu: fc.nat(7),
     page: fc.nat(255),
     off: fc.oneof(fc.constant(0), fc.nat(4095)),
