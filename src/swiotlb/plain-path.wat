@@ -193,14 +193,15 @@
       (else (memory.copy (local.get $dst) (local.get $src) (local.get $len)))))
 
   ;; Loads the first line of the 16 slots from $s on (same pool chunk only); when this map's
-  ;; `size` is between 64 B and 1 KiB, as many lines of each as it covers (the next maps are
+  ;; `size` is over 64 B and up to 512 B, as many lines of each as it covers (the next maps are
   ;; likely of the same size). A store to a line that is not in cache holds up every store
   ;; behind it, one miss at a time; a load does not, and the batch's misses are fetched together.
   ;; The slot search hands out the slots after its hint in order, so the next maps' bounce slots
   ;; are found in cache. Each batch still holds the core up for about one miss (loads retire in
   ;; order). Measured (A/B): 16 slots a batch 1.00-1.09x against 8 on 64 B, 32 no better; the
   ;; lines by size 1.49x on 512 B and 1.16x on 256 B, even at 64 B, 4 KiB and on the ring
-  ;; (lines by size for 4 KiB copies too were 0.89x: the hardware streams those).
+  ;; (lines by size for 4 KiB copies too were 0.89x: the hardware streams those; for 1 KiB,
+  ;; 0.89x against one line a slot).
   (func $prefetch (param $s i32) (param $size i32)
     (local $p i32) (local $end i32) (local $acc i32) (local $q i32) (local $qe i32)
     (if (i32.or (call $poolAt (i32.shl (local.get $s) (i32.const 11)) (i32.const 32769))
@@ -208,7 +209,7 @@
       (then (return)))
     (local.set $p (global.get $pa))
     (local.set $end (i32.add (local.get $p) (i32.const 32768)))
-    (if (i32.or (i32.le_u (local.get $size) (i32.const 64)) (i32.gt_u (local.get $size) (i32.const 1024)))
+    (if (i32.or (i32.le_u (local.get $size) (i32.const 64)) (i32.gt_u (local.get $size) (i32.const 512)))
       (then
         ;; the first line of each slot
         (loop $first
@@ -218,7 +219,7 @@
           (local.set $p (i32.add (local.get $p) (i32.const 8192)))
           (br_if $first (i32.lt_u (local.get $p) (local.get $end)))))
       (else
-        ;; as many lines of each slot as this map's size covers (up to 1 KiB)
+        ;; as many lines of each slot as this map's size covers (up to 512 B)
         (loop $slot
           (local.set $q (local.get $p))
           (local.set $qe (i32.add (local.get $p) (local.get $size)))
