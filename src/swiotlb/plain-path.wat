@@ -439,7 +439,7 @@
     ;; the copy in (6.x copies at map time whatever the direction)
     (if (local.get $one)
       (then
-        ;; $copy's word loop written out for short copies
+        ;; $copy written out for short copies (the word path; longer ones call it)
         (if (i32.and
               (i32.and (i32.le_u (local.get $size) (i32.const 256))
                        (i32.eqz (i32.and (i32.or (i32.or (local.get $dst) (local.get $src)) (local.get $size)) (i32.const 7))))
