@@ -2,7 +2,7 @@
 // no alloc_align_mask, no segment boundary and an identity bus view, mapping through the
 // default pool while nobody traces. Swiotlb decides that a request is plain; this does the
 // slot search, the claim, orig_addr, the bounce copy and the release for it, as the general
-// path (IoTlbPool.searchPlain / releaseIndex, BounceCopy) would, picking the same slots and
+// path (IoTlbPool.mapSlots / releaseSlots, the bounce copy) would, picking the same slots and
 // leaving the same table (test/bench/hot-path.test.ts runs both side by side).
 //
 // Its body is WebAssembly (plain-path.wat), over the one shared memory that already holds the
@@ -68,7 +68,6 @@ export class PlainPath implements HotBounce {
   private readonly wmap: (size: number, cpu: number, locking: number) => number;
   private readonly wunmap: (index: number, size: number, dir: number, attrs: number, locking: number) => number;
   private readonly wcopy: (slot: number, len: number, toBounce: number) => number;
-  private readonly origAddr: Float64Array;
   /** the chunk a miss asks for */
   private readonly miss: Int32Array;
   /** ORIG_TABLE x {chunk number (-1: empty), arena offset, length (0: not plain RAM)} */
@@ -117,7 +116,6 @@ export class PlainPath implements HotBounce {
     this.bytes = pool.nslabs * 2048;
     this.cs = memory.chunkSize;
     this.poolBase = Math.floor(pool.start / this.cs) * this.cs;
-    this.origAddr = pool.origAddr;
     this.noMap = memory.reserved.some((r) => r.noMap === true);
     this.origArg = new Float64Array(buf, tables, 1);
     this.miss = new Int32Array(buf, tables + 8, 1);
@@ -171,30 +169,18 @@ export class PlainPath implements HotBounce {
     return r >= 0 ? r : this.mapMore(r, size, cpu);
   }
 
-  /** map() past the module's first answer: chunk lookups to fill, or the general search. */
+  /**
+   * map() past the module's first answer: chunk lookups to fill and ask again; -1 (no room in
+   * the CPU's area, locks the module leaves alone, not plain RAM) sends the request to the
+   * general path, which searches every area and gives the same answer.
+   */
   private mapMore(r: number, size: number, cpu: number): number {
-    const pool = this.pool;
-    const locking = pool.locking ? 1 : 0;
+    const locking = this.pool.locking ? 1 : 0;
     while (r < GENERAL) {
       this.fill(r);
       r = this.wmap(size, cpu, locking);
     }
-    if (r >= 0) return r;
-    // the pool's own search of every area (with its locks), then the general copy
-    const slot = pool.mapPlain(cpu, size);
-    if (slot < 0) return -1;
-    const origAddr = this.origAddr;
-    const orig = this.origArg[0]!;
-    const nslots = (size + 2047) >>> 11;
-    for (let i = 0; i < nslots; i++) origAddr[slot + i] = orig + i * 2048;
-    try {
-      this.copier.bounceIn(pool, slot, size);
-    } catch (e) {
-      // a fault on the original: the map is taken back entirely
-      pool.undoLastMap(this.start + slot * 2048, 0);
-      throw e;
-    }
-    return slot;
+    return r;
   }
 
   /**

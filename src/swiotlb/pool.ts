@@ -129,7 +129,7 @@ export class IoTlbPool {
   locking = false;
   /** (start / IO_TLB_SIZE) mod (PAGE_SIZE / IO_TLB_SIZE): where pages begin, counted in slots */
   readonly startPhase: number;
-  /** mapPlain applies: a 6.x pool that starts on a slot boundary */
+  /** a 6.x pool that starts on a slot boundary: the plain hot path (PlainPath) may serve it */
   readonly plainOk: boolean;
   /** what the last successful search changed besides the slots, for undoLastMap */
   private undoArea = 0;
@@ -391,99 +391,6 @@ export class IoTlbPool {
   }
 
   // ---------------------------------------------------------------- 6.x plain requests (hot path)
-
-  /**
-   * mapSlots for the commonest request, in small integers only (no double crosses a call, so
-   * nothing is boxed): no min_align_mask, no alloc_align_mask, no segment boundary, and the
-   * pool's DMA view equal to its physical address (tbl_dma_addr == start). It walks and picks
-   * exactly as searchArea does for that request: stride 1, or from PAGE_SIZE up the page
-   * alignment test on t = start + slot * 2048 (done on slot + startPhase) with stride
-   * PAGE_SIZE / 2048. Returns the first slot, or -1 when no area has room; a failed search
-   * changes nothing, so the caller can take the general path, which fails the same way.
-   * The caller writes orig_addr of the slots (an address must not cross a call: it would be
-   * boxed on the heap).
-   */
-  mapPlain(cpu: number, size: number): number {
-    const nareas = this.nareas;
-    const first = cpu & (nareas - 1);
-    let a = first;
-    let slot = -1;
-    do {
-      slot = this.searchPlain(a, size);
-      if (slot >= 0) break;
-      a = a + 1 === nareas ? 0 : a + 1;
-    } while (a !== first);
-    if (slot < 0) return -1;
-    this.padSlots[slot] = 0;
-    this.mapped[slot] = 1;
-    return slot;
-  }
-
-  // searchPlain is written flat, with the slot geometry as literals (2048 = IO_TLB_SIZE,
-  // 11 = IO_TLB_SHIFT, 128 = IO_TLB_SEGSIZE): an imported constant is a module-cell load with a
-  // hole check in optimized code and is not folded, and each helper V8 does not inline costs
-  // more than the bookkeeping it does (measured on the 64 B pingpong: ~80 -> ~35 ns per search
-  // and release). PlainPath has the same search for the common case, in WebAssembly.
-  private searchPlain(a: number, size: number): number {
-    const areaNslabs = this.areaNslabs;
-    const nslots = (size + 2047) >>> 11;
-    // alloc_align_mask is PAGE_SIZE - 1 from PAGE_SIZE up, else 2047 (always met: slot aligned)
-    const stride = size >= this.pageSize ? this.pageSize >>> 11 : 1;
-    const phaseMask = stride - 1;
-    const phase = this.startPhase;
-    const locking = this.locking;
-    if (locking) this.lockArea(a);
-    const used = this.areas[a * AREA_WORDS + A_USED]!;
-    if (nslots > areaNslabs - used) {
-      if (locking) this.unlockArea(a);
-      return -1;
-    }
-    const busy = this.busy;
-    const clipAt = this.listClippedTail ? this.nslabs : 2 ** 31;
-    const slotBase = a * areaNslabs;
-    const start = this.areas[a * AREA_WORDS + A_INDEX]!;
-    let index = start;
-    for (let checked = 0; checked < areaNslabs; ) {
-      const slot = slotBase + index;
-      if (((slot + phase) & phaseMask) !== 0) {
-        index = index + 1 >= areaNslabs ? 0 : index + 1;
-        checked += 1;
-        continue;
-      }
-      // list[slot] >= nslots: the run stays in its segment (and the clipped tail) and is free
-      let free = (slot & 127) + nslots <= 128 && slot + nslots <= clipAt;
-      if (free) {
-        const b = slot & 31;
-        if (b + nslots <= 32) free = (busy[slot >>> 5]! & ((-1 >>> (32 - nslots)) << b)) === 0;
-        else free = this.fits(slot, nslots);
-      }
-      if (free) {
-        // claim: alloc_size per slot, list (busy bits), area hint and count, debugfs counters
-        const alloc = this.allocSize;
-        for (let i = 0; i < nslots; i++) alloc[slot + i] = size - i * 2048;
-        const b = slot & 31;
-        if (b + nslots <= 32) busy[slot >>> 5] = busy[slot >>> 5]! | ((-1 >>> (32 - nslots)) << b);
-        else this.setBusy(slot, nslots, true);
-        this.noteUndo(a, start, this.counters[1]!);
-        this.areas[a * AREA_WORDS + A_INDEX] = index + nslots >= areaNslabs ? 0 : index + nslots;
-        this.areas[a * AREA_WORDS + A_USED] = used + nslots;
-        if (locking) {
-          this.unlockArea(a);
-          this.countUsed(nslots);
-        } else {
-          const c = this.counters;
-          const u = c[0]! + nslots;
-          c[0] = u;
-          if (u > c[1]!) c[1] = u;
-        }
-        return slot;
-      }
-      index = index + stride >= areaNslabs ? 0 : index + stride;
-      checked += stride;
-    }
-    if (locking) this.unlockArea(a);
-    return -1;
-  }
 
   /**
    * The end of a successful area search: per-slot alloc_size (`first` bytes from the first slot

@@ -9,8 +9,8 @@ import { EventSink, KernelLog } from "../../src/events.js";
 import { Swiotlb } from "../../src/swiotlb/swiotlb.js";
 import { kernelProfile } from "../../src/swiotlb/profile.js";
 
-// The plain fast path (PlainPath, with IoTlbPool.mapPlain behind it for locks and other
-// areas, and Swiotlb's small wrappers) must do exactly what the general path does. The general path is forced on a twin machine by a
+// The plain fast path (PlainPath, with the general path behind it for other areas and
+// unusual requests, and Swiotlb's small wrappers) must do exactly what the general path does. The general path is forced on a twin machine by a
 // trace listener (events.active), which the fast path declines.
 
 type Op = { kind: "map"; size: number; cpu: number; page: number; off: number; dir: 0 | 1 | 2 } | { kind: "unmap"; pick: number };
