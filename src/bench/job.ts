@@ -3,7 +3,7 @@
 // run the timed stretch, take the latency sample. Logical CPUs beyond the number of workers
 // are multiplexed: a worker runs several emulated CPUs in turn, batch by batch.
 
-import { LimitError, UsageError } from "../errors.js";
+import { FaultError, UsageError } from "../errors.js";
 import { DMA_FROM_DEVICE, DMA_TO_DEVICE, DMA_BIDIRECTIONAL, dmaBitMask } from "../kernel/dma-mapping.js";
 import type { Device } from "../dma/device.js";
 import { measureCopyLimit, type CopyLimit } from "./copy-limit.js";
@@ -44,8 +44,6 @@ export interface WorkloadThreadResult {
   log: string[];
 }
 
-/** Originals live in [0x4000_0000, + 65520 pages + 64 KiB): pingpong uses the first page(s). */
-export const ORIG_REGION_BYTES = RING_PAGES * PAGE_4K + 65536;
 
 export class WorkloadJob {
   readonly m: BenchMachine;
@@ -316,8 +314,11 @@ export class KernelJob {
   }
 }
 
-/** The kernel's errno texts for the tool's perror("ioctl"). */
-export function ioctlError(threadError: string): LimitError {
-  return new LimitError(`ioctl: Cannot allocate memory (dma_map_benchmark: ${threadError})`);
+/**
+ * The tool's perror("ioctl") when a map failed in the kernel (-ENOMEM): the emulated kernel's
+ * DMA path failed, a fault (exit 3) — not a limit of dmalab's.
+ */
+export function ioctlError(threadError: string): FaultError {
+  return new FaultError(`ioctl: Cannot allocate memory (dma_map_benchmark: ${threadError})`);
 }
 

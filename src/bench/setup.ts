@@ -1,23 +1,19 @@
-// The emulated machine a benchmark runs on: RAM from a preset, the kernel profile's swiotlb
-// initialised the way arm64 mem_init does it, dma-direct and the mapping API, and the
-// benchmark's device. Built the same way in every worker thread, which then attaches the
-// main thread's shared RAM chunks and pool state (SharedArrayBuffers), so all threads run
-// over one pool and one memory.
+// The emulated machine a benchmark runs on: the machine every command builds
+// (machine/builder.ts), booted as `dmalab boot` boots it; the workloads add one option, a
+// pool of IO_TLB_DEFAULT_SIZE created on every board. Built the same way in every worker
+// thread, which then attaches the main thread's shared RAM chunks and pool state
+// (SharedArrayBuffers), so all threads run over one pool and one memory.
 
-import { InvalidArgumentError, UsageError } from "../errors.js";
-import { EventSink, KernelLog } from "../events.js";
+import { InvalidArgumentError, UsageError, hex } from "../errors.js";
+import { ORIG_BASE, ORIG_REGION_BYTES } from "./xorshift.js";
 import { Device } from "../dma/device.js";
-import { DmaDirect } from "../dma/direct.js";
-import { DmaApi } from "../dma/mapping.js";
-import { resolveMachine, type MachineDesc } from "../machine/preset.js";
-import { arm64Zones, type Arm64Zones } from "../machine/zones.js";
-import { PhysicalMemory } from "../memory/physical-memory.js";
+import { buildMachine, type MachineConfig } from "../machine/builder.js";
+import type { Machine } from "../machine/machine.js";
+import type { PhysicalMemory } from "../memory/physical-memory.js";
 import type { ArenaMemory } from "../memory/arena.js";
-import { parseSwiotlbCmdline } from "../swiotlb/cmdline.js";
 import { IoTlbPool } from "../swiotlb/pool.js";
-import { kernelProfile, type KernelProfile } from "../swiotlb/profile.js";
-import { IoTlbMem, Swiotlb, SWIOTLB_VERBOSE } from "../swiotlb/swiotlb.js";
-import { IO_TLB_SIZE } from "../swiotlb/constants.js";
+import { IoTlbMem } from "../swiotlb/swiotlb.js";
+import { IO_TLB_DEFAULT_SIZE, IO_TLB_SHIFT, IO_TLB_SIZE } from "../swiotlb/constants.js";
 
 /** What a worker needs to build the same machine: plain, structured-cloneable data. */
 export interface BenchMachineConfig {
@@ -29,77 +25,40 @@ export interface BenchMachineConfig {
   areas?: number;
   /**
    * "workload": a 64 MiB pool with 1 area (unless --swiotlb/--areas say otherwise), always
-   * allocated. "kernel": the machine boots as its preset says (no pool when no RAM is out of
-   * the DMA zone's reach, as arm64 mem_init decides).
+   * created. "kernel": the machine boots as its description says (no pool when no RAM is out
+   * of the DMA zone's reach, as arm64 mem_init decides).
    */
   mode: "workload" | "kernel";
 }
 
-export interface BenchMachine {
+export type BenchMachine = Pick<Machine, "desc" | "profile" | "zones" | "memory" | "log" | "events" | "swiotlb" | "direct" | "api"> & {
   config: BenchMachineConfig;
-  desc: MachineDesc;
-  profile: KernelProfile;
-  zones: Arm64Zones;
-  memory: PhysicalMemory;
-  log: KernelLog;
-  events: EventSink;
-  swiotlb: Swiotlb;
-  direct: DmaDirect;
-  api: DmaApi;
+};
+
+/** The workloads' pool: IO_TLB_DEFAULT_SIZE (64 MiB), 32768 slots. */
+export const WORKLOAD_NSLABS = IO_TLB_DEFAULT_SIZE >> IO_TLB_SHIFT;
+
+/** The builder's configuration of a benchmark machine. */
+export function benchMachineConfig(config: BenchMachineConfig): MachineConfig {
+  const c: MachineConfig = { machine: config.machine, kernel: config.kernel };
+  if (config.swiotlb !== undefined) c.swiotlb = config.swiotlb;
+  if (config.mode === "workload") {
+    c.pool = { always: true, nareasIfUnset: 1 };
+    if (config.swiotlb === undefined) c.pool.nslabs = WORKLOAD_NSLABS;
+  }
+  if (config.areas !== undefined) c.pool = { ...c.pool, nareas: config.areas };
+  return c;
 }
 
-/** The workloads' pool: IO_TLB_DEFAULT_SIZE, 32768 slots. */
-export const WORKLOAD_NSLABS = 32768;
-
 export function buildBenchMachine(config: BenchMachineConfig): BenchMachine {
-  const desc = resolveMachine(config.machine);
-  const profile = kernelProfile(config.kernel);
-  const zones = arm64Zones(desc, profile);
-  const memory = new PhysicalMemory({
-    banks: desc.ram.map((b) => ({ base: b.base, size: b.size, name: b.name })),
-    reserved: desc.reserved.map((r) => ({ base: r.base, size: r.size, name: r.name, noMap: r.noMap })),
-    paBits: desc.paBits,
-    granule: desc.granule,
-  });
-  const log = new KernelLog();
-  const events = new EventSink();
-  const swiotlb = new Swiotlb(memory, profile, log, events, { possibleCpus: desc.cpus });
-
-  const areas = config.areas;
-  if (areas !== undefined) {
-    if (!Number.isInteger(areas) || areas < 1 || areas > 1024) throw new UsageError(`--areas ${areas}: must be 1..1024`);
-    if (!profile.areas && areas !== 1) throw new UsageError(`--areas ${areas}: kernel ${profile.version} has a single lock and index (areas came in 6.0)`);
-  }
-  const cmd = config.swiotlb ?? desc.swiotlbCmdline;
-  if (config.mode === "workload" && config.swiotlb === undefined) swiotlb.defaultNslabs = WORKLOAD_NSLABS;
-  if (cmd !== "") {
-    const c = parseSwiotlbCmdline(cmd, profile);
-    if (c.ignored !== undefined) log.print(`dmalab: swiotlb=${cmd}: the kernel ignores '${c.ignored}'`);
-    swiotlb.applyCmdline(c);
-  }
-  if (profile.areas && (areas !== undefined || (config.mode === "workload" && swiotlb.defaultNareas === 0)))
-    swiotlb.adjustNareas(areas ?? 1);
-
-  // arm64 mem_init: a pool when RAM lies beyond the DMA zone (or forced); the workloads always want one
-  const need = config.mode === "workload" || zones.ramAboveDmaLimit;
-  const lowLimit = zones.lowAddressLimit + 1;
-  if (profile.era === "6.x") swiotlb.swiotlbInitRemap(need, SWIOTLB_VERBOSE, lowLimit);
-  else if (need || swiotlb.forceState === 1) swiotlb.swiotlbInit(true, lowLimit);
-  else if (profile.memInitSetsNoForce) swiotlb.forceState = 2;
-
-  if (config.mode === "workload" && swiotlb.defaultMem === null)
-    throw new UsageError(`machine ${desc.name}: no swiotlb pool could be allocated for the workload (swiotlb=${cmd || "default"})`);
-
-  const direct = new DmaDirect({
-    memory,
-    swiotlb,
-    profile,
-    log,
-    events,
-    maxPfn: zones.maxPfn,
-    zoneDmaBits: zones.zoneDmaBits,
-  });
-  const api = new DmaApi({ direct, memory, log, events });
+  const built = buildMachine(benchMachineConfig(config));
+  const m = built.machine;
+  if (built.report.outcome === "fault") throw new InvalidArgumentError(`machine ${m.desc.name}: the boot faulted: ${built.report.fault?.message ?? "unknown fault"}`);
+  if (config.mode === "workload" && m.swiotlb.defaultMem === null)
+    throw new InvalidArgumentError(`machine ${m.desc.name}: no swiotlb pool could be allocated for the workload (swiotlb=${built.report.swiotlb.cmdline || "default"})`);
+  if (config.mode === "workload" && !m.memory.isRam(ORIG_BASE, ORIG_REGION_BYTES))
+    throw new UsageError(`machine ${m.desc.name}: the workloads' buffers live at [${hex(ORIG_BASE)}, +${ORIG_REGION_BYTES >> 20} MiB), which is not RAM on this board`);
+  const { desc, profile, zones, memory, log, events, swiotlb, direct, api } = m;
   return { config, desc, profile, zones, memory, log, events, swiotlb, direct, api };
 }
 

@@ -6,11 +6,11 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { FaultError, LimitError, UsageError, type DmalabError } from "../errors.js";
-import { KernelJob, ORIG_REGION_BYTES, WorkloadJob, ioctlError, type KernelJobSpec, type KernelThreadResult, type WorkloadJobSpec, type WorkloadThreadResult } from "./job.js";
+import { KernelJob, WorkloadJob, ioctlError, type KernelJobSpec, type KernelThreadResult, type WorkloadJobSpec, type WorkloadThreadResult } from "./job.js";
 import { addSums, benchmarkResult, reportLines, type LatencySums, type MapBenchmarkResult, type ToolArgs } from "./kernel-tool.js";
 import type { WorkloadName, WorkloadResult } from "./result.js";
 import { buildBenchMachine, exportShared, poolIsDrained, touchRange, type BenchMachine, type BenchMachineConfig, type SharedState } from "./setup.js";
-import { ORIG_BASE } from "./xorshift.js";
+import { ORIG_BASE, ORIG_REGION_BYTES } from "./xorshift.js";
 
 export const CTL_PHASE = 0;
 export const CTL_ARRIVED = 1;

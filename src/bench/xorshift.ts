@@ -7,6 +7,8 @@ export const RING_DEPTH = 256;
 export const RING_PAGES = 65520;
 export const ORIG_BASE = 0x4000_0000;
 export const PAGE_4K = 4096;
+/** Originals live in [ORIG_BASE, + RING_PAGES pages + 64 KiB): pingpong uses the first page(s). */
+export const ORIG_REGION_BYTES = RING_PAGES * PAGE_4K + 65536;
 
 // the generator itself is the workloads' one (seed 1 is its own non-zero state)
 export { XorShift32 } from "../workload/rng.js";

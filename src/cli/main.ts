@@ -13,7 +13,8 @@ export function buildProgram(): Command {
     .description("Emulated arm64 physical memory, a Linux-faithful swiotlb, dma-direct, a Xen stub and a Unicorn arm64 CPU")
     .version("0.1.0")
     .showHelpAfterError(false)
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    // commander's own errors ("error: option … is invalid") get the one prefix every error has
+    .configureOutput({ writeErr: (s) => process.stderr.write(s.replace(/^error: /, "dmalab: ")) });
   registerCommands(program);
   // every (sub)command reports usage errors through one path, with our exit code 2
   const override = (c: Command): void => {

@@ -1,5 +1,5 @@
 // The seam between a booted machine and a CPU run: the guest program runs in the kernel of
-// the same boot `dmalab boot` / `dmalab run --xen` make (bootWithXen), so its hypercalls,
+// the same boot `dmalab boot` / `dmalab run` make (machine/builder.ts), so its hypercalls,
 // DMA services and DMA engine see exactly that boot's Xen, swiotlb(-xen) and device buses.
 //
 //   --xen none : bare metal. The CPU's physical space is the machine's; HVC is undefined;
@@ -17,26 +17,16 @@
 import { FaultError, UsageError, hex } from "../errors.js";
 import { DmaEngine, DMA_ENGINE_BASE_DEFAULT, DMA_ENGINE_BASE_LOW_RAM, DMA_ENGINE_WINDOW } from "../dma/engine.js";
 import type { Machine, MachineDevice } from "../machine/machine.js";
-import { bootWithXen, type BootReport, type DirectMapFeature, type XenBootConfig, type XenGuestBoot } from "../machine/boot.js";
+import type { BootReport } from "../machine/boot.js";
+import { buildMachine, type MachineConfig, type MachineSpec } from "../machine/builder.js";
 import type { MachineDesc } from "../machine/preset.js";
+import type { XenGuestBoot } from "../machine/xen-boot.js";
 import type { PhysicalMemory } from "../memory/physical-memory.js";
-import { isKernelVersion, kernelProfile, KERNEL_VERSIONS } from "../swiotlb/profile.js";
 import type { Domain, XenHypervisor } from "../xen/hypervisor/index.js";
 import { Arm64Cpu, IDENTITY_PHYS_MAP, type GuestPhysMap } from "./arm64-cpu.js";
 import { TrapRouter, type DmaServices, type HypercallHandler } from "./traps.js";
 
-export type GuestXenRole = "none" | "dom0" | "domU";
-
 export interface GuestContextOptions {
-  xen: GuestXenRole;
-  /** kernel profile of the booting kernel; "6.x" by default */
-  kernel?: string;
-  /** `--feature`: direct_mapped / not_direct_mapped (the last wins), with dom0/domU */
-  features?: readonly DirectMapFeature[];
-  /** Xen release (default: the machine's, else 4.15), with dom0/domU */
-  xenVersion?: string;
-  /** kernel `swiotlb=` value (replaces the machine's) */
-  swiotlb?: string;
   /** the device the DMA engine masters as: index, name or driver; default the first probed one */
   engineDevice?: number | string;
 }
@@ -145,24 +135,16 @@ function probeErrors(ds: readonly MachineDevice[]): string {
 }
 
 /**
- * Boots `desc` as `opts.xen` with the kernel profile (bootWithXen, as `dmalab boot` does) and
- * builds the CPU on top. A boot that faults throws FaultError with the boot's fault line; bad
- * options throw UsageError.
+ * Builds and boots the machine (machine/builder.ts, as every command does) and puts the CPU
+ * on top. A boot that faults throws FaultError with the boot's fault line; bad options throw
+ * UsageError.
  */
-export function buildGuestContext(desc: MachineDesc, opts: GuestContextOptions): GuestContext {
-  const kernel = opts.kernel ?? "6.x";
-  if (!isKernelVersion(kernel)) throw new UsageError(`--kernel '${kernel}': expected one of ${KERNEL_VERSIONS.join(", ")}`);
-  const role = opts.xen;
-  if (role !== "none" && role !== "dom0" && role !== "domU") throw new UsageError(`--xen '${String(role)}': expected none, dom0 or domU`);
-  if (role === "none" && opts.xenVersion !== undefined) throw new UsageError("--xen-version needs --xen dom0 or --xen domU");
-  const cfg: Omit<XenBootConfig, "role"> = { features: opts.features ?? [] };
-  if (opts.xenVersion !== undefined) cfg.xenVersion = opts.xenVersion;
-  const bootOpts: { swiotlbCmdline?: string } = {};
-  if (opts.swiotlb !== undefined) bootOpts.swiotlbCmdline = opts.swiotlb;
-  const res = bootWithXen(desc, kernelProfile(kernel), role, cfg, bootOpts);
+export function buildGuestContext(config: MachineConfig | MachineSpec, opts: GuestContextOptions = {}): GuestContext {
+  const res = buildMachine(config);
   const br = res.report;
   if (br.outcome === "fault")
     throw new FaultError(`boot of ${br.machine} (kernel ${br.kernel}, xen ${br.xen}) faulted: ${br.fault?.message ?? "unknown fault"}`);
+  const desc = res.spec.desc;
   const m = res.machine;
   const engineDevice = pickDevice(m, opts.engineDevice);
   const md = m.devices[engineDevice]!;

@@ -9,14 +9,15 @@
 //        6.x (= v6.11): swiotlb = max_pfn > PFN_DOWN(arm64_dma_phys_limit); arm64 selects
 //          DMA_BOUNCE_UNALIGNED_KMALLOC, so when no ZONE_DMA bouncing is needed the pool is
 //          shrunk to 1 MiB per GiB of RAM and created anyway; swiotlb_init(swiotlb, VERBOSE);
-//   4. the hypervisor's guest set-up: the BootHooks seam; Xen's is XenGuestBoot (below),
-//      entered through bootWithXen(), which also builds the hypervisor and the domain;
+//   4. the hypervisor's guest set-up: the BootHooks seam; Xen's is XenGuestBoot (xen-boot.ts),
+//      which also builds the hypervisor and the domain (builder.ts puts the two together);
 //   5. every device's driver probe: dma_set_mask_and_coherent() with the driver's mask.
 // The result is a kernel-log-like report, or the fault that stopped the boot.
 
 import { describeFault, type BootFault } from "./fault.js";
 import { FaultError, InvalidArgumentError, LimitError, UsageError, hex } from "../errors.js";
-import { EEXIST, EIO } from "../kernel/dma-mapping.js";
+import { EIO } from "../kernel/dma-mapping.js";
+import { errnoName } from "../kernel/errno.js";
 import { parseSwiotlbCmdline } from "../swiotlb/cmdline.js";
 import { IO_TLB_SHIFT, IO_TLB_SIZE } from "../swiotlb/constants.js";
 import { SWIOTLB_FORCE, SWIOTLB_FORCE_NAMES, SWIOTLB_NO_FORCE, SWIOTLB_VERBOSE } from "../swiotlb/swiotlb.js";
@@ -53,6 +54,23 @@ export interface BootOptions {
   kmallocBounce?: boolean;
   /** probe only these devices (by name or driver); default all */
   probe?: readonly string[];
+  /** dmalab's own sizing of the default pool (benchmarks), applied around the command line */
+  pool?: PoolOverride;
+}
+
+/**
+ * Benchmarks want the same pool on every board: a fixed size and area count, created even
+ * where mem_init would go without one. Everything else about the boot stays the kernel's.
+ */
+export interface PoolOverride {
+  /** default slots (as swiotlb_adjust_size would leave them); a `swiotlb=` size still wins */
+  nslabs?: number;
+  /** areas (6.x), over whatever the command line says */
+  nareas?: number;
+  /** areas (6.x) when the command line names none */
+  nareasIfUnset?: number;
+  /** create the default pool whatever mem_init decides */
+  always?: boolean;
 }
 
 /**
@@ -99,9 +117,11 @@ export interface DeviceProbe {
   probed: boolean;
   /** negative errno of a failed probe */
   error?: number;
-  dmaMask: string;
-  coherentDmaMask: string;
-  busDmaLimit: string;
+  /** its name, e.g. "EIO" */
+  errno?: string;
+  dma_mask: string;
+  coherent_dma_mask: string;
+  bus_dma_limit: string;
 }
 
 export interface PoolInfo {
@@ -112,11 +132,14 @@ export interface PoolInfo {
   bytes: number;
 }
 
+export type BootOutcome = "ok" | "fault" | "probe-failed";
+
 export interface BootReport {
   machine: string;
   kernel: string;
   xen: XenRole;
-  outcome: "ok" | "fault";
+  /** "probe-failed": no fault, but some driver's probe failed (no working DMA setup for it) */
+  outcome: BootOutcome;
   zones: {
     zone_dma_bits: number;
     arm64_dma_phys_limit: string;
@@ -129,12 +152,12 @@ export interface BootReport {
     /** 5.x: the global swiotlb_force; 6.x: derived from force/noforce */
     force: string;
     /** 6.x: io_tlb_default_mem.force_bounce */
-    forceBounce: boolean;
+    force_bounce: boolean;
     pool: PoolInfo | null;
   };
   devices: DeviceProbe[];
   decisions: string[];
-  log: string[];
+  kernelLog: string[];
   fault?: BootFault;
   /** text `swiotlb=` ignored (already a kernel-log warning) */
   warnings: string[];
@@ -185,9 +208,11 @@ export function arm64MemInit(m: Machine, hooks: BootHooks, b: BootRecorder, opts
   const cmp = `max_pfn ${hex(z.maxPfn)} ${z.ramAboveDmaLimit ? ">" : "<="} PFN_DOWN(arm64_dma_phys_limit ${hex(z.dmaPhysLimit)}) = ${hex(limitPfn)}`;
   // the default pool comes from memblock_alloc_low(): below ARCH_LOW_ADDRESS_LIMIT (inclusive)
   const lowLimit = Number(z.dmaPhysLimit);
+  const always = opts.pool?.always === true;
   if (p.memInitSetsNoForce) {
-    if (sw.forceState === SWIOTLB_FORCE || z.ramAboveDmaLimit) {
-      b.decide(`mem_init: ${sw.forceState === SWIOTLB_FORCE ? "swiotlb_force == SWIOTLB_FORCE" : cmp}: swiotlb_init(1)`);
+    if (sw.forceState === SWIOTLB_FORCE || z.ramAboveDmaLimit || always) {
+      const why = sw.forceState === SWIOTLB_FORCE ? "swiotlb_force == SWIOTLB_FORCE" : z.ramAboveDmaLimit ? cmp : `${cmp}, but dmalab's pool option wants a pool`;
+      b.decide(`mem_init: ${why}: swiotlb_init(1)`);
       sw.swiotlbInit(true, lowLimit);
     } else if (p.noForceSkippedForXen && hooks.swiotlbDetect(m)) {
       b.decide(`mem_init: ${cmp}, but xen_swiotlb_detect(): swiotlb_force left at ${SWIOTLB_FORCE_NAMES[sw.forceState]} (687842ec)`);
@@ -201,7 +226,10 @@ export function arm64MemInit(m: Machine, hooks: BootHooks, b: BootRecorder, opts
   let need = z.ramAboveDmaLimit;
   b.decide(`mem_init: ${cmp}: ZONE_DMA bouncing ${need ? "needed" : "not needed"}`);
   const kmalloc = opts.kmallocBounce ?? p.memInitKmallocBounce;
-  if (kmalloc && !need) {
+  if (always && !need) {
+    need = true;
+    b.decide("mem_init: dmalab's pool option: the default pool is created at its full size");
+  } else if (kmalloc && !need) {
     const size = Math.ceil(totalRam(m.desc) / 1024);
     const dflt = sw.defaultNslabs << IO_TLB_SHIFT;
     sw.adjustSize(Math.min(dflt, size));
@@ -256,6 +284,8 @@ export function bootMachine(m: Machine, opts: BootOptions = {}, hooks?: BootHook
   const warnings: string[] = [];
   let fault: BootFault | undefined;
   try {
+    const po = opts.pool;
+    if (po?.nslabs !== undefined) m.swiotlb.defaultNslabs = po.nslabs;
     if (parsed !== null) {
       if (parsed.ignored !== undefined) {
         const w = `swiotlb=${cmdline}: kernel ${m.profile.version} ignores '${parsed.ignored}'`;
@@ -264,6 +294,10 @@ export function bootMachine(m: Machine, opts: BootOptions = {}, hooks?: BootHook
       }
       m.swiotlb.applyCmdline(parsed);
       m.log.print(`Kernel command line: swiotlb=${cmdline}`);
+    }
+    if (po !== undefined && m.profile.areas) {
+      if (po.nareas !== undefined) m.swiotlb.adjustNareas(po.nareas);
+      else if (po.nareasIfUnset !== undefined && m.swiotlb.defaultNareas === 0) m.swiotlb.adjustNareas(po.nareasIfUnset);
     }
     logZoneRanges(m);
     b.within(["start_kernel", "mm_init", "mem_init"], () => arm64MemInit(m, h, b, opts));
@@ -282,7 +316,7 @@ export function bootMachine(m: Machine, opts: BootOptions = {}, hooks?: BootHook
     machine: m.desc.name,
     kernel: m.profile.version,
     xen,
-    outcome: fault ? "fault" : "ok",
+    outcome: fault ? "fault" : m.devices.some((d) => d.probeError !== 0) ? "probe-failed" : "ok",
     zones: {
       zone_dma_bits: m.zones.zoneDmaBits,
       arm64_dma_phys_limit: hex(m.zones.dmaPhysLimit),
@@ -293,7 +327,7 @@ export function bootMachine(m: Machine, opts: BootOptions = {}, hooks?: BootHook
     swiotlb: {
       cmdline,
       force: SWIOTLB_FORCE_NAMES[sw.forceState],
-      forceBounce: sw.defaultMem?.forceBounce ?? false,
+      force_bounce: sw.defaultMem?.forceBounce ?? false,
       pool: poolInfo(m),
     },
     devices: m.devices.map((md) => {
@@ -301,15 +335,18 @@ export function bootMachine(m: Machine, opts: BootOptions = {}, hooks?: BootHook
         name: md.desc.name,
         driver: md.desc.driver,
         probed: md.probed,
-        dmaMask: hex(md.dev.dmaMask),
-        coherentDmaMask: hex(md.dev.coherentDmaMask),
-        busDmaLimit: hex(md.dev.busDmaLimit),
+        dma_mask: hex(md.dev.dmaMask),
+        coherent_dma_mask: hex(md.dev.coherentDmaMask),
+        bus_dma_limit: hex(md.dev.busDmaLimit),
       };
-      if (md.probeError !== 0) r.error = md.probeError;
+      if (md.probeError !== 0) {
+        r.error = md.probeError;
+        r.errno = errnoName(-md.probeError);
+      }
       return r;
     }),
     decisions: b.decisions,
-    log: [...m.log.lines],
+    kernelLog: [...m.log.lines],
     warnings,
   };
   if (fault) report.fault = fault;
@@ -325,403 +362,10 @@ export function formatBootReport(r: BootReport): string[] {
   );
   const pool = r.swiotlb.pool;
   out.push(
-    `swiotlb: ${pool ? `pool [${pool.start}-${pool.end}] ${pool.nslabs} slots (${pool.bytes / 2 ** 20} MiB), ${pool.nareas} area${pool.nareas === 1 ? "" : "s"}` : "no pool"}, ${r.swiotlb.force}${r.swiotlb.forceBounce ? ", force_bounce" : ""}`,
+    `swiotlb: ${pool ? `pool [${pool.start}-${pool.end}] ${pool.nslabs} slots (${pool.bytes / 2 ** 20} MiB), ${pool.nareas} area${pool.nareas === 1 ? "" : "s"}` : "no pool"}, ${r.swiotlb.force}${r.swiotlb.force_bounce ? ", force_bounce" : ""}`,
   );
   for (const d of r.decisions) out.push(`  ${d}`);
-  for (const d of r.devices) out.push(`device ${d.driver} ${d.name}: ${d.probed ? "probed" : d.error !== undefined ? `probe failed (${d.error})` : "not probed"}, dma_mask ${d.dmaMask}${d.busDmaLimit !== "0x0" ? `, bus_dma_limit ${d.busDmaLimit}` : ""}`);
+  for (const d of r.devices) out.push(`device ${d.driver} ${d.name}: ${d.probed ? "probed" : d.error !== undefined ? `probe failed (${d.error})` : "not probed"}, dma_mask ${d.dma_mask}${d.bus_dma_limit !== "0x0" ? `, bus_dma_limit ${d.bus_dma_limit}` : ""}`);
   if (r.fault) out.push(...r.fault.lines);
   return out;
-}
-
-// ============================================================================ Xen guest boot
-//
-// A Linux kernel booting as a Xen guest on arm64, as far as DMA goes. bootMachine() above
-// runs zone sizing, mem_init and the driver probes; XenGuestBoot builds the world around it
-// and plugs the Xen steps into its hooks:
-//
-//   machine RAM ──► XenHypervisor (heap, dom0, the domU) ──► the booting domain's RAM as the
-//   kernel sees it (a Machine whose RAM chunks are shared with the machine's through stage 2)
-//
-//   setup_arch:   xen_early_init — hypervisor DT node, XENVER_get_features via the HVC ABI,
-//                 XENFEAT_dom0 → SIF_INITDOMAIN
-//   mem_init:     the native rule; 5.13 (687842ec) skips NO_FORCE when xen_swiotlb_detect()
-//   xen_mm_init:  ≤5.12 dom0 only → xen_swiotlb_init (rc ignored); 5.13-rc1 when
-//                 xen_swiotlb_detect() → xen_swiotlb_init (rc ignored); 5.13 the same, -EEXIST
-//                 tolerated, other errors end xen_mm_init; 6.x: swiotlb_init_late when no pool.
-//                 Then the GNTTABOP_cache_flush probe (hypercall_cflush).
-//   arch_setup_dma_ops: xen_swiotlb_dma_ops on every device when the kernel uses swiotlb-xen
-//                 (≤5.12: xen_initial_domain(); later: xen_swiotlb_detect()).
-//   probes:       dma_set_mask_and_coherent → dma_supported → xen_swiotlb_dma_supported.
-//
-// Kernel sources considered for the older profiles (all share the 5.13 swiotlb allocator):
-//   5.12: swiotlb-xen kept its own "already allocated, just use it" path (reuses the mem_init
-//         pool, returns -ENOMEM) and read the static io_tlb_end in dma_supported; NO_FORCE did
-//         not stop swiotlb_late_init_with_tbl (2726bf3ff252 came in 5.13-rc1). swiotlb.c's
-//         globals (io_tlb_start/end instead of io_tlb_default_mem) do not change slot choice.
-//   5.13-rc1: Hellwig's swiotlb-xen cleanups (no own reuse path, bytes not recomputed on
-//         retry, io_tlb_default_mem->end in dma_supported) plus 2726bf3ff252, without the
-//         two 5.13-rc2 fixes (687842ec, 97729b653de5).
-// All of this lives in KernelProfile flags (swiotlb/profile.ts).
-
-export type DirectMapFeature = "direct_mapped" | "not_direct_mapped";
-export const DIRECT_MAP_FEATURES: readonly DirectMapFeature[] = ["direct_mapped", "not_direct_mapped"];
-
-export const GNTTABOP_cache_flush = 12;
-const GNTTAB_CACHE_FLUSH_SIZE = 16;
-const MiB = 2 ** 20;
-
-export interface XenBootConfig {
-  role: Exclude<XenRole, "none">;
-  /** Xen release; default: the machine's (`xen.version`), else 4.15 */
-  xenVersion?: string;
-  /** `--feature`: make the booting domain direct-mapped or not (the last one wins) */
-  features?: readonly DirectMapFeature[];
-  /** xen_create_contiguous_region flavour; default "arm" (the only one of the era on arm) */
-  contiguousRegion?: ContiguousRegionMode;
-}
-
-/** The Xen side of one boot; also the BootHooks the native boot calls. */
-export class XenGuestBoot implements BootHooks {
-  readonly hv: XenHypervisor;
-  /** the domain whose kernel boots */
-  readonly domain: Domain;
-  /** the kernel's machine: its RAM is the domain's guest-physical RAM */
-  readonly machine: Machine;
-  /** machine RAM (what Xen and the devices address) */
-  readonly host: PhysicalMemory;
-  readonly xen: XenGuest;
-  readonly hypercalls: Hypercalls;
-  readonly p2m = new P2mOverrides();
-  readonly contig: ContiguousRegion;
-  /** xen_swiotlb_dma_ops, when the kernel uses swiotlb-xen */
-  xenSwiotlb: XenSwiotlb | null = null;
-  /** xen_swiotlb_init's result (undefined when it did not run) */
-  xenSwiotlbInitRc: number | undefined;
-  /** what the boot said about Xen, for the report */
-  readonly notes: string[] = [];
-  private readonly scratchGpa: number;
-
-  constructor(
-    readonly desc: MachineDesc,
-    readonly profile: KernelProfile,
-    readonly config: XenBootConfig,
-  ) {
-    const role = config.role;
-    if (role !== "dom0" && role !== "domU") throw new UsageError(`--xen '${String(role)}': expected none, dom0 or domU`);
-    const version = config.xenVersion ?? desc.xen?.version ?? "4.15";
-    if (!(XEN_VERSIONS as readonly string[]).includes(version))
-      throw new UsageError(`--xen-version '${version}': expected one of ${XEN_VERSIONS.join(", ")}`);
-    for (const f of config.features ?? [])
-      if (!DIRECT_MAP_FEATURES.includes(f)) throw new UsageError(`--feature '${String(f)}': expected direct_mapped or not_direct_mapped`);
-    const mode = config.contiguousRegion ?? "arm";
-    if (mode !== "arm" && mode !== "x86-pv") throw new UsageError(`contiguous-region mode '${String(mode)}': expected arm or x86-pv`);
-    const last = config.features?.[config.features.length - 1];
-    const directMapped = last === undefined ? role === "dom0" : last === "direct_mapped";
-    if (mode === "x86-pv" && directMapped)
-      throw new UsageError(`x86-pv contiguous regions exchange frames, which a direct-mapped ${role} cannot do: add --feature not_direct_mapped`);
-
-    this.host = new PhysicalMemory({
-      banks: desc.ram.map((b) => ({ base: b.base, size: b.size, name: b.name })),
-      reserved: desc.reserved.map((r) => ({ base: r.base, size: r.size, name: r.name, noMap: r.noMap })),
-      paBits: desc.paBits,
-      granule: desc.granule,
-    });
-    this.hv = new XenHypervisor(this.host, {
-      version: version as XenVersion,
-      reserved: desc.reserved,
-      debugClobber: desc.xen?.debugBuild === true,
-    });
-    const dom0Mem = desc.xen?.dom0Mem ?? Math.min(totalRam(desc), 1024 * MiB);
-    const domUMem = desc.xen?.domUMem ?? 512 * MiB;
-    const exchange = mode === "x86-pv" ? "x86-pv" : "arm";
-    // a domU needs a dom0 beside it (whose kernel is not modelled); its devices are passed through
-    const dom0Ranges = lowestRam(desc, roundMem(dom0Mem));
-    if (role === "domU") this.hv.createDomain({ role: "dom0", ramRanges: dom0Ranges });
-    const size = roundMem(role === "dom0" ? dom0Mem : domUMem);
-    const opts: CreateDomainOptions = {
-      role,
-      directMapped,
-      // a direct-mapped dom0 gets the lowest RAM, as Xen's allocate_memory_11 aims for
-      ...(role === "dom0" && directMapped ? { ramRanges: dom0Ranges } : { size }),
-      exchange,
-      passthrough: role === "domU" && desc.devices.length > 0,
-      // dmalab's x86-PV mode gets the exchanged frame numbers back, as a PV guest does
-      autoTranslated: mode !== "x86-pv",
-    };
-    this.domain = this.hv.createDomain(opts);
-
-    this.machine = new Machine(kernelView(desc, this.domain, role), profile);
-    const d = this.domain;
-    aliasGuestRam(this.machine.memory, this.host, (g) => {
-      const mfn = d.p2m.contiguousChunk(g / XEN_PAGE_SIZE);
-      return mfn === undefined ? undefined : mfn * XEN_PAGE_SIZE;
-    });
-    // devices address machine memory: a direct-mapped dom0's directly (no SMMU in front of
-    // them); a domU's passed-through devices, and a dom0 that is not 1:1 (which Xen only
-    // allows with an IOMMU), through an SMMU that walks the domain's stage-2 table
-    const behindSmmu = role === "domU" || !d.directMapped;
-    const ms = this.machine.devices;
-    for (let i = 0; i < ms.length; i++) {
-      const md = ms[i]!;
-      ms[i] = new MachineDevice(md.desc, md.dev, new DeviceBus(md.dev, this.host, behindSmmu ? stage2Translation(d, md.dev) : undefined));
-    }
-    // the kernel image's static data and stack: where Linux keeps the structures it hands Xen
-    this.scratchGpa = this.machine.memblock.allocBottomUp(EXCHANGE_SCRATCH_BYTES + XEN_PAGE_SIZE, XEN_PAGE_SIZE, 0, Infinity, "kernel");
-    if (this.scratchGpa < 0) throw new LimitError(`${desc.name}: no room for the kernel's own data in the domain's RAM`);
-    this.hypercalls = new Hypercalls((regs) => void this.hv.dispatch(d, regs), this.machine.memory);
-    this.xen = new XenGuest(this.hypercalls, this.scratchGpa);
-    this.contig = new ContiguousRegion(mode, this.xen, this.p2m, exchangeScratchAt(this.scratchGpa + XEN_PAGE_SIZE));
-    if (mode === "x86-pv") {
-      // a PV guest starts knowing its pfn → mfn list (start_info's mfn_list): Linux's p2m
-      for (const [gfn, e] of d.p2m) if (e.type === "ram_rw") this.p2m.set(gfn, e.mfn);
-    }
-  }
-
-  /** the oops of the boot, if xen_swiotlb_dma_supported faulted */
-  get lastOops(): KernelOops | null {
-    return this.xenSwiotlb?.lastOops ?? null;
-  }
-
-  /** setup_arch → xen_early_init(): the DT node Xen's toolstack/boot code writes, then the features. */
-  earlyInit(): void {
-    const compat = xenDtCompatible(this.hv.version);
-    this.xen.earlyInit(compat);
-    if (this.xen.xenDomain()) {
-      this.machine.log.print(`Xen ${this.xen.dtVersion} support found`);
-      this.notes.push(
-        `xen_early_init: Xen ${this.hv.version}, XENVER_get_features submap ${hex(this.xen.features.submap())}: ` +
-          `xen_domain() = 1, xen_initial_domain() = ${this.xen.xenInitialDomain() ? 1 : 0}, ${this.domain.directMapped ? "direct-mapped" : "not direct-mapped"}`,
-      );
-    }
-  }
-
-  // ---- BootHooks ---------------------------------------------------------------------------
-
-  /** xen_swiotlb_detect() as mem_init (5.13) and xen_mm_init see it */
-  swiotlbDetect(): boolean {
-    return xenSwiotlbDetect(this.xen, this.profile);
-  }
-
-  afterMemInit(m: Machine, b: BootRecorder): void {
-    // xen_early_init ran in setup_arch, before mem_init: its account goes first
-    b.decisions.unshift(...this.notes);
-    const p = this.profile;
-    const sw = m.swiotlb;
-    const detect = this.swiotlbDetect();
-    const usesXenSwiotlb = detect; // ≤5.12 detect() is xen_initial_domain(), the rule of that era
-    if (usesXenSwiotlb) {
-      this.xenSwiotlb = this.makeXenSwiotlb(m);
-      this.xenSwiotlb.faultCauses = () => [...b.decisions];
-      // the probe's frames (really_probe → … → dma_supported) are on the boot's chain then
-      this.xenSwiotlb.callContext = () => (b.chain.length > 0 ? [...b.chain] : ["dma_supported"]);
-    }
-    b.within(["do_initcalls", "xen_mm_init"], () => this.xenMmInit(m, b, detect));
-    // arch_setup_dma_ops (of_dma_configure, before the driver probes)
-    if (this.xenSwiotlb) {
-      for (const md of m.devices) md.dev.dmaOps = this.xenSwiotlb;
-      b.decide(`arch_setup_dma_ops: ${p.xenDetectUsesFeatures ? "xen_swiotlb_detect()" : "xen_initial_domain()"}: xen_swiotlb_dma_ops on ${m.devices.length} device(s)`);
-    } else if (this.xen.xenDomain()) {
-      b.decide(`arch_setup_dma_ops: ${p.xenDetectUsesFeatures ? "xen_swiotlb_detect() = 0" : "not the initial domain"}: devices keep dma-direct` +
-        (this.domain.directMapped ? "" : " (guest-physical bus addresses, translated by the domain's stage-2 table as an SMMU would)"));
-    }
-    // the state the probes will run in, for the report and an oops' causes
-    b.decide(`before the probes: swiotlb_force = ${SWIOTLB_FORCE_NAMES[sw.forceState]}, io_tlb_default_mem ${sw.defaultMem === null ? "== NULL" : `= [${hex(sw.defaultMem.start)}-${hex(sw.defaultMem.end - 1)}]`}`);
-  }
-
-  private makeXenSwiotlb(m: Machine): XenSwiotlb {
-    const sw = m.swiotlb;
-    const limit = this.dma32Limit(m);
-    const xs = new XenSwiotlb({
-      profile: this.profile,
-      swiotlb: swiotlbForXen(sw, this.profile),
-      p2m: this.p2m,
-      contig: this.contig,
-      log: m.log,
-      pages: {
-        // xen_get_swiotlb_free_pages: GFP_DMA32 when any RAM lies below 4 GiB
-        alloc: (order) => {
-          const size = m.memory.granule * 2 ** order;
-          return m.memblock.allocTopDown(size, size, limit, "xen-swiotlb");
-        },
-        free: (addr) => m.memblock.free(addr),
-      },
-      isLocalRam: (phys) => m.memory.isRam(phys, 1),
-      pageShift: m.zones.pageShift,
-    });
-    return xs;
-  }
-
-  /** GFP_DMA32's zone end when some RAM is below 4 GiB, else no limit */
-  private dma32Limit(m: Machine): number {
-    return m.memory.banks.some((bk) => bk.base < 0xffff_ffff) ? Number(m.zones.dma32PhysLimit) : Infinity;
-  }
-
-  private xenMmInit(m: Machine, b: BootRecorder, detect: boolean): void {
-    const p = this.profile;
-    const sw = m.swiotlb;
-    const gate = p.xenMmInitUsesDetect ? detect : this.xen.xenInitialDomain();
-    if (!gate) {
-      b.decide(`xen_mm_init: ${p.xenMmInitUsesDetect ? "xen_swiotlb_detect() = 0" : "xen_initial_domain() = 0"}: returns early`);
-      return;
-    }
-    if (p.xenMmInitUsesSwiotlbInitLate) {
-      // v5.19+: swiotlb-xen has no pool of its own any more
-      if (sw.defaultMem === null) {
-        const size = sw.defaultNslabs * 2 ** IO_TLB_SHIFT;
-        const rc = sw.swiotlbInitLate(size, this.dma32Limit(m));
-        b.decide(`xen_mm_init: no default pool: swiotlb_init_late(${size >> 20} MiB) = ${rc}`);
-      } else b.decide("xen_mm_init: the default pool exists: swiotlb_init_late not needed");
-    } else {
-      const xs = this.xenSwiotlb!;
-      const before = sw.defaultMem;
-      const force = sw.forceState;
-      const rc = xs.init();
-      this.xenSwiotlbInitRc = rc;
-      b.decide(`xen_mm_init: xen_swiotlb_init() = ${rc === 0 ? 0 : `${rc} (${describeXenErrno(rc)})`}${this.describeInit(xs, rc, before !== null, force)}`);
-      if (p.xenSwiotlbInitChecksExisting && rc < 0 && rc !== -EEXIST) {
-        b.decide("xen_mm_init: error other than -EEXIST: returns it");
-        return;
-      }
-    }
-    // hypercall_cflush: does Xen know GNTTABOP_cache_flush? (an all-zero request)
-    const g = this.scratchGpa;
-    m.memory.write(g, new Uint8Array(GNTTAB_CACHE_FLUSH_SIZE));
-    const rc = this.hypercalls.call(__HYPERVISOR_grant_table_op, GNTTABOP_cache_flush, g, 1);
-    if (this.xenSwiotlb) this.xenSwiotlb.hypercallCflush = rc !== -XEN_ENOSYS;
-  }
-
-  private describeInit(xs: XenSwiotlb, rc: number, hadPool: boolean, force: number): string {
-    const p = this.profile;
-    const sw = this.machine.swiotlb;
-    const last = xs.initAttempts[xs.initAttempts.length - 1];
-    if (rc === -EEXIST) return ": the default pool already exists (97729b653de5); -EEXIST is tolerated on arm";
-    if (p.xenSwiotlbInitReusesExisting && hadPool) return ": the pool from mem_init is used as it is (\"already allocated\"); arm ignores the result";
-    if (rc === 0 && sw.defaultMem === null && force === SWIOTLB_NO_FORCE)
-      return (
-        `: swiotlb_late_init_with_tbl() returned 0 without creating a pool because swiotlb_force == SWIOTLB_NO_FORCE ` +
-        `(2726bf3ff252): late init skipped, io_tlb_default_mem stays NULL and ${last ? `the ${(last.nslabs << IO_TLB_SHIFT) / MiB} MiB buffer at ${hex(last.start)} is unused` : "nothing was allocated"}`
-      );
-    if (rc === 0 && last) return `: pool [${hex(last.start)}-${hex(last.start + (last.nslabs << IO_TLB_SHIFT) - 1)}] (${(last.nslabs << IO_TLB_SHIFT) / MiB} MiB), fixed up in ${xs.fixupCalls.length} chunk(s)`;
-    if (last?.lateInitRc !== undefined && last.lateInitRc !== 0)
-      return `: swiotlb_late_init_with_tbl() refused a second pool (double initialisation)${p.xenMmInitUsesDetect && !p.xenSwiotlbInitChecksExisting ? "; xen_mm_init ignores the result" : ""}`;
-    if (last?.fixupRc !== undefined && last.fixupRc !== 0) return `: xen_swiotlb_fixup failed (${last.fixupRc})`;
-    return "";
-  }
-}
-
-/**
- * Where Xen puts a direct-mapped dom0's RAM. allocate_memory_11 makes bank 0 as large and as
- * low as it can (trying address limits from the block's own size upwards, below the
- * platform's DMA bit size), then fills further banks low-first: dom0's memory ends up at the
- * bottom of RAM. dmalab takes the lowest free 2 MiB chunks (skipping reserved regions), which
- * is where that policy lands on an empty heap.
- */
-export function lowestRam(desc: MachineDesc, bytes: number): { base: number; size: number }[] {
-  const cs = DEFAULT_CHUNK_SIZE;
-  const out: { base: number; size: number }[] = [];
-  let left = bytes;
-  const banks = [...desc.ram].sort((a, b) => a.base - b.base);
-  for (const b of banks) {
-    for (let a = Math.ceil(b.base / cs) * cs; a + cs <= b.base + b.size && left > 0; a += cs) {
-      if (desc.reserved.some((r) => a < r.base + r.size && r.base < a + cs)) continue;
-      const last = out[out.length - 1];
-      if (last && last.base + last.size === a) last.size += cs;
-      else out.push({ base: a, size: cs });
-      left -= cs;
-    }
-  }
-  if (left > 0) throw new LimitError(`${desc.name}: ${bytes} bytes of dom0 RAM do not fit in the machine's ${totalRam(desc)} bytes`);
-  return out;
-}
-
-/**
- * An SMMU context for a domain's passed-through device: DMA addresses are guest-physical and
- * go through the domain's stage-2 table; a frame that is not the domain's RAM is a fault
- * (the bus reports it as an untranslatable address).
- */
-export function stage2Translation(d: Domain, dev?: Device): BusTranslation {
-  // a direct-mapped domU's kernel keeps the board's dma-ranges (bus offsets): the device's
-  // address goes through them first, then through the stage-2 walk (gfn == mfn)
-  const ranged = dev !== undefined && dev.dmaRangeMap !== null;
-  return {
-    name: `stage-2 of ${d}`,
-    toPhys(dma: number): number {
-      const ipa = ranged ? dev.dmaToPhys(dma) : dma;
-      if (ipa < 0) return -1;
-      const off = ipa % XEN_PAGE_SIZE;
-      const e = d.p2m.lookup((ipa - off) / XEN_PAGE_SIZE);
-      if (e === undefined || (e.type !== "ram_rw" && e.type !== "ram_ro")) return -1;
-      return e.mfn * XEN_PAGE_SIZE + off;
-    },
-    linearRun: (dma: number) => {
-      if (!ranged) return XEN_PAGE_SIZE - (dma % XEN_PAGE_SIZE);
-      const ipa = dev.dmaToPhys(dma);
-      return ipa < 0 ? 0 : Math.min(dev.dmaLinearRun(dma), XEN_PAGE_SIZE - (ipa % XEN_PAGE_SIZE));
-    },
-  };
-}
-
-/** dom0Mem/domUMem rounded down to whole 2 MiB chunks (at least one). */
-function roundMem(bytes: number): number {
-  return Math.max(DEFAULT_CHUNK_SIZE, Math.floor(bytes / DEFAULT_CHUNK_SIZE) * DEFAULT_CHUNK_SIZE);
-}
-
-/**
- * The machine description as the booting domain's kernel reads it from its device tree:
- * its own RAM (guest-physical; trimmed to whole 2 MiB chunks), the machine's devices and DMA
- * restrictions for dom0 and direct-mapped domUs. A domU that is not direct-mapped gets a DT
- * Xen wrote: no DMA-zone limits, and its passed-through devices address guest-physical memory
- * through the SMMU (no bus offsets).
- */
-export function kernelView(desc: MachineDesc, d: Domain, role: "dom0" | "domU"): MachineDesc {
-  const cs = DEFAULT_CHUNK_SIZE;
-  const ram: RamBankDesc[] = [];
-  for (const r of d.ram) {
-    const base = Math.ceil(r.base / cs) * cs;
-    const end = Math.floor((r.base + r.size) / cs) * cs;
-    if (end > base) ram.push({ name: `${role}-ram${ram.length}`, base, size: end - base });
-  }
-  if (ram.length === 0) throw new InvalidArgumentError(`${d}: no whole 2 MiB chunk of RAM to boot a kernel in`);
-  const inside = (base: number, size: number): boolean => ram.some((b) => base >= b.base && base + size <= b.base + b.size);
-  const view: MachineDesc = {
-    ...desc,
-    name: desc.name,
-    ram,
-    reserved: desc.reserved.filter((r) => inside(r.base, r.size)),
-  };
-  if (!d.directMapped) {
-    view.dmaZone = {};
-    view.devices = desc.devices.map((dv) => ({ ...dv, dmaRanges: [], busDmaLimit: 0n }));
-    view.mmio = [];
-  }
-  return view;
-}
-
-export interface XenBootResult {
-  report: BootReport;
-  /** null for a native boot */
-  xen: XenGuestBoot | null;
-  machine: Machine;
-}
-
-/**
- * Boots `desc` with `profile` as `role`: natively (machine/boot.ts alone) or as a Xen guest.
- * Faults end up in the report (outcome "fault"), never as exceptions; bad options throw.
- */
-export function bootWithXen(
-  desc: MachineDesc,
-  profile: KernelProfile,
-  role: XenRole,
-  config: Omit<XenBootConfig, "role"> = {},
-  opts: Omit<BootOptions, "xen"> = {},
-): XenBootResult {
-  if (role === "none") {
-    if ((config.features?.length ?? 0) > 0) throw new UsageError("--feature needs --xen dom0 or --xen domU");
-    const m = new Machine(desc, profile);
-    return { report: bootMachine(m, { ...opts, xen: "none" }), xen: null, machine: m };
-  }
-  const xb = new XenGuestBoot(desc, profile, { ...config, role });
-  xb.earlyInit();
-  const report = bootMachine(xb.machine, { ...opts, xen: role }, xb);
-  return { report, xen: xb, machine: xb.machine };
 }

@@ -5,8 +5,11 @@
 
 import { parseMachine, type MachineDesc } from "./preset.js";
 
+/** `--machine demo-8g` names it; it is every command's default machine */
+export const DEMO_MACHINE_NAME = "demo-8g";
+
 export const DEMO_MACHINE_JSON = {
-  name: "demo-8g",
+  name: DEMO_MACHINE_NAME,
   description:
     "dmalab demo: 8 GiB at 0x4000_0000, a 32-bit NIC with buffers above 4 GiB (bounced) and a 64-bit NVMe-like disk with min_align_mask 0xfff (direct)",
   paBits: 48,

@@ -20,6 +20,8 @@ export interface BootFault {
   causes: string[];
   /** oops-like text */
   lines: string[];
+  /** the kernel's own oops lines, when the fault is a modelled kernel oops */
+  oops?: string[];
 }
 
 function field(e: object, k: string): unknown {

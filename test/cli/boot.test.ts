@@ -4,7 +4,9 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "../../src/errors.js";
-import { bootFailure, executeBoot, outcomeOf, parseBootArgs } from "../../src/cli/commands/boot.js";
+import { bootFailure, executeBoot } from "../../src/cli/commands/boot.js";
+import { machineConfig } from "../../src/cli/machine-options.js";
+import { machineSpec } from "../../src/machine/builder.js";
 import { executeRun, parseRunArgs } from "../../src/cli/commands/run.js";
 import { presetNames } from "../../src/machine/preset.js";
 import { KERNEL_VERSIONS } from "../../src/swiotlb/profile.js";
@@ -43,11 +45,12 @@ describe("dmalab boot", () => {
   it("--json carries the oops fields and still exits 3", () => {
     const r = cli("boot", "--machine", "qemu-virt-2g", "--kernel", "5.13-rc1", "--xen", "dom0", "--json");
     expect(r.status).toBe(3);
-    const j = JSON.parse(r.stdout) as { result: string; fault: { pointer: string; address: string; function: string }; xenInfo: { xen_swiotlb_init: number }; oops: string[] };
-    expect(j.result).toBe("fault");
+    const j = JSON.parse(r.stdout) as { schema: string; outcome: string; fault: { pointer: string; address: string; function: string; oops: string[] }; xenInfo: { xen_swiotlb_init: number } };
+    expect(j.schema).toBe("dmalab/boot@1");
+    expect(j.outcome).toBe("fault");
     expect(j.fault).toMatchObject({ pointer: "io_tlb_default_mem", address: "0x8", function: "xen_swiotlb_dma_supported" });
     expect(j.xenInfo.xen_swiotlb_init).toBe(0);
-    expect(j.oops[0]).toBe("Unable to handle kernel NULL pointer dereference at virtual address 0000000000000008");
+    expect(j.fault.oops[0]).toBe("Unable to handle kernel NULL pointer dereference at virtual address 0000000000000008");
   });
 
   it("bad arguments: exit 2, one line, no stack trace", () => {
@@ -57,8 +60,9 @@ describe("dmalab boot", () => {
       ["boot", "--machine", "rpi4-1g", "--xen", "dom0", "--feature", "one_to_one"],
       ["boot", "--machine", "rpi4-1g", "--feature", "direct_mapped"],
       ["boot", "--machine", "rpi4-1g", "--xen", "dom0", "--xen-version", "4.2"],
-      ["boot"],
-      ["boot", "--matrix", "--machine", "rpi4-1g"],
+      ["boot", "--matrix", "--feature", "direct_mapped"],
+      ["boot", "--matrix", "--machine", "no-such-board"],
+      ["boot", "--machine", "rpi4-1g", "--contig", "x86-pv"],
     ]) {
       const r = cli(...args);
       expect(r.status, args.join(" ")).toBe(2);
@@ -92,23 +96,30 @@ describe("dmalab boot", () => {
 
 describe("boot arguments and outcome", () => {
   it("parses and validates", () => {
-    expect(parseBootArgs({ machine: "rpi4-1g", xen: "dom0", feature: ["not_direct_mapped", "direct_mapped"], xenVersion: "4.16" })).toMatchObject({
-      kernel: "5.13",
-      xen: "dom0",
-      features: ["not_direct_mapped", "direct_mapped"],
-      xenVersion: "4.16",
-    });
-    expect(() => parseBootArgs({})).toThrow(UsageError);
-    expect(() => parseBootArgs({ machine: "rpi4-1g", contig: "x86" })).toThrow(/--contig 'x86'/);
+    const s = machineSpec(machineConfig({ machine: "rpi4-1g", xen: "dom0", feature: ["not_direct_mapped", "direct_mapped"], xenVersion: "4.16" }));
+    expect(s.profile.version).toBe("6.x");
+    expect(s.xen).toBe("dom0");
+    expect(s.xenConfig).toMatchObject({ features: ["not_direct_mapped", "direct_mapped"], xenVersion: "4.16" });
+    expect(machineSpec({}).desc.name).toBe("demo-8g");
+    expect(() => machineSpec({ machine: "rpi4-1g", xen: "dom0", contig: "x86" })).toThrow(/--contig 'x86'/);
+    expect(() => machineSpec({ machine: "rpi4-1g", contig: "arm" })).toThrow(UsageError);
+  });
+
+  it("--matrix narrowed by --kernel and --xen boots only those", () => {
+    const r = cli("boot", "--matrix", "--kernel", "6.x", "--xen", "dom0", "--json");
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout) as { schema: string; rows: { kernel: string; xen: string }[] };
+    expect(j.schema).toBe("dmalab/boot-matrix@1");
+    expect(j.rows).toHaveLength(presetNames().length);
+    for (const w of j.rows) expect([w.kernel, w.xen]).toEqual(["6.x", "dom0"]);
   });
 
   it("a failed probe is no working DMA setup: outcome probe-failed, exit 3", () => {
-    const { report } = executeBoot(parseBootArgs({ machine: "rpi4-1g", kernel: "5.13", xen: "dom0" }));
-    expect(outcomeOf(report)).toBe("ok");
+    const { report } = executeBoot({ machine: "rpi4-1g", kernel: "5.13", xen: "dom0" });
+    expect(report.outcome).toBe("ok");
     expect(bootFailure(report)).toBeUndefined();
     const failed = { ...report, devices: report.devices.map((d, i) => (i === 0 ? { ...d, probed: false, error: -5 } : d)) };
-    expect(outcomeOf(failed)).toBe("probe-failed");
-    const e = bootFailure({ ...failed, result: "probe-failed" })!;
+    const e = bootFailure({ ...failed, outcome: "probe-failed" })!;
     expect(e.exitCode).toBe(3);
     expect(e.message).toContain("probe failed for sdhci-iproc fe340000.mmc (error -5)");
   });

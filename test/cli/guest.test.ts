@@ -32,7 +32,8 @@ interface GuestJson {
   regs: Record<string, string>;
   insns: number;
   console: string;
-  hypercalls: { op: string; args: string[]; ret: number }[];
+  schema: string;
+  hypercalls: { op: string; args: string[]; ret: string; errno?: string }[];
 }
 
 describe.skipIf(!unicornAvailable())("dmalab guest", () => {
@@ -50,12 +51,13 @@ describe.skipIf(!unicornAvailable())("dmalab guest", () => {
     expect(cli("xen-regs", "--xen-debug").status).toBe(2);
   });
 
-  it("--json: exactly the documented keys; regs x0..x30, sp, pc as unsigned hex; ret signed decimal", () => {
+  it("--json: exactly the documented keys; regs, args and results as unsigned hex, errors named", () => {
     const r = cli("xen-errors", "--xen", "dom0", "--json");
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
     const j = JSON.parse(r.stdout) as GuestJson;
-    expect(Object.keys(j).sort()).toEqual(["console", "exit", "hypercalls", "insns", "regs"]);
+    expect(Object.keys(j).sort()).toEqual(["console", "exit", "hypercalls", "insns", "kernel", "kernelLog", "machine", "regs", "schema", "xen"]);
+    expect(j.schema).toBe("dmalab/guest@1");
     expect(j.exit).toEqual({ reason: "brk", imm: 0 });
     const names = [...Array.from({ length: 31 }, (_, i) => `x${i}`), "sp", "pc"];
     expect(Object.keys(j.regs).sort()).toEqual([...names].sort());
@@ -64,9 +66,10 @@ describe.skipIf(!unicornAvailable())("dmalab guest", () => {
     expect(j.regs.x19).toBe("0xffffffffffffffff");
     expect(j.regs.x20).toBe("0xfffffffffffffff2");
     expect(j.regs.x22).toBe("0xffffffffffffffda");
-    // ... and as signed decimals in the log (raw JSON text, not strings)
-    expect(r.stdout).toMatch(/"ret": -22\b/);
-    expect(j.hypercalls.map((h) => h.ret)).toEqual([-1, -14, 1, -38, -22, -14, 5, -22, 4096]);
+    // ... and in the log as the register holds them, with the errno named beside an error
+    const u64 = (n: number): string => "0x" + BigInt.asUintN(64, BigInt(n)).toString(16);
+    expect(j.hypercalls.map((h) => h.ret)).toEqual([-1, -14, 1, -38, -22, -14, 5, -22, 4096].map(u64));
+    expect(j.hypercalls.map((h) => h.errno ?? null)).toEqual(["EPERM", "EFAULT", null, "ENOSYS", "EINVAL", "EFAULT", null, "EINVAL", null]);
     expect(j.hypercalls[0]!.op).toBe("memory_op");
     expect(j.hypercalls.every((h) => Array.isArray(h.args))).toBe(true);
     expect(Number.isInteger(j.insns) && j.insns > 0).toBe(true);

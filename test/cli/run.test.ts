@@ -28,10 +28,12 @@ describe("run arguments", () => {
   });
   it("defaults: demo board, 6.x, ring, seed 1; hex seeds accepted", () => {
     const a = parseRunArgs({});
-    expect(a).toMatchObject({ kernel: "6.x", workload: "ring", ops: 4096, seed: 1, xen: "none" });
-    expect(a.machine.name).toBe("demo-8g");
+    expect(a).toMatchObject({ workload: "ring", ops: 4096, seed: 1 });
+    expect(a.spec.profile.version).toBe("6.x");
+    expect(a.spec.xen).toBe("none");
+    expect(a.spec.desc.name).toBe("demo-8g");
     expect(parseRunArgs({ seed: "0xdead_beef" }).seed).toBe(0xdeadbeef);
-    expect(parseRunArgs({ swiotlb: "swiotlb=1024,force" }).swiotlb).toBe("1024,force");
+    expect(parseRunArgs({ swiotlb: "swiotlb=1024,force" }).spec.boot.swiotlbCmdline).toBe("1024,force");
   });
   it("a strict swiotlb= with text the kernel ignores is an input error (exit 2)", () => {
     const e = (() => {
@@ -50,7 +52,7 @@ describe("run arguments", () => {
       checkIntegrity({
         corruptBytes: 2,
         verifiedBytes: 10,
-        firstCorruption: { device: "nic", direction: "from-device", dma: 0x1000, offset: 3, expected: 1, got: 2, bounced: true },
+        firstCorruption: { device: "nic", direction: "from-device", dma: "0x1000", offset: 3, expected: 1, got: 2, bounced: true },
       });
     expect(f).toThrow(FaultError);
     expect(f).toThrow(/2 of 10 verified bytes corrupt; first at nic from-device DMA 0x1000\+3: expected 0x1, got 0x2/);

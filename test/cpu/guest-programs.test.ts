@@ -7,7 +7,7 @@ import { buildGuestContext } from "../../src/cpu/guest-context.js";
 import { unicornAvailable } from "../../src/cpu/unicorn.js";
 import { CMD_COPY, ERR_DST_FAULT, REG_CTRL, REG_DST, REG_ERROR, REG_LEN, REG_SRC, REG_STATUS, STATUS_DONE, STATUS_ERROR } from "../../src/dma/engine.js";
 import { FaultError, UsageError } from "../../src/errors.js";
-import { resolveMachine } from "../../src/machine/preset.js";
+import { machineSpec, type MachineConfig } from "../../src/machine/builder.js";
 import type { RunResult } from "../../src/cpu/arm64-cpu.js";
 
 const ENOSYS = -38n;
@@ -23,11 +23,14 @@ const ROLES: Role[] = [
   { xen: "domU", label: "domU, not direct-mapped" },
 ];
 
-const run = (program: string, r: Role, extra: Partial<GuestArgs> = {}): ReturnType<typeof runGuest> => {
-  const a: GuestArgs = { program, machine: "qemu-virt-2g", xen: r.xen, maxInsns: 10_000_000, json: true, ...extra };
-  if (r.features) a.features = r.features;
-  if (r.xenVersion) a.xenVersion = r.xenVersion;
-  return runGuest(a);
+type Extra = Partial<Pick<GuestArgs, "load" | "device">> & { machine?: string; kernel?: string };
+const run = (program: string, r: Role, extra: Extra = {}): ReturnType<typeof runGuest> => {
+  const { machine = "qemu-virt-2g", kernel, ...rest } = extra;
+  const c: MachineConfig = { machine, xen: r.xen };
+  if (kernel !== undefined) c.kernel = kernel;
+  if (r.features) c.features = r.features;
+  if (r.xenVersion) c.xenVersion = r.xenVersion;
+  return runGuest({ program, spec: machineSpec(c), maxInsns: 10_000_000, json: true, ...rest });
 };
 
 const x = (res: RunResult, n: number): bigint => BigInt.asIntN(64, res.regs.x[n]!);
@@ -126,7 +129,7 @@ describe.skipIf(!unicornAvailable())("dma-ring on the Xen boot of `dmalab boot`"
 
 describe.skipIf(!unicornAvailable())("the engine behind a translated domU's stage-2 table", () => {
   it("a DMA to a frame the domain does not own is a bus fault; nothing is written", () => {
-    const ctx = buildGuestContext(resolveMachine("qemu-virt-2g"), { xen: "domU" });
+    const ctx = buildGuestContext({ machine: "qemu-virt-2g", xen: "domU" });
     try {
       const e = ctx.engine;
       const d = ctx.domain!;

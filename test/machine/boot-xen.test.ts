@@ -1,14 +1,30 @@
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../../src/errors.js";
 import { BusFault } from "../../src/dma/bus.js";
-import { bootWithXen, kernelView, lowestRam } from "../../src/machine/boot.js";
+import { buildMachine, type MachineConfig } from "../../src/machine/builder.js";
+import { kernelView, lowestRam, type XenBootConfig } from "../../src/machine/xen-boot.js";
+import type { BootOptions } from "../../src/machine/boot.js";
 import { presetNames, resolveMachine } from "../../src/machine/preset.js";
 import { arm64Zones } from "../../src/machine/zones.js";
 import { kernelProfile } from "../../src/swiotlb/profile.js";
 import { KernelOops } from "../../src/xen/guest/oops.js";
 
-const boot = (machine: string, kernel: string, role: "none" | "dom0" | "domU", cfg: Parameters<typeof bootWithXen>[3] = {}, opts: Parameters<typeof bootWithXen>[4] = {}) =>
-  bootWithXen(resolveMachine(machine), kernelProfile(kernel), role, cfg, opts);
+const boot = (
+  machine: string,
+  kernel: string,
+  role: "none" | "dom0" | "domU",
+  cfg: Omit<XenBootConfig, "role"> = {},
+  opts: Pick<BootOptions, "swiotlbCmdline" | "strict" | "kmallocBounce"> = {},
+) => {
+  const c: MachineConfig = { machine, kernel, xen: role };
+  if (cfg.features) c.features = cfg.features;
+  if (cfg.xenVersion !== undefined) c.xenVersion = cfg.xenVersion;
+  if (cfg.contiguousRegion !== undefined) c.contig = cfg.contiguousRegion;
+  if (opts.swiotlbCmdline !== undefined) c.swiotlb = opts.swiotlbCmdline;
+  if (opts.strict !== undefined) c.strict = opts.strict;
+  if (opts.kmallocBounce !== undefined) c.kmallocBounce = opts.kmallocBounce;
+  return buildMachine(c);
+};
 
 describe("the 2021 arm64 dom0 regression (5.13-rc1) and its fix (5.13)", () => {
   for (const machine of ["rpi4-1g", "qemu-virt-2g"]) {

@@ -39,7 +39,7 @@ describe("native mem_init decision, every preset x profile, from the rules", () 
         if (pool) {
           // memblock_alloc_low: below ARCH_LOW_ADDRESS_LIMIT, as high as possible
           expect(pool.end).toBeLessThanOrEqual(Number(z.dmaPhysLimit));
-          expect(r.log.some((l) => l.startsWith("software IO TLB: mapped [mem "))).toBe(true);
+          expect(r.kernelLog.some((l) => l.startsWith("software IO TLB: mapped [mem "))).toBe(true);
         }
         expect(r.devices.every((d) => d.probed)).toBe(true);
       });
@@ -61,7 +61,7 @@ describe("hand-computed pools", () => {
   it("qemu-virt-2g 6.x: kmalloc-bounce pool of 2 MiB (1 MiB per GiB)", () => {
     const { r } = boot("qemu-virt-2g", "6.x");
     expect(r.swiotlb.pool).toMatchObject({ start: "0xbfe00000", nslabs: 1024 });
-    expect(r.log).toContain("software IO TLB: SWIOTLB bounce buffer size adjusted to 2MB");
+    expect(r.kernelLog).toContain("software IO TLB: SWIOTLB bounce buffer size adjusted to 2MB");
   });
   it("6.x without DMA_BOUNCE_UNALIGNED_KMALLOC: no pool where RAM fits", () => {
     const { r } = boot("qemu-virt-2g", "6.x", { kmallocBounce: false });
@@ -81,14 +81,14 @@ describe("hand-computed pools", () => {
   });
   it("logs the zone ranges like free_area_init", () => {
     const { r } = boot("rpi4-8g", "6.x");
-    const i = r.log.indexOf("Zone ranges:");
-    expect(r.log.slice(i, i + 4)).toEqual([
+    const i = r.kernelLog.indexOf("Zone ranges:");
+    expect(r.kernelLog.slice(i, i + 4)).toEqual([
       "Zone ranges:",
       "  DMA      [mem 0x0000000000000000-0x000000003fffffff]",
       "  DMA32    [mem 0x0000000040000000-0x00000000ffffffff]",
       "  Normal   [mem 0x0000000100000000-0x00000001ffffffff]",
     ]);
-    const q = boot("qemu-virt-2g", "5.13").r.log;
+    const q = boot("qemu-virt-2g", "5.13").r.kernelLog;
     expect(q.slice(q.indexOf("Zone ranges:") + 1, q.indexOf("Zone ranges:") + 4)).toEqual([
       "  DMA      [mem 0x0000000040000000-0x00000000bfffffff]",
       "  DMA32    empty",
@@ -109,12 +109,13 @@ describe("device probe", () => {
   it("a mask dma_direct_supported refuses fails the probe with -EIO; the mask stays as the bus set it", () => {
     const m = new Machine(parseMachine(raw(24), "t"), kernelProfile("6.x"));
     const r = bootMachine(m);
-    expect(r.outcome).toBe("ok");
+    expect(r.outcome).toBe("probe-failed");
     const b = r.devices.find((d) => d.driver === "isa24")!;
     expect(b.probed).toBe(false);
     expect(b.error).toBe(-5);
-    expect(b.dmaMask).toBe("0xffffffff");
-    expect(r.log).toContain("isa24: probe of b failed with error -5");
+    expect(b.errno).toBe("EIO");
+    expect(b.dma_mask).toBe("0xffffffff");
+    expect(r.kernelLog).toContain("isa24: probe of b failed with error -5");
     expect(r.devices.find((d) => d.driver === "ok64")!.probed).toBe(true);
   });
   it("dma-ranges: of_dma_configure sets bus_dma_limit from the last DMA address", () => {

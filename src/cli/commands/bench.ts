@@ -3,8 +3,11 @@
 // `npm run bench` runs) and --compare against a saved summary.
 
 import { writeFileSync } from "node:fs";
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { UsageError } from "../../errors.js";
+import { DEFAULT_KERNEL, DEFAULT_MACHINE, machineSpec } from "../../machine/builder.js";
+import { KERNEL_VERSIONS } from "../../swiotlb/profile.js";
+import { checkWritable } from "../parse.js";
 import { checkToolArgs, parseToolArgs, type RawToolArgs } from "../../bench/kernel-tool.js";
 import {
   compareResults,
@@ -63,12 +66,12 @@ export function registerBench(program: Command): void {
     .option("-d <dir>", "direction: 0 BIDIRECTIONAL, 1 TO_DEVICE, 2 FROM_DEVICE")
     .option("-x <ns>", "transfer delay in ns, 0-10000000")
     .option("-g <pages>", "granule in pages, 1-1024")
-    .option("--machine <preset|file>", "machine preset or JSON file", "qemu-virt-8g")
-    .option("--kernel <version>", "kernel profile: 5.12, 5.13-rc1, 5.13, 6.x", "6.x")
+    .option("--machine <name|file>", "machine: a name from `dmalab machines` or a JSON file", DEFAULT_MACHINE)
+    .addOption(new Option("--kernel <version>", "kernel profile").choices(KERNEL_VERSIONS).default(DEFAULT_KERNEL))
     .option("--swiotlb <value>", "the swiotlb= kernel parameter")
     .option("--areas <n>", "swiotlb areas (6.x)")
     .option("--json", "print JSON")
-    .option("--workload <name>", "throughput workload: pingpong or ring")
+    .addOption(new Option("--workload <name>", "throughput workload").choices(["pingpong", "ring"]))
     .option("--size <bytes>", "pingpong buffer size: 64, 512, 4096 or 65536", "64")
     .option("--compare <file>", "compare with a saved summary (bench/baseline.json): ratio per workload")
     .option("--suite", "run the whole regression set (medians of --runs runs)")
@@ -84,6 +87,10 @@ async function bench(o: BenchOpts): Promise<void> {
   const args = parseToolArgs(raw);
   const areas = intOpt("--areas", o.areas, 1, 1024);
   const workloadMode = o.workload !== undefined || o.suite === true || o.compare !== undefined;
+  // everything that can be refused is refused before the first measurement
+  if (o.out !== undefined) checkWritable("--out", o.out);
+  machineSpec({ machine: o.machine, kernel: o.kernel, ...(o.swiotlb !== undefined ? { swiotlb: o.swiotlb } : {}) });
+  const base = o.compare !== undefined ? loadSummary(o.compare) : undefined;
 
   if (!workloadMode) {
     checkToolArgs(args);
@@ -94,16 +101,18 @@ async function bench(o: BenchOpts): Promise<void> {
       throw r.error;
     }
     if (o.json) {
+      // struct map_benchmark's field names
       printJson({
+        schema: "dmalab/bench@1",
         tool: "dma_map_benchmark",
         machine: o.machine,
         kernel: o.kernel,
         threads: args.threads,
         seconds: args.seconds,
         node: args.node,
-        dmaBits: args.bits,
-        dir: args.dir,
-        dmaTransNs: args.xdelay,
+        dma_bits: args.bits,
+        dma_dir: args.dir,
+        dma_trans_ns: args.xdelay,
         granule: args.granule,
         avg_map_100ns: Number(r.result.avgMap100ns),
         map_stddev: Number(r.result.mapStddev),
@@ -113,7 +122,7 @@ async function bench(o: BenchOpts): Promise<void> {
         pairsPerSec: r.pairsPerSec,
         bouncedBytesPerSec: r.bouncedBytesPerSec,
         bouncedFraction: r.bouncedFraction,
-        dmesg: r.dmesg,
+        kernelLog: r.dmesg,
       });
       return;
     }
@@ -132,7 +141,6 @@ async function bench(o: BenchOpts): Promise<void> {
   const runs = intOpt("--runs", o.runs, 1, 100);
 
   if (o.suite || (o.compare !== undefined && o.workload === undefined)) {
-    const base = o.compare !== undefined ? loadSummary(o.compare) : undefined;
     const progress = (l: string): void => {
       process.stderr.write(`bench: ${l}\n`);
     };
@@ -146,7 +154,7 @@ async function bench(o: BenchOpts): Promise<void> {
       progress,
     });
     if (o.out !== undefined) writeFileSync(o.out, JSON.stringify(summary, null, 2) + "\n");
-    if (o.json) printJson(summary);
+    if (o.json) printJson({ schema: "dmalab/bench@1", ...summary });
     else {
       for (const [k, r] of Object.entries(summary.workloads))
         out(`${k.padEnd(20)} ${fmtRate(r.pairsPerSec).padStart(10)} pairs/s  ${fmtBytesRate(r.bouncedBytesPerSec).padStart(11)} bounced  copy limit ${fmtBytesRate(r.copyBytesPerSec)}  fraction ${r.fractionOfCopyLimit.toFixed(3)}  p50 ${r.p50Ns.toFixed(0)} ns  p99 ${r.p99Ns.toFixed(0)} ns  heap/pair ${r.heapBytesPerPair.toFixed(2)}`);
@@ -167,11 +175,10 @@ async function bench(o: BenchOpts): Promise<void> {
   const threads = args.threads;
   const config = { machine: o.machine, kernel: o.kernel, swiotlb: o.swiotlb, areas, mode: "workload" as const };
   const r: WorkloadResult = await runWorkload({ config, workload, size, threads, seconds: o.s === undefined ? 2 : args.seconds });
-  if (o.out !== undefined) writeFileSync(o.out, JSON.stringify(r, null, 2) + "\n");
-  if (o.json) printJson(r);
+  if (o.out !== undefined) writeFileSync(o.out, JSON.stringify({ schema: "dmalab/bench@1", ...r }, null, 2) + "\n");
+  if (o.json) printJson({ schema: "dmalab/bench@1", machine: o.machine, ...r });
   else for (const l of workloadLines(r)) out(l);
-  if (o.compare !== undefined) {
-    const base = loadSummary(o.compare);
+  if (base !== undefined) {
     for (const l of formatCompare(compareResults({ [workloadKey(r)]: r }, base))) out(l);
   }
 }

@@ -13,16 +13,21 @@
 // address (the first bank by default), x1 = that bank's size, x2 = DMA engine MMIO base,
 // x3 = the engine's device number; sp = load address (the stack grows down below the image).
 
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
-import { EXIT_FAULT, EXIT_GUEST, EXIT_LIMIT, EXIT_OK, UsageError, hex } from "../../errors.js";
-import { bankOf, buildGuestContext, type GuestXenRole } from "../../cpu/guest-context.js";
-import { DIRECT_MAP_FEATURES, type DirectMapFeature } from "../../machine/boot.js";
-import { KERNEL_VERSIONS, isKernelVersion } from "../../swiotlb/profile.js";
+import { EXIT_FAULT, EXIT_GUEST, EXIT_LIMIT, EXIT_OK, InputError, UsageError, hex } from "../../errors.js";
+import { bankOf, buildGuestContext } from "../../cpu/guest-context.js";
 import type { ExitReason, RunResult } from "../../cpu/arm64-cpu.js";
-import { resolveMachine } from "../../machine/preset.js";
+import { machineSpec, type MachineSpec } from "../../machine/builder.js";
+import { addMachineOptions, machineConfig, type MachineFlags } from "../machine-options.js";
+import { parseIntArg } from "../parse.js";
+import type { BootReport } from "../../machine/boot.js";
+import { errnoName } from "../../kernel/errno.js";
+
+/** the kernel's MAX_ERRNO: results in [-4095, -1] are errors */
+const MAX_ERRNO = 4095n;
 import type { Device } from "../../dma/device.js";
 import type { Domain } from "../../xen/hypervisor/domain.js";
 import type { XenHypervisor } from "../../xen/hypervisor/hypervisor.js";
@@ -48,16 +53,15 @@ export function readProgram(arg: string): Uint8Array {
     if (existsSync(shipped)) path = shipped;
     else throw new UsageError(`guest program '${arg}' not found (neither a file nor a program in fixtures/guest/)`);
   }
-  const b = readFileSync(path);
+  if (statSync(path).isDirectory()) throw new UsageError(`guest program '${arg}' is a directory, not a binary`);
+  let b: Buffer;
+  try {
+    b = readFileSync(path);
+  } catch (e) {
+    throw new InputError(`cannot read guest program: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, arg);
+  }
   if (b.length === 0) throw new UsageError(`guest program '${arg}' is empty`);
   return new Uint8Array(b.buffer, b.byteOffset, b.length);
-}
-
-function parseAddr(s: string, what: string): number {
-  const t = s.replace(/_/g, "");
-  const v = /^0x[0-9a-f]+$/i.test(t) ? Number.parseInt(t.slice(2), 16) : /^[0-9]+$/.test(t) ? Number(t) : NaN;
-  if (!Number.isSafeInteger(v) || v < 0) throw new UsageError(`${what} '${s}': expected a non-negative integer (decimal or 0x hex)`);
-  return v;
 }
 
 export function exitStatus(e: ExitReason): number {
@@ -75,8 +79,22 @@ export function exitStatus(e: ExitReason): number {
 
 const u64hex = (v: bigint): string => "0x" + BigInt.asUintN(64, v).toString(16);
 
-/** The `--json` document. Signed results are exact decimal numbers (bigints stay exact). */
-export function guestJson(r: RunResult): string {
+/**
+ * One hypercall or service as JSON: arguments and result as the registers hold them
+ * ("0x…", unsigned 64-bit); a result that is an error also names it — "errno" for a
+ * negative errno, "error": "DMA_MAPPING_ERROR" for a failed dma_map.
+ */
+function callJson(l: RunResult["log"][number]): Record<string, unknown> {
+  const ret = BigInt(l.ret);
+  const o: Record<string, unknown> = { kind: l.kind, op: l.op, nr: l.nr, args: l.args.map(u64hex), ret: u64hex(ret) };
+  if (l.kind === "service" && l.op === "dma_map") {
+    if (ret === -1n) o.error = "DMA_MAPPING_ERROR";
+  } else if (ret < 0n && ret >= -MAX_ERRNO) o.errno = errnoName(Number(-ret));
+  return o;
+}
+
+/** The `--json` document. */
+export function guestJson(r: RunResult, boot: BootReport): string {
   const exit: Record<string, unknown> =
     r.exit.kind === "exit"
       ? { reason: "exit", code: r.exit.code }
@@ -97,16 +115,18 @@ export function guestJson(r: RunResult): string {
   regs.sp = u64hex(r.regs.sp);
   regs.pc = u64hex(r.regs.pc);
   const doc = {
+    schema: "dmalab/guest@1",
+    machine: boot.machine,
+    kernel: boot.kernel,
+    xen: boot.xen,
     exit,
     regs,
     insns: r.insns,
     console: r.console,
-    hypercalls: r.log.map((l) => ({ kind: l.kind, op: l.op, nr: l.nr, args: l.args.map(u64hex), ret: l.ret })),
+    hypercalls: r.log.map(callJson),
+    kernelLog: boot.kernelLog,
   };
-  // bigints as exact JSON numbers
-  const marker = "\u0000big:";
-  const text = JSON.stringify(doc, (_k, v: unknown) => (typeof v === "bigint" ? marker + v.toString() : v), 2);
-  return text.replace(/"\\u0000big:(-?\d+)"/g, "$1");
+  return JSON.stringify(doc, null, 2);
 }
 
 export function describeExit(e: ExitReason): string {
@@ -126,15 +146,8 @@ export function describeExit(e: ExitReason): string {
 
 export interface GuestArgs {
   program: string;
-  machine: string;
-  xen: GuestXenRole;
-  /** kernel profile; default 6.x */
-  kernel?: string;
-  features?: DirectMapFeature[];
-  xenVersion?: string;
-  swiotlb?: string;
-  /** run a debug build of Xen (clobbers the used argument registers and x16 with 0xDEADBEEF) */
-  xenDebug?: boolean;
+  /** the machine to boot, checked */
+  spec: MachineSpec;
   /** the DMA engine's device (index, name or driver); default the first probed device */
   device?: string | number;
   load?: number;
@@ -159,14 +172,8 @@ export interface GuestRunInfo {
 
 export function runGuest(a: GuestArgs): { result: RunResult; text: string; status: number; info: GuestRunInfo } {
   const image = readProgram(a.program);
-  const resolved = resolveMachine(a.machine);
-  const desc = a.xenDebug === true ? { ...resolved, xen: { ...resolved.xen, debugBuild: true } } : resolved;
-  const opts: Parameters<typeof buildGuestContext>[1] = { xen: a.xen, kernel: a.kernel ?? "6.x" };
-  if (a.features) opts.features = a.features;
-  if (a.xenVersion !== undefined) opts.xenVersion = a.xenVersion;
-  if (a.swiotlb !== undefined) opts.swiotlb = a.swiotlb;
-  if (a.device !== undefined) opts.engineDevice = a.device;
-  const ctx = buildGuestContext(desc, opts);
+  const desc = a.spec.desc;
+  const ctx = buildGuestContext(a.spec, a.device !== undefined ? { engineDevice: a.device } : {});
   try {
     const load = a.load ?? ctx.ramBase + DEFAULT_LOAD_OFFSET;
     const bank = bankOf(ctx, load);
@@ -194,12 +201,12 @@ export function runGuest(a: GuestArgs): { result: RunResult; text: string; statu
     if (ctx.domain) info.domain = ctx.domain;
     if (ctx.hypervisor) info.hypervisor = ctx.hypervisor;
     let text: string;
-    if (a.json) text = guestJson(result);
+    if (a.json) text = guestJson(result, ctx.boot);
     else {
       const lines: string[] = [];
       const d = ctx.domain;
       lines.push(
-        `dmalab guest: ${desc.name}, kernel ${ctx.boot.kernel}, xen ${a.xen}${d ? ` (d${d.id}, ${d.directMapped ? "direct-mapped" : "not direct-mapped"}, Xen ${ctx.hypervisor!.version})` : ""}, ` +
+        `dmalab guest: ${desc.name}, kernel ${ctx.boot.kernel}, xen ${a.spec.xen}${d ? ` (d${d.id}, ${d.directMapped ? "direct-mapped" : "not direct-mapped"}, Xen ${ctx.hypervisor!.version})` : ""}, ` +
           `DMA engine at ${hex(ctx.engineBase)} as ${md.name} (${info.dmaOps}${mem ? `, swiotlb pool ${hex(mem.start)}-${hex(mem.end - 1)}` : ""}), loaded at ${hex(load)}`,
       );
       if (result.console.length > 0) lines.push(result.console.replace(/\n$/, ""));
@@ -217,53 +224,29 @@ export function runGuest(a: GuestArgs): { result: RunResult; text: string; statu
   }
 }
 
-export interface GuestFlags {
-  machine: string;
-  kernel: string;
-  xen: string;
-  feature?: string[];
-  xenVersion?: string;
-  swiotlb?: string;
-  xenDebug?: boolean;
+export interface GuestFlags extends MachineFlags {
   device?: string;
   load?: string;
   maxInsns: string;
   json?: boolean;
 }
 
-/** Checks the command line before anything boots (bad values are usage errors, exit 2). */
+/** Checks the command line and the program before anything boots (bad values are usage errors, exit 2). */
 export function parseGuestArgs(prog: string, o: GuestFlags): GuestArgs {
-  if (o.xen !== "none" && o.xen !== "dom0" && o.xen !== "domU") throw new UsageError(`--xen '${o.xen}': expected none, dom0 or domU`);
-  if (!isKernelVersion(o.kernel)) throw new UsageError(`--kernel '${o.kernel}': expected one of ${KERNEL_VERSIONS.join(", ")}`);
-  const features = (o.feature ?? []).map((f) => {
-    if (!(DIRECT_MAP_FEATURES as readonly string[]).includes(f)) throw new UsageError(`--feature '${f}': expected ${DIRECT_MAP_FEATURES.join(" or ")}`);
-    return f as DirectMapFeature;
-  });
-  if ((features.length > 0 || o.xenVersion !== undefined || o.xenDebug === true) && o.xen === "none")
-    throw new UsageError("--feature, --xen-version and --xen-debug need --xen dom0 or --xen domU");
-  const maxInsns = parseAddr(o.maxInsns, "--max-insns");
-  if (maxInsns < 1) throw new UsageError(`--max-insns '${o.maxInsns}': must be at least 1`);
-  const args: GuestArgs = { program: prog, machine: o.machine, xen: o.xen, kernel: o.kernel, features, maxInsns, json: o.json === true };
-  if (o.xenVersion !== undefined) args.xenVersion = o.xenVersion;
-  if (o.swiotlb !== undefined) args.swiotlb = o.swiotlb.trim().replace(/^swiotlb=/, "");
+  const maxInsns = parseIntArg("--max-insns", o.maxInsns, 1, Number.MAX_SAFE_INTEGER);
+  const args: GuestArgs = { program: prog, spec: machineSpec(machineConfig(o)), maxInsns, json: o.json === true };
   if (o.device !== undefined) args.device = o.device;
-  if (o.xenDebug === true) args.xenDebug = true;
-  if (o.load !== undefined) args.load = parseAddr(o.load, "--load");
+  if (o.load !== undefined) args.load = parseIntArg("--load", o.load, 0, Number.MAX_SAFE_INTEGER);
+  readProgram(prog);
   return args;
 }
 
 export function registerGuest(program: Command): void {
-  program
+  const c = program
     .command("guest")
     .description("run a raw arm64 guest program on the Unicorn CPU (Xen hypercalls, DMA services, the DMA engine)")
-    .argument("<program>", "raw binary file, or the name of a program in fixtures/guest (xen-probe, dma-ring)")
-    .option("--machine <preset>", "machine preset or JSON file", "qemu-virt-2g")
-    .option("--kernel <version>", `kernel profile: ${KERNEL_VERSIONS.join(", ")}`, "6.x")
-    .option("--xen <role>", "none | dom0 | domU", "none")
-    .option("--feature <name>", "with --xen: make the domain direct_mapped or not_direct_mapped (repeatable; the last wins)", (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
-    .option("--xen-version <v>", "with --xen: the Xen release (default: the machine's, else 4.15)")
-    .option("--swiotlb <str>", "kernel `swiotlb=` value (replaces the machine's)")
-    .option("--xen-debug", "with --xen: a debug build of Xen, which clobbers the used argument registers and x16 with 0xDEADBEEF")
+    .argument("<program>", "raw binary file, or the name of a program in fixtures/guest (xen-probe, dma-ring, xen-errors, xen-memop, xen-regs)");
+  addMachineOptions(c, { contig: true, xenDebug: true })
     .option("--device <n|name>", "the device the DMA engine masters as (default: the first probed one)")
     .option("--load <addr>", "load (and entry) address; default guest RAM base + 0x80000")
     .option("--max-insns <n>", "instruction limit", String(DEFAULT_MAX_INSNS))

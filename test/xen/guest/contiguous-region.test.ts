@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { resolveMachine } from "../../../src/machine/preset.js";
 import { kernelProfile } from "../../../src/swiotlb/profile.js";
-import { XenGuestBoot } from "../../../src/machine/boot.js";
+import { XenGuestBoot } from "../../../src/machine/xen-boot.js";
 import { ContiguousRegion, KernelBug, MAX_CONTIG_ORDER } from "../../../src/xen/guest/contiguous-region.js";
 import { P2mOverrides } from "../../../src/xen/guest/p2m.js";
 import { XenGuest } from "../../../src/xen/guest/xen.js";

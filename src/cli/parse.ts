@@ -1,0 +1,43 @@
+// Flag values every command parses the same way: integers (decimal or 0x hex, `_` allowed)
+// and output paths, which are checked before any work starts.
+
+import { accessSync, constants, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { InputError, UsageError } from "../errors.js";
+
+/** An integer flag in [min, max], decimal or 0x hex; anything else names the flag and the value. */
+export function parseIntArg(flag: string, v: string, min: number, max: number): number {
+  const s = v.trim().replace(/_/g, "");
+  const n = /^0x[0-9a-f]+$/i.test(s) ? Number.parseInt(s.slice(2), 16) : /^[0-9]+$/.test(s) ? Number(s) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`${flag} '${v}': must be an integer ${min}..${max}`);
+  return n;
+}
+
+/**
+ * `--out FILE`: the file must be creatable or writable, and not a directory, so that a long
+ * run does not end in an error that loses its result.
+ */
+export function checkWritable(flag: string, path: string): void {
+  const p = resolve(path);
+  let isDir = false;
+  try {
+    isDir = statSync(p).isDirectory();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new InputError(`${flag}: cannot use it: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, path);
+    const dir = dirname(p);
+    try {
+      if (!statSync(dir).isDirectory()) throw new InputError(`${flag}: ${dir} is not a directory`, path);
+      accessSync(dir, constants.W_OK);
+    } catch (e2) {
+      if (e2 instanceof InputError) throw e2;
+      throw new InputError(`${flag}: cannot create a file in ${dir}: ${(e2 as NodeJS.ErrnoException).code ?? String(e2)}`, path);
+    }
+    return;
+  }
+  if (isDir) throw new InputError(`${flag}: is a directory, not a file`, path);
+  try {
+    accessSync(p, constants.W_OK);
+  } catch (e) {
+    throw new InputError(`${flag}: not writable: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, path);
+  }
+}

@@ -1,0 +1,162 @@
+// The one place a machine is built and booted. Every command (`run`, `boot`, `guest`,
+// `bench`) and the library hand it the same configuration — machine description, kernel
+// profile, Xen role and release, `swiotlb=`, options — and get back the booted kernel's
+// Machine, the boot report and, for a Xen guest, the hypervisor side. Nobody downstream
+// decides again what the boot decided: they read it from the result.
+//
+// Checks come first (machineSpec): a bad value is a usage error naming it, before anything
+// is allocated. Then buildMachine: memory and memblock (Machine), zones, mem_init's swiotlb
+// decision, Xen's early init and xen_mm_init when there is Xen (xen-boot.ts), the DMA ops,
+// the driver probes (boot.ts).
+
+import { UsageError } from "../errors.js";
+import { parseSwiotlbCmdline } from "../swiotlb/cmdline.js";
+import { KERNEL_VERSIONS, isKernelVersion, kernelProfile, type KernelProfile } from "../swiotlb/profile.js";
+import { XEN_VERSIONS } from "../xen/hypervisor/version.js";
+import type { ContiguousRegionMode } from "../xen/guest/contiguous-region.js";
+import { XEN_ROLES, bootMachine, type BootOptions, type BootReport, type PoolOverride, type XenRole } from "./boot.js";
+import { DEMO_MACHINE_NAME, demoMachine } from "./demo.js";
+import { Machine } from "./machine.js";
+import { presetNames, resolveMachine, stripSwiotlbPrefix, type MachineDesc } from "./preset.js";
+import { DIRECT_MAP_FEATURES, XenGuestBoot, type DirectMapFeature, type XenBootConfig } from "./xen-boot.js";
+
+/** The machine every command boots unless told otherwise: the embedded demo board. */
+export const DEFAULT_MACHINE = DEMO_MACHINE_NAME;
+/** The kernel profile every command boots unless told otherwise. */
+export const DEFAULT_KERNEL = "6.x";
+export const CONTIG_MODES: readonly ContiguousRegionMode[] = ["arm", "x86-pv"];
+/** --areas: the kernel's limit on swiotlb areas (one per possible CPU, at most) */
+const MAX_AREAS = 1024;
+
+/** What a machine is built from; plain data (a worker thread rebuilds the same machine from it). */
+export interface MachineConfig {
+  /** a preset name, a JSON file, or a description; default DEFAULT_MACHINE */
+  machine?: string | MachineDesc;
+  /** kernel profile; default DEFAULT_KERNEL */
+  kernel?: string;
+  /** Xen role of the booting kernel; default "none" */
+  xen?: string;
+  /** with Xen: the release (default: the machine's, else 4.15) */
+  xenVersion?: string;
+  /** with Xen: direct_mapped / not_direct_mapped, the last one wins */
+  features?: readonly string[];
+  /** with Xen: xen_create_contiguous_region as on arm (default) or as x86 PV's XENMEM_exchange */
+  contig?: string;
+  /** with Xen: a debug build of Xen (clobbers argument registers on return) */
+  xenDebug?: boolean;
+  /** the kernel's `swiotlb=` value (replaces the machine's); "swiotlb=" prefix optional */
+  swiotlb?: string;
+  /** text `swiotlb=` ignores is an error instead of a warning */
+  strict?: boolean;
+  /** probe only these devices; default all */
+  probe?: readonly string[];
+  /** dmalab's own pool sizing (benchmarks) */
+  pool?: PoolOverride;
+  /** 6.x: CONFIG_DMA_BOUNCE_UNALIGNED_KMALLOC; default the profile's arm64 config */
+  kmallocBounce?: boolean;
+}
+
+/** A checked configuration: everything resolved, nothing built yet. */
+export interface MachineSpec {
+  desc: MachineDesc;
+  profile: KernelProfile;
+  xen: XenRole;
+  xenConfig: Omit<XenBootConfig, "role">;
+  boot: Omit<BootOptions, "xen">;
+}
+
+export interface BuiltMachine {
+  spec: MachineSpec;
+  /** the booted kernel's machine (for a Xen guest: the domain's view of its RAM) */
+  machine: Machine;
+  report: BootReport;
+  /** the hypervisor, the domain and what xen_mm_init did; null for a native boot */
+  xen: XenGuestBoot | null;
+}
+
+/** The machine names `--machine` takes besides file paths: the demo board and the presets. */
+export function machineNames(): string[] {
+  return [DEFAULT_MACHINE, ...presetNames()];
+}
+
+/** `--machine`: the demo board, a preset or a file (errors name the value and the choices). */
+export function resolveMachineArg(arg: string | MachineDesc | undefined): MachineDesc {
+  if (arg === undefined || arg === DEFAULT_MACHINE) return demoMachine();
+  if (typeof arg !== "string") return arg;
+  return resolveMachine(arg);
+}
+
+function oneOf<T extends string>(flag: string, v: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(v)) throw new UsageError(`${flag} '${v}': expected one of ${choices.join(", ")}`);
+  return v as T;
+}
+
+/** Checks a configuration and resolves its machine and kernel; builds nothing. */
+export function machineSpec(c: MachineConfig): MachineSpec {
+  const kernel = c.kernel ?? DEFAULT_KERNEL;
+  if (!isKernelVersion(kernel)) throw new UsageError(`--kernel '${kernel}': expected one of ${KERNEL_VERSIONS.join(", ")}`);
+  const profile = kernelProfile(kernel);
+  const xen = oneOf("--xen", c.xen ?? "none", XEN_ROLES);
+  const features = (c.features ?? []).map((f) => oneOf<DirectMapFeature>("--feature", f, DIRECT_MAP_FEATURES));
+  if (xen === "none") {
+    const extra = [
+      features.length > 0 ? "--feature" : "",
+      c.xenVersion !== undefined ? "--xen-version" : "",
+      c.contig !== undefined ? "--contig" : "",
+      c.xenDebug === true ? "--xen-debug" : "",
+    ].filter((s) => s !== "");
+    if (extra.length > 0) throw new UsageError(`${extra.join(", ")} need${extra.length === 1 ? "s" : ""} --xen dom0 or --xen domU`);
+  }
+  if (c.xenVersion !== undefined) oneOf("--xen-version", c.xenVersion, XEN_VERSIONS);
+  const contig = c.contig === undefined ? undefined : oneOf("--contig", c.contig, CONTIG_MODES);
+  const po = c.pool;
+  for (const [k, v] of [["nareas", po?.nareas], ["nareasIfUnset", po?.nareasIfUnset]] as const) {
+    if (v === undefined) continue;
+    if (!Number.isInteger(v) || v < 1 || v > MAX_AREAS) throw new UsageError(`--areas ${v}: must be 1..${MAX_AREAS}`);
+    if (!profile.areas && v !== 1 && k === "nareas") throw new UsageError(`--areas ${v}: kernel ${profile.version} has a single lock and index (areas came in 6.0)`);
+  }
+  if (po?.nslabs !== undefined && (!Number.isInteger(po.nslabs) || po.nslabs < 1)) throw new UsageError(`pool size ${po.nslabs} slots: must be a positive integer`);
+
+  const boot: Omit<BootOptions, "xen"> = { strict: c.strict === true };
+  if (c.swiotlb !== undefined) {
+    const v = stripSwiotlbPrefix(c.swiotlb);
+    if (/\s/.test(v)) throw new UsageError(`--swiotlb '${c.swiotlb}': one swiotlb= value, without spaces`);
+    // a malformed value (or ignored text under --strict) is refused now, before anything is built
+    if (v !== "") parseSwiotlbCmdline(v, profile, { strict: c.strict === true });
+    boot.swiotlbCmdline = v;
+  }
+  if (c.probe !== undefined) boot.probe = c.probe;
+  if (po !== undefined) boot.pool = po;
+  if (c.kmallocBounce !== undefined) boot.kmallocBounce = c.kmallocBounce;
+
+  let desc = resolveMachineArg(c.machine);
+  if (c.xenDebug === true) desc = { ...desc, xen: { ...desc.xen, debugBuild: true } };
+  const xenConfig: Omit<XenBootConfig, "role"> = { features };
+  if (c.xenVersion !== undefined) xenConfig.xenVersion = c.xenVersion;
+  if (contig !== undefined) xenConfig.contiguousRegion = contig;
+  return { desc, profile, xen, xenConfig, boot };
+}
+
+function isSpec(c: MachineConfig | MachineSpec): c is MachineSpec {
+  return "profile" in c && "xenConfig" in c;
+}
+
+/**
+ * Builds and boots. A kernel fault during the boot is not an exception: the report's
+ * outcome says "fault" and carries the oops. Bad configuration throws UsageError/InputError
+ * before anything is built.
+ */
+export function buildMachine(c: MachineConfig | MachineSpec): BuiltMachine {
+  const spec = isSpec(c) ? c : machineSpec(c);
+  if (spec.xen === "none") {
+    const machine = new Machine(spec.desc, spec.profile);
+    return { spec, machine, report: bootMachine(machine, { ...spec.boot, xen: "none" }), xen: null };
+  }
+  const xb = new XenGuestBoot(spec.desc, spec.profile, { ...spec.xenConfig, role: spec.xen });
+  xb.earlyInit();
+  const report = bootMachine(xb.machine, { ...spec.boot, xen: spec.xen }, xb);
+  // a modelled kernel oops (xen_swiotlb_dma_supported's NULL read) travels with the fault
+  const oops = xb.lastOops;
+  if (report.fault && oops) report.fault.oops = oops.report(false);
+  return { spec, machine: xb.machine, report, xen: xb };
+}
