@@ -5,10 +5,11 @@
 // Only plain Node here: this runs before any package is installed.
 
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync, statSync, readdirSync, mkdirSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { execFileSync, spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { build } from "./build.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const quiet = process.env.DMALAB_SETUP_QUIET === "1";
@@ -59,23 +60,5 @@ if (!haveUnicorn()) {
   }
 }
 
-// 3. compile when any source is newer than the last build
-function newest(dir) {
-  let t = 0;
-  if (!existsSync(dir)) return t;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) t = Math.max(t, newest(p));
-    else if (e.name.endsWith(".ts")) t = Math.max(t, statSync(p).mtimeMs);
-  }
-  return t;
-}
-const buildStamp = join(root, "dist", ".build-stamp");
-const srcTime = Math.max(newest(join(root, "src")), newest(join(root, "bench")), statSync(join(root, "tsconfig.json")).mtimeMs);
-const builtTime = existsSync(buildStamp) ? statSync(buildStamp).mtimeMs : 0;
-if (srcTime > builtTime) {
-  log("compiling TypeScript (tsc)");
-  sh(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.json"]);
-  mkdirSync(join(root, "dist"), { recursive: true });
-  writeFileSync(buildStamp, new Date().toISOString());
-}
+// 3. compile when any source is newer than the last build (scripts/build.mjs, also npm pack's prepack)
+if (!build({ log })) process.exit(1);

@@ -10,8 +10,8 @@ import { registerReplay } from "../../src/cli/commands/replay.js";
 import { replayTrace } from "../../src/swiotlb/replay.js";
 import { ModelPool } from "./model.js";
 
-// the kernel's own outputs sit next to the repository: <repo>/../shared/samples/kernel
-const samples = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "shared", "samples", "kernel");
+// the kernel's own outputs, copied byte for byte into the repository (test/fixtures/samples/README.md)
+const samples = join(dirname(fileURLToPath(import.meta.url)), "..", "fixtures", "samples", "kernel");
 
 describe("replay: reference traces from the kernel's swiotlb.c", () => {
   const traces = readdirSync(samples).filter((f) => f.endsWith(".trace")).sort();

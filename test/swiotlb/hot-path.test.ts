@@ -225,26 +225,6 @@ describe("the plain hot path is the general path", () => {
   });
 });
 
-describe("PhysicalMemory.copy fast paths", () => {
-  it("is a memmove for any range, aligned or not, within or across chunks", async () => {
-    const { PhysicalMemory } = await import("../../src/memory/physical-memory.js");
-    const size = 3 * 65536;
-    const m = new PhysicalMemory({ banks: [{ base: 0, size }], chunkSize: 65536 });
-    const ref = new Uint8Array(size);
-    for (let i = 0; i < size; i++) ref[i] = (i * 2654435761) >>> 24;
-    m.write(0, ref);
-    fc.assert(
-      fc.property(fc.nat(size - 1), fc.nat(size - 1), fc.integer({ min: 1, max: 3000 }), (dst, src, len) => {
-        len = Math.min(len, size - dst, size - src);
-        m.copy(dst, src, len);
-        ref.copyWithin(dst, src, src + len);
-        return Buffer.compare(m.read(0, size), ref) === 0;
-      }),
-      { numRuns: 300 },
-    );
-  });
-});
-
 describe("locking for threads", () => {
   it("changes nothing but the lock words (all free again) and the counters' atomicity", async () => {
     const { dealCpus } = await import("../../src/bench/threads.js");
