@@ -4,6 +4,7 @@ import { registerRun } from "./run.js";
 import { registerBoot } from "./boot.js";
 import { registerGuest } from "./guest.js";
 import { registerBench } from "./bench.js";
+import { registerDt } from "./dt.js";
 
 export function registerCommands(program: Command): void {
   registerReplay(program);
@@ -11,4 +12,5 @@ export function registerCommands(program: Command): void {
   registerBoot(program);
   registerGuest(program);
   registerBench(program);
+  registerDt(program);
 }
