@@ -9,6 +9,7 @@ import { z } from "zod";
 import { InputError, UsageError, hex } from "../errors.js";
 import { DEFAULT_CHUNK_SIZE, type Granule } from "../memory/physical-memory.js";
 import { parseMask, parseNumber, parseUnsigned } from "./units.js";
+import { isDtbFile, machineFromDtb } from "./device-tree.js";
 
 // ---- field types ---------------------------------------------------------------------------
 
@@ -208,6 +209,64 @@ class Problems {
   }
 }
 
+/** The field names an object at `path` accepts (from the schema), for "did you mean". */
+function knownKeys(path: readonly PropertyKey[]): string[] {
+  let t: z.ZodType = MachineSchema;
+  for (const p of path) {
+    while (t instanceof z.ZodOptional) t = t.unwrap() as z.ZodType;
+    if (typeof p === "number" && t instanceof z.ZodArray) t = t.element as z.ZodType;
+    else if (typeof p === "string" && t instanceof z.ZodObject) t = (t.shape as Record<string, z.ZodType>)[p] ?? z.never();
+    else return [];
+  }
+  while (t instanceof z.ZodOptional) t = t.unwrap() as z.ZodType;
+  return t instanceof z.ZodObject ? Object.keys(t.shape as Record<string, unknown>) : [];
+}
+
+/** Misspellings people make from the kernel's and DT's names. */
+const KEY_ALIASES: Record<string, string> = { cpustart: "cpu", dmastart: "dma", cpuaddr: "cpu", dmaaddr: "dma", length: "size" };
+
+function closestKey(key: string, known: readonly string[]): string | undefined {
+  const norm = (s: string): string => s.toLowerCase().replace(/[-_\s,]/g, "");
+  const k = norm(key);
+  const exact = known.find((x) => norm(x) === k) ?? known.find((x) => norm(x) === KEY_ALIASES[k]);
+  if (exact) return exact;
+  let best: string | undefined;
+  let bestD = 3;
+  for (const x of known) {
+    const d = editDistance(k, norm(x));
+    if (d < bestD) [best, bestD] = [x, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** "devices[0]: unknown field(s) dma-ranges (did you mean dmaRanges?)", naming the key meant. */
+function unknownKeys(path: readonly PropertyKey[], keys: readonly string[]): string {
+  const known = knownKeys(path);
+  const hints = keys.flatMap((k) => {
+    const guess = closestKey(k, known);
+    if (guess) return [`${pathString([...path, k])}: did you mean ${pathString([...path, guess])}?`];
+    // a per-device field written at the top level
+    const dev = path.length === 0 ? closestKey(k, knownKeys(["devices", 0])) : undefined;
+    return dev ? [`${k}: did you mean devices[i].${dev}? (it is a per-device field)`] : [];
+  });
+  const list = hints.length > 0 ? ` (${hints.join("; ")})` : known.length > 0 ? ` (expected: ${known.join(", ")})` : "";
+  return `${pathString(path)}: unknown field(s) ${keys.join(", ")}${list}`;
+}
+
 function overlaps(a: { base: number; size: number }, b: { base: number; size: number }): boolean {
   return a.base < b.base + b.size && b.base < a.base + a.size;
 }
@@ -221,8 +280,8 @@ export function parseMachine(raw: unknown, source: string): MachineDesc {
   if (!r.success) {
     const msgs = r.error.issues.map((i) => {
       const v = valueAt(raw, i.path);
-      const why = i.code === "unrecognized_keys" ? `unknown field(s) ${i.keys.join(", ")}` : i.message;
-      return `${pathString(i.path)}: ${i.code === "unrecognized_keys" ? "" : `value ${show(v)} `}${why}`;
+      if (i.code === "unrecognized_keys") return unknownKeys(i.path, i.keys);
+      return `${pathString(i.path)}: value ${show(v)} ${i.message}`;
     });
     throw new InputError(msgs.join("; "), source);
   }
@@ -383,16 +442,24 @@ export function loadMachineFile(path: string): MachineDesc {
 }
 
 /**
- * `--machine` argument: a preset name (fixtures/machines/NAME.json) or a path to a JSON
- * file. An unknown name is a usage error listing the presets.
+ * `--machine` argument: a preset name (fixtures/machines/NAME.json), a path to a JSON file,
+ * or a device tree blob (a path ending in .dtb, or any file starting with the FDT magic),
+ * which machineFromDtb turns into a description (`opts.mem`: RAM size for a tree whose
+ * memory the firmware fills in; `opts.kernel`: refuse what that kernel cannot do). An
+ * unknown name is a usage error listing the presets.
  */
-export function resolveMachine(arg: string): MachineDesc {
+export function resolveMachine(arg: string, opts: { mem?: number; kernel?: string } = {}): MachineDesc {
+  if (/\.dtb$/i.test(arg)) {
+    if (!existsSync(arg)) throw new UsageError(`device tree blob '${arg}' does not exist`);
+    return machineFromDtb(resolve(arg), opts);
+  }
   if (/^[A-Za-z0-9._-]+$/.test(arg) && !arg.endsWith(".json")) {
     const f = join(machinesDir(), `${arg}.json`);
     if (existsSync(f)) return loadMachineFile(f);
     if (!existsSync(arg)) throw new UsageError(`unknown machine '${arg}': expected a preset (${presetNames().join(", ")}) or a JSON file`);
   }
   if (!existsSync(arg)) throw new UsageError(`machine file '${arg}' does not exist (presets: ${presetNames().join(", ")})`);
+  if (isDtbFile(arg)) return machineFromDtb(resolve(arg), opts);
   return loadMachineFile(resolve(arg));
 }
 

@@ -5,6 +5,7 @@ import { registerBoot } from "./boot.js";
 import { registerGuest } from "./guest.js";
 import { registerBench } from "./bench.js";
 import { registerMachines } from "./machines.js";
+import { registerDt } from "./dt.js";
 
 export function registerCommands(program: Command): void {
   registerReplay(program);
@@ -13,4 +14,5 @@ export function registerCommands(program: Command): void {
   registerGuest(program);
   registerBench(program);
   registerMachines(program);
+  registerDt(program);
 }
