@@ -7,7 +7,7 @@
 // usually left the caches — and destinations walking the pool's slots as the slot search
 // walks them (page-aligned from PAGE_SIZE up, never across a 128-slot segment).
 
-import { IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE } from "../swiotlb/constants.js";
+import { IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE } from "../kernel/swiotlb.js";
 import type { IoTlbPool } from "../swiotlb/pool.js";
 import type { HotBounce } from "../swiotlb/bounce.js";
 import { ORIG_BASE, RING_DEPTH, XorShift32, ringOrig, ringSize } from "./xorshift.js";

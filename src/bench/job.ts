@@ -21,7 +21,7 @@ import {
 } from "./setup.js";
 import { PINGPONG_WARMUP, Pingpong, Ring, type Stepper } from "./workloads.js";
 import { PAGE_4K, RING_PAGES } from "./xorshift.js";
-import { IO_TLB_SEGSIZE } from "../swiotlb/constants.js";
+import { IO_TLB_SEGSIZE } from "../kernel/swiotlb.js";
 
 export interface WorkloadJobSpec {
   kind: "workload";

@@ -4,6 +4,7 @@
 import { getHeapStatistics, setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { Stepper } from "./workloads.js";
+import { noteMissingHostFeature } from "../host-features.js";
 
 export interface TimedRun {
   pairs: number;
@@ -131,7 +132,9 @@ function getGc(): (() => void) | null {
     setFlagsFromString("--expose-gc");
     const g: unknown = runInNewContext("gc");
     gcFn = typeof g === "function" ? (g as () => void) : null;
-  } catch {
+  } catch (e) {
+    // no gc() to call: heap bytes per pair are measured without a collection first (noisier)
+    noteMissingHostFeature("gc() for heap measurements", e);
     gcFn = null;
   }
   return gcFn;

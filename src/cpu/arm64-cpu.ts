@@ -36,6 +36,7 @@ import {
   xReg,
 } from "./unicorn.js";
 import { decodeTrapInsn, INTNO_BKPT, INTNO_SWI, INTNO_UDEF, type TrapRouter, type TrapLogRecord } from "./traps.js";
+import { noteMissingHostFeature } from "../host-features.js";
 
 /** Guest-physical (IPA) → machine physical translation, per 2 MiB block. */
 export interface GuestPhysMap {
@@ -187,7 +188,9 @@ export class Arm64Cpu {
       this.uc.flushCache();
       if (!ok2 || this.uc.calibratedCounterOffset !== counterOffsetProbe) counterOffsetProbe = false;
       return ok2;
-    } catch {
+    } catch (e) {
+      // this libunicorn's layout is not the one calibrated for: instructions are counted by blocks
+      noteMissingHostFeature("unicorn instruction counter", e);
       counterOffsetProbe = false;
       return false;
     } finally {

@@ -206,8 +206,10 @@ export function unicornAvailable(): boolean {
   try {
     loadApi();
     return true;
-  } catch {
-    return false;
+  } catch (e) {
+    // the reason stays in loadError: a CPU run reports it; a probe just answers no
+    if (e instanceof UnicornMissingError) return false;
+    throw e;
   }
 }
 
@@ -271,6 +273,8 @@ export class UnicornEngine {
   private readonly batches: unknown[] = [];
   /** the first exception thrown by a hook during the current emu_start */
   callbackError: unknown = undefined;
+  /** why uc_emu_stop failed after callbackError was kept, if it did (the run then went on to its limits) */
+  callbackStopError: unknown = undefined;
   /** offset of Unicorn's private instruction counter in uc_struct, when calibrated */
   private counterOffset: number | undefined;
 
@@ -347,6 +351,7 @@ export class UnicornEngine {
   /** uc_emu_start; returns the uc_err code (guest faults are codes, not exceptions). */
   start(begin: number, until: bigint, timeoutUs: number, count: number): number {
     this.callbackError = undefined;
+    this.callbackStopError = undefined;
     return this.a.uc_emu_start(this.handle, begin, until, timeoutUs, count) as number;
   }
 
@@ -378,9 +383,11 @@ export class UnicornEngine {
       } catch (e) {
         if (this.callbackError === undefined) this.callbackError = e;
         try {
-          this.a.uc_emu_stop(this.handle);
-        } catch {
-          // nothing more can be done from inside a native callback
+          const err = this.a.uc_emu_stop(this.handle) as number;
+          if (err !== UC_ERR_OK) this.callbackStopError ??= new UnicornError("uc_emu_stop", err, ucStrerror(err));
+        } catch (stopErr) {
+          // nothing can be thrown through a native callback: kept beside callbackError
+          this.callbackStopError ??= stopErr;
         }
         return fallback;
       }

@@ -19,7 +19,8 @@ import {
   DMA_MAPPING_ERROR,
   DMA_TO_DEVICE,
 } from "../kernel/dma-mapping.js";
-import { padHex, type Device } from "./device.js";
+import type { Device } from "./device.js";
+import { padHex } from "../kernel/printk.js";
 import type { ScatterlistEntry } from "./scatterlist.js";
 
 const HASH_SIZE = 16384;

@@ -5,7 +5,7 @@ import { bootWithXen, kernelView, lowestRam } from "../../src/machine/boot.js";
 import { presetNames, resolveMachine } from "../../src/machine/preset.js";
 import { arm64Zones } from "../../src/machine/zones.js";
 import { kernelProfile } from "../../src/swiotlb/profile.js";
-import { KernelOops } from "../../src/xen/guest/oops.js";
+import { KernelOops } from "../../src/kernel/oops.js";
 
 const boot = (machine: string, kernel: string, role: "none" | "dom0" | "domU", cfg: Parameters<typeof bootWithXen>[3] = {}, opts: Parameters<typeof bootWithXen>[4] = {}) =>
   bootWithXen(resolveMachine(machine), kernelProfile(kernel), role, cfg, opts);

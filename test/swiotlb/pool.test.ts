@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SIZE } from "../../src/swiotlb/constants.js";
+import { INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SIZE } from "../../src/kernel/swiotlb.js";
 import { FIND_SPIN, IoTlbPool, alignedSize, nrSlotsU64 } from "../../src/swiotlb/pool.js";
 import { ModelPool } from "./model.js";
 

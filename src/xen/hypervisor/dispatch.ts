@@ -3,6 +3,7 @@
 // build of Xen has, with their argument counts — the debug build's clobber depends on
 // them. Numbers outside the table answer -ENOSYS and leave every other register alone.
 
+import { InvalidArgumentError } from "../../errors.js";
 import type { Domain } from "./domain.js";
 import type { XenHypervisor } from "./hypervisor.js";
 import { doMemoryOp } from "./memory-op.js";
@@ -77,7 +78,7 @@ const ENOSYS = -BigInt(XEN_ERRNO.ENOSYS);
 
 export function dispatchHypercall(hv: XenHypervisor, d: Domain, regs: GuestRegs): HypercallRecord {
   const x = regs.x;
-  if (x.length < 31) throw new RangeError(`guest registers: need x0..x30, got ${x.length}`);
+  if (x.length < 31) throw new InvalidArgumentError(`guest registers: need x0..x30, got ${x.length}`);
   const nrReg = x[16]!;
   const nr = nrReg <= 0xffffn ? Number(nrReg) : -1;
   const entry = nr >= 0 ? TABLE.get(nr) : undefined;
