@@ -52,8 +52,8 @@ export function nextSlot(slot: number, size: number, pageSlots: number, nslots: 
 class CopyWalk {
   private rel = 0;
   private head = 0;
-  /** bytes copied so far */
-  readonly bytes = new Float64Array(1);
+  /** bytes copied so far: a one-element counter ([0] always exists), a double kept off the heap */
+  readonly bytes = new Float64Array(1) as Float64Array & { 0: number };
   // the ring's copies in flight: slot, original and size of each, FIFO by `head`
   private readonly qSlot = new Int32Array(RING_DEPTH).fill(-1);
   private readonly qOrig = new Float64Array(RING_DEPTH);
