@@ -261,7 +261,6 @@ export class KernelJob {
   /** Runs until the deadline (or a thread's error), emulated CPUs in turn. */
   run(deadlineMs: number): KernelThreadResult {
     const t0 = performance.now();
-    let t = t0;
     let error: string | null = null;
     const per = 64;
     outer: do {
@@ -273,9 +272,8 @@ export class KernelJob {
           }
         }
       }
-      t = performance.now();
-    } while (t < deadlineMs);
-    t = performance.now();
+    } while (performance.now() < deadlineMs);
+    const t = performance.now();
     let sums = zeroSums();
     let loops = 0;
     let bounced = 0;

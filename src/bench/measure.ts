@@ -22,7 +22,7 @@ export function runUntil(st: Stepper, deadlineMs: number, batch = BATCH): TimedR
   const b0 = st.bouncedBytes;
   const f0 = st.failures;
   const t0 = performance.now();
-  let t = t0;
+  let t: number;
   do {
     st.run(batch);
     t = performance.now();
@@ -36,7 +36,7 @@ export function runUntilMany(sts: readonly Stepper[], deadlineMs: number, batch 
   const b0 = sts.map((s) => s.bouncedBytes);
   const f0 = sts.map((s) => s.failures);
   const t0 = performance.now();
-  let t = t0;
+  let t: number;
   const per = Math.max(16, Math.floor(batch / sts.length));
   do {
     for (const s of sts) s.run(per);

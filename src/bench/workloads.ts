@@ -137,7 +137,7 @@ export class Ring implements Stepper {
   }
 
   get bouncedBytes(): number {
-    return this.bounced[0]!;
+    return this.bounced[0];
   }
 
   private mapInto(i: number): void {

@@ -54,9 +54,6 @@ export function decodeTrapInsn(word: number): TrapInsn {
   }
 }
 
-export const encodeHvc = (imm: number): number => (0xd4000002 | ((imm & 0xffff) << 5)) >>> 0;
-export const encodeSvc = (imm: number): number => (0xd4000001 | ((imm & 0xffff) << 5)) >>> 0;
-export const encodeBrk = (imm: number): number => (0xd4200000 | ((imm & 0xffff) << 5)) >>> 0;
 
 // ---- log ------------------------------------------------------------------------------------
 

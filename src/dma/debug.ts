@@ -37,7 +37,9 @@ const ACTIVE_CACHELINE_MAX_OVERLAP = 7;
 /** entry types, named as type2name[] spells them (sic) */
 export const DMA_DEBUG_SINGLE = 0;
 export const DMA_DEBUG_SG = 1;
+/** @public: the rest of the table, unused here */
 export const DMA_DEBUG_COHERENT = 2;
+/** @public: the rest of the table, unused here */
 export const DMA_DEBUG_RESOURCE = 3;
 const TYPE_NAMES = ["single", "scather-gather", "coherent", "resource"] as const;
 

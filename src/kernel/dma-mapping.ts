@@ -8,10 +8,6 @@ import { InvalidArgumentError } from "../errors.js";
 
 export const DMA_MAPPING_ERROR = -1;
 
-export function dmaMappingError(addr: number): boolean {
-  return addr === DMA_MAPPING_ERROR;
-}
-
 /** dma_data_direction */
 export const DMA_BIDIRECTIONAL = 0;
 export const DMA_TO_DEVICE = 1;
@@ -26,13 +22,19 @@ export function validDmaDirection(dir: number): dir is 0 | 1 | 2 {
 }
 
 /** DMA attributes (bits) */
+/** @public: the rest of the table, unused here */
 export const DMA_ATTR_WEAK_ORDERING = 1 << 1;
+/** @public: the rest of the table, unused here */
 export const DMA_ATTR_WRITE_COMBINE = 1 << 2;
+/** @public: the rest of the table, unused here */
 export const DMA_ATTR_NO_KERNEL_MAPPING = 1 << 4;
 export const DMA_ATTR_SKIP_CPU_SYNC = 1 << 5;
+/** @public: the rest of the table, unused here */
 export const DMA_ATTR_FORCE_CONTIGUOUS = 1 << 6;
+/** @public: the rest of the table, unused here */
 export const DMA_ATTR_ALLOC_SINGLE_PAGES = 1 << 7;
 export const DMA_ATTR_NO_WARN = 1 << 8;
+/** @public: the rest of the table, unused here */
 export const DMA_ATTR_PRIVILEGED = 1 << 9;
 
 /** DMA_BIT_MASK(n) as an exact 64-bit value. */

@@ -37,9 +37,9 @@ const GENERAL = -1;
 const ORIG_MISS = -2;
 
 interface PlainExports {
-  map(size: number, cpu: number, locking: number): number;
-  unmap(index: number, size: number, dir: number, attrs: number, locking: number): number;
-  copy(slot: number, len: number, toBounce: number): number;
+  map: (size: number, cpu: number, locking: number) => number;
+  unmap: (index: number, size: number, dir: number, attrs: number, locking: number) => number;
+  copy: (slot: number, len: number, toBounce: number) => number;
 }
 /** the minimal WebAssembly surface used here (the ES2022 lib has no WebAssembly types) */
 interface WasmApi {

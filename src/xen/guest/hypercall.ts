@@ -14,11 +14,15 @@ export const __HYPERVISOR_memory_op = 12;
 export const __HYPERVISOR_xen_version = 17;
 export const __HYPERVISOR_grant_table_op = 20;
 
+/** @public: the rest of the table, unused here */
 export const XENVER_version = 0;
 export const XENVER_get_features = 6;
 
+/** @public: the rest of the table, unused here */
 export const XENMEM_increase_reservation = 0;
+/** @public: the rest of the table, unused here */
 export const XENMEM_decrease_reservation = 1;
+/** @public: the rest of the table, unused here */
 export const XENMEM_populate_physmap = 6;
 export const XENMEM_exchange = 11;
 

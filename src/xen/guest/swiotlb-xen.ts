@@ -33,10 +33,9 @@ import { IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_MIN_SLABS, SWIOTLB_FORCE } from ".
 import type { SwiotlbDevice } from "../../swiotlb/device.js";
 import type { KernelProfile } from "../../swiotlb/profile.js";
 import type { Swiotlb } from "../../swiotlb/swiotlb.js";
-import { hex } from "../../errors.js";
 import type { ContiguousRegionOps } from "./contiguous-region.js";
 import { KernelOops } from "../../kernel/oops.js";
-import { P2mOverrides, XEN_PAGE_SHIFT, XEN_PAGE_SIZE, rangeStraddlesPageBoundary, xenBusToPhys, xenPhysToBus } from "./p2m.js";
+import { P2mOverrides, XEN_PAGE_SIZE, rangeStraddlesPageBoundary, xenBusToPhys, xenPhysToBus } from "./p2m.js";
 
 /** swiotlb-xen's MAX_DMA_BITS */
 export const MAX_DMA_BITS = 32;
@@ -109,7 +108,7 @@ export interface XenSwiotlbOptions {
   log: KernelLog;
   pages: PageAllocator;
   /** pfn_valid() of a physical address: RAM this kernel owns */
-  isLocalRam(phys: number): boolean;
+  isLocalRam: (phys: number) => boolean;
   /** PAGE_SHIFT of the kernel (12 for 4K pages) */
   pageShift?: number;
 }
@@ -394,13 +393,6 @@ export class XenSwiotlb implements DmaMapOps {
     return this.profile.globalSwiotlbForce ? SIZE_MAX_NUMBER : this.sw.maxMappingSize(dev);
   }
 }
-
-export function describePool(start: number, nslabs: number): string {
-  const bytes = nslabs * 2 ** IO_TLB_SHIFT;
-  return `[mem ${hex(start)}-${hex(start + bytes - 1)}] (${bytes / 2 ** 20}MB)`;
-}
-
-export { XEN_PAGE_SHIFT };
 
 /** The swiotlb calls swiotlb-xen makes, on the kernel's Swiotlb. */
 export function swiotlbForXen(sw: Swiotlb, profile: KernelProfile): SwiotlbForXen {

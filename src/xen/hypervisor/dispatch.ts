@@ -64,16 +64,6 @@ const TABLE = new Map<number, TableEntry>([
   [HYPERCALL.hypfs_op, { nargs: 5 }],
 ]);
 
-/** Hypercall numbers Xen/arm knows, with their argument counts. */
-export function armHypercallArgs(nr: number): number | undefined {
-  return TABLE.get(nr)?.nargs;
-}
-
-/** True when the stub really answers this hypercall (false: -ENOSYS). */
-export function stubImplements(nr: number): boolean {
-  return TABLE.get(nr)?.fn !== undefined;
-}
-
 const ENOSYS = -BigInt(XEN_ERRNO.ENOSYS);
 
 export function dispatchHypercall(hv: XenHypervisor, d: Domain, regs: GuestRegs): HypercallRecord {
