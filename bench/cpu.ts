@@ -2,6 +2,7 @@
 // round trip (HVC trap → TypeScript dispatch → registers written back → resume).
 // Run: node scripts/setup.mjs && node dist/bench/cpu.js
 
+import { FaultError } from "../src/errors.js";
 import { PhysicalMemory } from "../src/memory/physical-memory.js";
 import { Arm64Cpu } from "../src/cpu/arm64-cpu.js";
 import { TrapRouter, type HypercallHandler } from "../src/cpu/traps.js";
@@ -39,7 +40,7 @@ function roundTrip(name: string, handler: (m: PhysicalMemory) => HypercallHandle
   const r = cpu.run({ entry: ENTRY, maxInsns: 1e9 });
   const s = Number(process.hrtime.bigint() - t) / 1e9;
   cpu.close();
-  if (r.exit.kind !== "brk" || r.log.length !== n) throw new Error(`${name}: unexpected end ${JSON.stringify(r.exit)}`);
+  if (r.exit.kind !== "brk" || r.log.length !== n) throw new FaultError(`${name}: unexpected end ${JSON.stringify(r.exit)}`);
   return { name, n, usPerCall: (s / n) * 1e6 };
 }
 

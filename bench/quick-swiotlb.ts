@@ -2,12 +2,14 @@
 // tblUnmapSingle (slot search, release and both bounce copies), 6.x, 32768 slots, 1 area.
 // Run: node scripts/setup.mjs && node dist/bench/quick-swiotlb.js
 
+import { InternalError } from "../src/errors.js";
 import { EventSink, KernelLog } from "../src/events.js";
 import { DMA_BIDIRECTIONAL, DMA_TO_DEVICE, type DmaDirection } from "../src/kernel/dma-mapping.js";
 import { PhysicalMemory } from "../src/memory/physical-memory.js";
 import type { SwiotlbDevice } from "../src/swiotlb/device.js";
 import { kernelProfile } from "../src/swiotlb/profile.js";
-import { Swiotlb, SWIOTLB_VERBOSE } from "../src/swiotlb/swiotlb.js";
+import { Swiotlb } from "../src/swiotlb/swiotlb.js";
+import { SWIOTLB_VERBOSE } from "../src/kernel/swiotlb.js";
 
 const GiB = 2 ** 30;
 const memory = new PhysicalMemory({ banks: [{ base: 0x4000_0000, size: 8 * GiB }] });
@@ -77,4 +79,4 @@ for (const [size, label] of [
   console.log(`64 B    pool only      ${(runPool(secs) / 1e6).toFixed(2)} M pairs/s  (IoTlbPool.mapSlots + releaseSlots, no bounce)`);
 }
 const st = sw.stats();
-if (st === null || st.io_tlb_used !== 0) throw new Error("pool not empty after the benchmark");
+if (st === null || st.io_tlb_used !== 0) throw new InternalError("pool not empty after the benchmark");

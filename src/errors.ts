@@ -46,6 +46,12 @@ export class FaultError extends DmalabError {
   readonly exitCode = EXIT_FAULT;
 }
 
+/**
+ * An invariant of dmalab itself does not hold (a bug in dmalab, not the guest's doing). It stops
+ * the emulated machine like a fault (exit 3), so a trap handler never turns it into an errno.
+ */
+export class InternalError extends FaultError {}
+
 /** An instruction, time or size limit was reached. */
 export class LimitError extends DmalabError {
   readonly exitCode = EXIT_LIMIT;

@@ -20,8 +20,7 @@ import {
   type SharedState,
 } from "./setup.js";
 import { PINGPONG_WARMUP, Pingpong, Ring, type Stepper } from "./workloads.js";
-import { PAGE_4K, RING_PAGES } from "./xorshift.js";
-import { IO_TLB_SEGSIZE } from "../swiotlb/constants.js";
+import { IO_TLB_SEGSIZE } from "../kernel/swiotlb.js";
 
 export interface WorkloadJobSpec {
   kind: "workload";
@@ -259,7 +258,6 @@ export class KernelJob {
   /** Runs until the deadline (or a thread's error), emulated CPUs in turn. */
   run(deadlineMs: number): KernelThreadResult {
     const t0 = performance.now();
-    let t = t0;
     let error: string | null = null;
     const per = 64;
     outer: do {
@@ -271,9 +269,8 @@ export class KernelJob {
           }
         }
       }
-      t = performance.now();
-    } while (t < deadlineMs);
-    t = performance.now();
+    } while (performance.now() < deadlineMs);
+    const t = performance.now();
     let sums = zeroSums();
     let loops = 0;
     let bounced = 0;

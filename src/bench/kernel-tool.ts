@@ -4,7 +4,7 @@
 // arithmetic (sums in 100 ns units, integer mean, variance, int_sqrt64) and the three report
 // lines. Spec linux-dma.md §8.
 
-import { UsageError } from "../errors.js";
+import { InvalidArgumentError, UsageError } from "../errors.js";
 
 /** include/linux/map_benchmark.h limits */
 export const DMA_MAP_MAX_THREADS = 1024;
@@ -134,7 +134,7 @@ export function addSums(a: LatencySums, b: LatencySums): LatencySums {
 
 /** int_sqrt64(): floor of the square root of a u64. */
 export function intSqrt64(x: bigint): bigint {
-  if (x < 0n || x >= 1n << 64n) throw new RangeError(`int_sqrt64 of ${x}: not a u64`);
+  if (x < 0n || x >= 1n << 64n) throw new InvalidArgumentError(`int_sqrt64 of ${x}: not a u64`);
   if (x < 2n) return x;
   // Newton's iteration from above converges to the floor
   let r = 1n << BigInt(Math.ceil(x.toString(2).length / 2));

@@ -2,7 +2,7 @@
 // `--compare`: the ratio of this run to a saved summary, workload by workload.
 
 import { readFileSync } from "node:fs";
-import { InputError } from "../errors.js";
+import { InputError, InvalidArgumentError } from "../errors.js";
 
 export type WorkloadName = "pingpong" | "ring";
 
@@ -72,7 +72,7 @@ export function median(xs: readonly number[]): number {
  * run keeps its figures consistent with each other (its own copy limit and fraction).
  */
 export function medianRun(runs: readonly WorkloadResult[]): WorkloadResult & { runs: number[] } {
-  if (runs.length === 0) throw new RangeError("medianRun of no runs");
+  if (runs.length === 0) throw new InvalidArgumentError("medianRun of no runs");
   const sorted = [...runs].sort((a, b) => a.pairsPerSec - b.pairsPerSec);
   const mid = sorted[(sorted.length - 1) >> 1]!;
   const m = median(runs.map((r) => r.pairsPerSec));

@@ -13,7 +13,7 @@ import type { PhysicalMemory } from "../memory/physical-memory.js";
 import type { ArenaMemory } from "../memory/arena.js";
 import { IoTlbPool } from "../swiotlb/pool.js";
 import { IoTlbMem } from "../swiotlb/swiotlb.js";
-import { IO_TLB_DEFAULT_SIZE, IO_TLB_SHIFT, IO_TLB_SIZE } from "../swiotlb/constants.js";
+import { IO_TLB_DEFAULT_SIZE, IO_TLB_SHIFT, IO_TLB_SIZE } from "../kernel/swiotlb.js";
 
 /** What a worker needs to build the same machine: plain, structured-cloneable data. */
 export interface BenchMachineConfig {

@@ -14,7 +14,7 @@ import { ORIG_BASE, ORIG_REGION_BYTES } from "./xorshift.js";
 
 export const CTL_PHASE = 0;
 export const CTL_ARRIVED = 1;
-export const PHASE_INIT = 0;
+// phase 0 (the word's initial value): the workers are starting
 export const PHASE_COPY = 1;
 export const PHASE_RUN = 2;
 export const TIME_COPY_END = 0;

@@ -3,7 +3,7 @@
 // announces through a shared control block.
 
 import { parentPort, workerData } from "node:worker_threads";
-import { KernelJob, WorkloadJob, type KernelJobSpec, type WorkloadJobSpec } from "./job.js";
+import { KernelJob, WorkloadJob } from "./job.js";
 import type { SharedState } from "./setup.js";
 import { CTL_ARRIVED, CTL_PHASE, PHASE_COPY, PHASE_RUN, TIME_COPY_END, TIME_RUN_END, arrive, waitPhase, type WorkerInit } from "./threads.js";
 
@@ -17,7 +17,7 @@ function main(init: WorkerInit): void {
   const shared: SharedState = init.shared;
   try {
     if (init.spec.kind === "workload") {
-      const job = new WorkloadJob(init.spec as WorkloadJobSpec, shared);
+      const job = new WorkloadJob(init.spec, shared);
       job.warmUp();
       arrive(ctl);
       waitPhase(ctl, PHASE_COPY);
@@ -29,7 +29,7 @@ function main(init: WorkerInit): void {
       job.finish();
       parentPort!.postMessage({ ok: true, result: { run, copy, latency, heapBytesPerPair: heap, log: job.m.log.lines } });
     } else {
-      const job = new KernelJob(init.spec as KernelJobSpec, shared);
+      const job = new KernelJob(init.spec, shared);
       job.prepare();
       arrive(ctl);
       waitPhase(ctl, PHASE_RUN);

@@ -13,7 +13,8 @@
 //   (measured: without it PC reads as the block start and the rest of the block runs).
 // - Traps (UC_HOOK_INTR) are decoded here and handed to the TrapRouter (traps.ts).
 
-import { DmalabError, FaultError, hex } from "../errors.js";
+import { inspect } from "node:util";
+import { DmalabError, FaultError, InternalError, hex } from "../errors.js";
 import type { PhysicalMemory, MmioWindow } from "../memory/physical-memory.js";
 import {
   REG,
@@ -36,6 +37,7 @@ import {
   xReg,
 } from "./unicorn.js";
 import { decodeTrapInsn, INTNO_BKPT, INTNO_SWI, INTNO_UDEF, type TrapRouter, type TrapLogRecord } from "./traps.js";
+import { noteMissingHostFeature } from "../host-features.js";
 
 /** Guest-physical (IPA) → machine physical translation, per 2 MiB block. */
 export interface GuestPhysMap {
@@ -187,7 +189,9 @@ export class Arm64Cpu {
       this.uc.flushCache();
       if (!ok2 || this.uc.calibratedCounterOffset !== counterOffsetProbe) counterOffsetProbe = false;
       return ok2;
-    } catch {
+    } catch (e) {
+      // this libunicorn's layout is not the one calibrated for: instructions are counted by blocks
+      noteMissingHostFeature("unicorn instruction counter", e);
       counterOffsetProbe = false;
       return false;
     } finally {
@@ -344,7 +348,7 @@ export class Arm64Cpu {
     let exit = this.exitReason as ExitReason | undefined;
     if (cbErr !== undefined && exit === undefined) {
       // a trap handler threw: a fault of the emulated machine stops the guest; a host bug does not hide
-      if (!(cbErr instanceof DmalabError)) throw cbErr;
+      if (!(cbErr instanceof DmalabError)) throw cbErr instanceof Error ? cbErr : new InternalError(`a hook threw ${inspect(cbErr)}`);
       const pc = this.pc;
       exit = { kind: "fault", fault: { kind: "trap-error", pc, insn: this.insnAt(pc), message: cbErr.message } };
     }

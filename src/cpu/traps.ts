@@ -25,6 +25,7 @@
 // BRK #imm ends the run with `brk` and the immediate.
 
 import { DmalabError, FaultError, hex } from "../errors.js";
+import { EBADF, EFAULT, EINVAL, ENODEV, ENOSYS } from "../kernel/errno.js";
 import type { Arm64Cpu } from "./arm64-cpu.js";
 
 export const INTNO_UDEF = 1;
@@ -53,9 +54,6 @@ export function decodeTrapInsn(word: number): TrapInsn {
   }
 }
 
-export const encodeHvc = (imm: number): number => (0xd4000002 | ((imm & 0xffff) << 5)) >>> 0;
-export const encodeSvc = (imm: number): number => (0xd4000001 | ((imm & 0xffff) << 5)) >>> 0;
-export const encodeBrk = (imm: number): number => (0xd4200000 | ((imm & 0xffff) << 5)) >>> 0;
 
 // ---- log ------------------------------------------------------------------------------------
 
@@ -156,11 +154,6 @@ export const SVC_DMA_UNMAP = 0x1001;
 export const SVC_DMA_SYNC_FOR_CPU = 0x1002;
 export const SVC_DMA_SYNC_FOR_DEVICE = 0x1003;
 
-export const EBADF = 9;
-export const EFAULT = 14;
-export const ENODEV = 19;
-export const EINVAL = 22;
-export const ENOSYS = 38;
 
 /**
  * The DMA API as a guest reaches it. Device numbers are the machine's device indices; `phys`

@@ -65,18 +65,25 @@ export const UC_ARCH_ARM64 = 2;
 export const UC_MODE_ARM = 0;
 
 export const UC_ERR_OK = 0;
+/** @public: the rest of the table, unused here */
 export const UC_ERR_READ_UNMAPPED = 6;
+/** @public: the rest of the table, unused here */
 export const UC_ERR_WRITE_UNMAPPED = 7;
+/** @public: the rest of the table, unused here */
 export const UC_ERR_FETCH_UNMAPPED = 8;
+/** @public: the rest of the table, unused here */
 export const UC_ERR_INSN_INVALID = 10;
+/** @public: the rest of the table, unused here */
 export const UC_ERR_EXCEPTION = 21;
 
 export const UC_PROT_READ = 1;
 export const UC_PROT_WRITE = 2;
+/** @public: the rest of the table, unused here */
 export const UC_PROT_EXEC = 4;
 export const UC_PROT_ALL = 7;
 
 export const UC_HOOK_INTR = 1 << 0;
+/** @public: the rest of the table, unused here */
 export const UC_HOOK_CODE = 1 << 2;
 export const UC_HOOK_BLOCK = 1 << 3;
 export const UC_HOOK_MEM_READ_UNMAPPED = 1 << 4;
@@ -92,11 +99,14 @@ export const UC_HOOK_MEM_PROT = UC_HOOK_MEM_READ_PROT | UC_HOOK_MEM_WRITE_PROT |
 
 /** uc_mem_type as a memory hook reports it */
 export const UC_MEM_READ = 16;
+/** @public: the rest of the table, unused here */
 export const UC_MEM_WRITE = 17;
+/** @public: the rest of the table, unused here */
 export const UC_MEM_FETCH = 18;
 export const UC_MEM_READ_UNMAPPED = 19;
 export const UC_MEM_WRITE_UNMAPPED = 20;
 export const UC_MEM_FETCH_UNMAPPED = 21;
+/** @public: the rest of the table, unused here */
 export const UC_MEM_WRITE_PROT = 22;
 export const UC_MEM_READ_PROT = 23;
 export const UC_MEM_FETCH_PROT = 24;
@@ -132,7 +142,6 @@ interface Api {
   uc_open: KoffiFn;
   uc_close: KoffiFn;
   uc_strerror: KoffiFn;
-  uc_version: KoffiFn;
   uc_mem_map_ptr: KoffiFn;
   uc_mem_unmap: KoffiFn;
   uc_reg_read: KoffiFn;
@@ -177,7 +186,6 @@ function loadApi(): Api {
     uc_open: lib.func("int uc_open(int arch, int mode, _Out_ uc_engine **uc)"),
     uc_close: lib.func("int uc_close(uc_engine *uc)"),
     uc_strerror: lib.func("const char *uc_strerror(int code)"),
-    uc_version: lib.func("unsigned int uc_version(_Out_ unsigned int *major, _Out_ unsigned int *minor)"),
     uc_mem_map_ptr: lib.func("int uc_mem_map_ptr(uc_engine *uc, uint64_t address, size_t size, uint32_t perms, void *ptr)"),
     uc_mem_unmap: lib.func("int uc_mem_unmap(uc_engine *uc, uint64_t address, size_t size)"),
     uc_reg_read: lib.func("int uc_reg_read(uc_engine *uc, int regid, void *value)"),
@@ -206,18 +214,11 @@ export function unicornAvailable(): boolean {
   try {
     loadApi();
     return true;
-  } catch {
-    return false;
+  } catch (e) {
+    // the reason stays in loadError: a CPU run reports it; a probe just answers no
+    if (e instanceof UnicornMissingError) return false;
+    throw e;
   }
-}
-
-/** "2.0.1"-style version string of the loaded library. */
-export function unicornVersion(): string {
-  const a = loadApi();
-  const maj = [0];
-  const min = [0];
-  const v = a.uc_version(maj, min) as number;
-  return `${(v >>> 24) & 0xff}.${(v >>> 16) & 0xff}.${(v >>> 8) & 0xff}`;
 }
 
 export function ucStrerror(code: number): string {
@@ -271,6 +272,8 @@ export class UnicornEngine {
   private readonly batches: unknown[] = [];
   /** the first exception thrown by a hook during the current emu_start */
   callbackError: unknown = undefined;
+  /** why uc_emu_stop failed after callbackError was kept, if it did (the run then went on to its limits) */
+  callbackStopError: unknown = undefined;
   /** offset of Unicorn's private instruction counter in uc_struct, when calibrated */
   private counterOffset: number | undefined;
 
@@ -347,6 +350,7 @@ export class UnicornEngine {
   /** uc_emu_start; returns the uc_err code (guest faults are codes, not exceptions). */
   start(begin: number, until: bigint, timeoutUs: number, count: number): number {
     this.callbackError = undefined;
+    this.callbackStopError = undefined;
     return this.a.uc_emu_start(this.handle, begin, until, timeoutUs, count) as number;
   }
 
@@ -378,9 +382,11 @@ export class UnicornEngine {
       } catch (e) {
         if (this.callbackError === undefined) this.callbackError = e;
         try {
-          this.a.uc_emu_stop(this.handle);
-        } catch {
-          // nothing more can be done from inside a native callback
+          const err = this.a.uc_emu_stop(this.handle) as number;
+          if (err !== UC_ERR_OK) this.callbackStopError ??= new UnicornError("uc_emu_stop", err, ucStrerror(err));
+        } catch (stopErr) {
+          // nothing can be thrown through a native callback: kept beside callbackError
+          this.callbackStopError ??= stopErr;
         }
         return fallback;
       }
@@ -402,24 +408,24 @@ export class UnicornEngine {
 
   hookIntr(fn: IntrHook): HookHandle {
     const g = this.guard((_uc: unknown, intno: number) => fn(intno), undefined);
-    return this.addHook(UC_HOOK_INTR, this.a.intrProto, g as (...args: never[]) => unknown, 1n, 0n);
+    return this.addHook(UC_HOOK_INTR, this.a.intrProto, g, 1n, 0n);
   }
 
   hookBlock(fn: BlockHook, begin = 1, end = 0): HookHandle {
     const g = this.guard((_uc: unknown, addr: unknown, size: number) => fn(toAddr(addr), size), undefined);
-    return this.addHook(UC_HOOK_BLOCK, this.a.codeProto, g as (...args: never[]) => unknown, BigInt(begin), BigInt(end));
+    return this.addHook(UC_HOOK_BLOCK, this.a.codeProto, g, BigInt(begin), BigInt(end));
   }
 
   /** UC_HOOK_MEM_READ / UC_HOOK_MEM_WRITE over [begin, end] (inclusive). */
   hookMem(types: number, fn: MemHook, begin: number, end: number): HookHandle {
     const g = this.guard((_uc: unknown, type: number, addr: unknown, size: number, value: unknown) => fn(type, toAddr(addr), size, toU64(value)), undefined);
-    return this.addHook(types, this.a.memProto, g as (...args: never[]) => unknown, BigInt(begin), BigInt(end));
+    return this.addHook(types, this.a.memProto, g, BigInt(begin), BigInt(end));
   }
 
   /** Unmapped / protection events anywhere. */
   hookMemEvent(types: number, fn: MemEventHook): HookHandle {
     const g = this.guard((_uc: unknown, type: number, addr: unknown, size: number, value: unknown) => fn(type, toAddr(addr), size, toU64(value)), false);
-    return this.addHook(types, this.a.eventMemProto, g as (...args: never[]) => unknown, 1n, 0n);
+    return this.addHook(types, this.a.eventMemProto, g, 1n, 0n);
   }
 
   hookDel(h: HookHandle): void {
@@ -474,7 +480,7 @@ export class UnicornEngine {
       this.removeCache(at, at + 4 * (n + 1));
       this.start(at, 0n, 0, count);
       this.hookDel(h);
-      const words = this.a.koffi.decode(this.handle, 0, `uint64_t[${WORDS}]`) as unknown;
+      const words = this.a.koffi.decode(this.handle, 0, `uint64_t[${WORDS}]`);
       const arr = Array.isArray(words) ? (words as unknown[]) : words instanceof BigUint64Array ? Array.from(words) : [];
       const match: number[] = [];
       for (let i = 0; i + 1 < arr.length; i++)

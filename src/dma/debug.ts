@@ -19,7 +19,8 @@ import {
   DMA_MAPPING_ERROR,
   DMA_TO_DEVICE,
 } from "../kernel/dma-mapping.js";
-import { padHex, type Device } from "./device.js";
+import type { Device } from "./device.js";
+import { padHex } from "../kernel/printk.js";
 import type { ScatterlistEntry } from "./scatterlist.js";
 
 const HASH_SIZE = 16384;
@@ -36,7 +37,9 @@ const ACTIVE_CACHELINE_MAX_OVERLAP = 7;
 /** entry types, named as type2name[] spells them (sic) */
 export const DMA_DEBUG_SINGLE = 0;
 export const DMA_DEBUG_SG = 1;
+/** @public: the rest of the table, unused here */
 export const DMA_DEBUG_COHERENT = 2;
+/** @public: the rest of the table, unused here */
 export const DMA_DEBUG_RESOURCE = 3;
 const TYPE_NAMES = ["single", "scather-gather", "coherent", "resource"] as const;
 

@@ -283,15 +283,3 @@ export class Device implements SwiotlbDevice {
     return end <= this.capLimit;
   }
 }
-
-/** %pad / 0x%016llx of a DMA address held as a number (-1 = all ones). */
-export function padHex(dma: number | bigint): string {
-  const v = typeof dma === "bigint" ? BigInt.asUintN(64, dma) : dma < 0 ? BigInt.asUintN(64, BigInt(dma)) : BigInt(dma);
-  return "0x" + v.toString(16).padStart(16, "0");
-}
-
-/** %llx of a 64-bit value */
-export function llx(v: bigint | number): string {
-  const b = typeof v === "bigint" ? BigInt.asUintN(64, v) : BigInt.asUintN(64, BigInt(v));
-  return b.toString(16);
-}

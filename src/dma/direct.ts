@@ -25,14 +25,11 @@ import {
 import type { PhysicalMemory } from "../memory/physical-memory.js";
 import type { SwiotlbDevice } from "../swiotlb/device.js";
 import type { KernelProfile } from "../swiotlb/profile.js";
-import { llx, padHex, type Device } from "./device.js";
+import type { Device } from "./device.js";
+import { llx, padHex } from "../kernel/printk.js";
+import { SWIOTLB_FORCE, SWIOTLB_NO_FORCE } from "../kernel/swiotlb.js";
 import { SIZE_MAX_NUMBER, type DmaMapOps } from "./ops.js";
 import type { ScatterlistEntry } from "./scatterlist.js";
-
-/** enum swiotlb_force (5.13, include/linux/swiotlb.h) */
-export const SWIOTLB_NORMAL = 0;
-export const SWIOTLB_FORCE = 1;
-export const SWIOTLB_NO_FORCE = 2;
 
 /**
  * What dma-direct calls in swiotlb. The swiotlb/ `Swiotlb` object provides these; declaring

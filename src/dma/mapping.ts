@@ -14,13 +14,12 @@ import type { EventSink, KernelLog } from "../events.js";
 import {
   DMA_DIRECTION_NAMES,
   DMA_MAPPING_ERROR,
-  ENOMEM,
-  EIO,
   U64_MAX,
   minNotZero,
   validDmaDirection,
   type DmaDirection,
 } from "../kernel/dma-mapping.js";
+import { EIO, ENOMEM } from "../kernel/errno.js";
 import type { PhysicalMemory } from "../memory/physical-memory.js";
 import type { DmaDebug } from "./debug.js";
 import type { Device } from "./device.js";

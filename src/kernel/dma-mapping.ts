@@ -4,11 +4,9 @@
 // ones in a 64-bit dma_addr_t; as a number it is represented by -1 (no valid DMA address is
 // negative), and converts to exactly 0xffff_ffff_ffff_ffff with BigInt.asUintN(64, -1n).
 
-export const DMA_MAPPING_ERROR = -1;
+import { InvalidArgumentError } from "../errors.js";
 
-export function dmaMappingError(addr: number): boolean {
-  return addr === DMA_MAPPING_ERROR;
-}
+export const DMA_MAPPING_ERROR = -1;
 
 /** dma_data_direction */
 export const DMA_BIDIRECTIONAL = 0;
@@ -24,18 +22,24 @@ export function validDmaDirection(dir: number): dir is 0 | 1 | 2 {
 }
 
 /** DMA attributes (bits) */
+/** @public: the rest of the table, unused here */
 export const DMA_ATTR_WEAK_ORDERING = 1 << 1;
+/** @public: the rest of the table, unused here */
 export const DMA_ATTR_WRITE_COMBINE = 1 << 2;
+/** @public: the rest of the table, unused here */
 export const DMA_ATTR_NO_KERNEL_MAPPING = 1 << 4;
 export const DMA_ATTR_SKIP_CPU_SYNC = 1 << 5;
+/** @public: the rest of the table, unused here */
 export const DMA_ATTR_FORCE_CONTIGUOUS = 1 << 6;
+/** @public: the rest of the table, unused here */
 export const DMA_ATTR_ALLOC_SINGLE_PAGES = 1 << 7;
 export const DMA_ATTR_NO_WARN = 1 << 8;
+/** @public: the rest of the table, unused here */
 export const DMA_ATTR_PRIVILEGED = 1 << 9;
 
 /** DMA_BIT_MASK(n) as an exact 64-bit value. */
 export function dmaBitMask(n: number): bigint {
-  if (!Number.isInteger(n) || n < 0 || n > 64) throw new RangeError(`DMA_BIT_MASK(${n})`);
+  if (!Number.isInteger(n) || n < 0 || n > 64) throw new InvalidArgumentError(`DMA_BIT_MASK(${n}): n must be an integer in 0..64`);
   return n === 64 ? 0xffff_ffff_ffff_ffffn : (1n << BigInt(n)) - 1n;
 }
 
@@ -59,8 +63,4 @@ export function minNotZero(a: bigint, b: bigint): bigint {
 
 export const U64_MAX = 0xffff_ffff_ffff_ffffn;
 
-/** errno values used by the DMA layer and Linux's Xen code */
-export const ENOMEM = 12;
-export const EINVAL = 22;
-export const EEXIST = 17;
-export const EIO = 5;
+// machine/boot.ts still takes these two from here; errno values live in ./errno.ts

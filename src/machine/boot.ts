@@ -15,29 +15,12 @@
 // The result is a kernel-log-like report, or the fault that stopped the boot.
 
 import { describeFault, type BootFault } from "./fault.js";
-import { FaultError, InvalidArgumentError, LimitError, UsageError, hex } from "../errors.js";
-import { EIO } from "../kernel/dma-mapping.js";
-import { errnoName } from "../kernel/errno.js";
+import { FaultError, UsageError, hex } from "../errors.js";
+import { EIO, errnoName } from "../kernel/errno.js";
+import { padHex } from "../kernel/printk.js";
+import { IO_TLB_SHIFT, IO_TLB_SIZE, SWIOTLB_FORCE, SWIOTLB_FORCE_NAMES, SWIOTLB_NO_FORCE, SWIOTLB_VERBOSE } from "../kernel/swiotlb.js";
 import { parseSwiotlbCmdline } from "../swiotlb/cmdline.js";
-import { IO_TLB_SHIFT, IO_TLB_SIZE } from "../swiotlb/constants.js";
-import { SWIOTLB_FORCE, SWIOTLB_FORCE_NAMES, SWIOTLB_NO_FORCE, SWIOTLB_VERBOSE } from "../swiotlb/swiotlb.js";
-import { DEFAULT_CHUNK_SIZE, PhysicalMemory } from "../memory/physical-memory.js";
-import { DeviceBus, type BusTranslation } from "../dma/bus.js";
-import type { Device } from "../dma/device.js";
-import type { KernelProfile } from "../swiotlb/profile.js";
-import type { Domain } from "../xen/hypervisor/domain.js";
-import { XenHypervisor, type CreateDomainOptions } from "../xen/hypervisor/hypervisor.js";
-import { XEN_VERSIONS, type XenVersion } from "../xen/hypervisor/version.js";
-import { ContiguousRegion, EXCHANGE_SCRATCH_BYTES, exchangeScratchAt, type ContiguousRegionMode } from "../xen/guest/contiguous-region.js";
-import { __HYPERVISOR_grant_table_op, Hypercalls, XEN_ENOSYS, describeXenErrno } from "../xen/guest/hypercall.js";
-import { aliasGuestRam } from "../xen/guest/memory-alias.js";
-import type { KernelOops } from "../xen/guest/oops.js";
-import { P2mOverrides, XEN_PAGE_SIZE } from "../xen/guest/p2m.js";
-import { xenSwiotlbDetect } from "../xen/guest/swiotlb-xen-detect.js";
-import { XenSwiotlb, swiotlbForXen } from "../xen/guest/swiotlb-xen.js";
-import { XenGuest, xenDtCompatible } from "../xen/guest/xen.js";
-import { Machine, MachineDevice } from "./machine.js";
-import type { MachineDesc, RamBankDesc } from "./preset.js";
+import type { Machine, MachineDevice } from "./machine.js";
 import { stripSwiotlbPrefix, totalRam } from "./preset.js";
 
 export type XenRole = "none" | "dom0" | "domU";
@@ -96,18 +79,16 @@ export class BootRecorder {
   decide(s: string): void {
     this.decisions.push(s);
   }
-  /** Runs fn with `frames` pushed on the call chain. */
+  /**
+   * Runs fn with `frames` pushed on the call chain. They are popped only when fn returns: a
+   * fault leaves the chain as it was at the fault, for the report.
+   */
   within<T>(frames: readonly string[], fn: () => T): T {
     const n = this.chain.length;
     this.chain.push(...frames);
-    try {
-      const r = fn();
-      this.chain.length = n;
-      return r;
-    } catch (e) {
-      // keep the chain as it was at the fault, for the report
-      throw e;
-    }
+    const r = fn();
+    this.chain.length = n;
+    return r;
   }
 }
 
@@ -163,11 +144,6 @@ export interface BootReport {
   warnings: string[];
 }
 
-/** %#018Lx */
-function pa18(n: bigint | number): string {
-  return "0x" + BigInt(n).toString(16).padStart(16, "0");
-}
-
 /** free_area_init's "Zone ranges:" lines (mm/page_alloc.c). */
 function logZoneRanges(m: Machine): void {
   const z = m.zones;
@@ -190,7 +166,7 @@ function logZoneRanges(m: Machine): void {
   }
   m.log.print("Zone ranges:");
   for (const [name, s, e] of ranges)
-    m.log.print(`  ${name.padEnd(8)} ${s === e ? "empty" : `[mem ${pa18(s << shift)}-${pa18((e << shift) - 1n)}]`}`);
+    m.log.print(`  ${name.padEnd(8)} ${s === e ? "empty" : `[mem ${padHex(s << shift)}-${padHex((e << shift) - 1n)}]`}`);
 }
 
 function poolInfo(m: Machine): PoolInfo | null {
@@ -341,7 +317,7 @@ export function bootMachine(m: Machine, opts: BootOptions = {}, hooks?: BootHook
       };
       if (md.probeError !== 0) {
         r.error = md.probeError;
-        r.errno = errnoName(-md.probeError);
+        r.errno = errnoName(md.probeError) ?? String(md.probeError);
       }
       return r;
     }),

@@ -27,9 +27,9 @@
 // All of this lives in KernelProfile flags (swiotlb/profile.ts).
 
 import { InvalidArgumentError, LimitError, UsageError, hex } from "../errors.js";
-import { EEXIST } from "../kernel/dma-mapping.js";
-import { IO_TLB_SHIFT } from "../swiotlb/constants.js";
-import { SWIOTLB_FORCE_NAMES, SWIOTLB_NO_FORCE } from "../swiotlb/swiotlb.js";
+import { EEXIST, ENOSYS } from "../kernel/errno.js";
+import type { KernelOops } from "../kernel/oops.js";
+import { IO_TLB_SHIFT, SWIOTLB_FORCE_NAMES, SWIOTLB_NO_FORCE } from "../kernel/swiotlb.js";
 import { DEFAULT_CHUNK_SIZE, PhysicalMemory } from "../memory/physical-memory.js";
 import { DeviceBus, type BusTranslation } from "../dma/bus.js";
 import type { Device } from "../dma/device.js";
@@ -38,9 +38,8 @@ import type { Domain } from "../xen/hypervisor/domain.js";
 import { XenHypervisor, type CreateDomainOptions } from "../xen/hypervisor/hypervisor.js";
 import { XEN_VERSIONS, type XenVersion } from "../xen/hypervisor/version.js";
 import { ContiguousRegion, EXCHANGE_SCRATCH_BYTES, exchangeScratchAt, type ContiguousRegionMode } from "../xen/guest/contiguous-region.js";
-import { __HYPERVISOR_grant_table_op, Hypercalls, XEN_ENOSYS, describeXenErrno } from "../xen/guest/hypercall.js";
+import { __HYPERVISOR_grant_table_op, Hypercalls, describeXenErrno } from "../xen/guest/hypercall.js";
 import { aliasGuestRam } from "../xen/guest/memory-alias.js";
-import type { KernelOops } from "../xen/guest/oops.js";
 import { P2mOverrides, XEN_PAGE_SIZE } from "../xen/guest/p2m.js";
 import { xenSwiotlbDetect } from "../xen/guest/swiotlb-xen-detect.js";
 import { XenSwiotlb, swiotlbForXen } from "../xen/guest/swiotlb-xen.js";
@@ -274,7 +273,7 @@ export class XenGuestBoot implements BootHooks {
     const g = this.scratchGpa;
     m.memory.write(g, new Uint8Array(GNTTAB_CACHE_FLUSH_SIZE));
     const rc = this.hypercalls.call(__HYPERVISOR_grant_table_op, GNTTABOP_cache_flush, g, 1);
-    if (this.xenSwiotlb) this.xenSwiotlb.hypercallCflush = rc !== -XEN_ENOSYS;
+    if (this.xenSwiotlb) this.xenSwiotlb.hypercallCflush = rc !== -ENOSYS;
   }
 
   private describeInit(xs: XenSwiotlb, rc: number, hadPool: boolean, force: number): string {

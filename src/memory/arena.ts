@@ -16,6 +16,7 @@
 
 import { InvalidArgumentError } from "../errors.js";
 import { adviseHugePages } from "./huge-pages.js";
+import { noteMissingHostFeature } from "../host-features.js";
 
 /** the minimal WebAssembly surface used here (the ES2022 lib has no WebAssembly types) */
 interface WasmMemory {
@@ -71,7 +72,9 @@ function arenaModule(): object | null {
   if (compiled === undefined) {
     try {
       compiled = wasm === undefined ? null : new wasm.Module(moduleBytes());
-    } catch {
+    } catch (e) {
+      // no shared-memory wasm here: RAM chunks are plain SharedArrayBuffers (same answers)
+      noteMissingHostFeature("RAM arena (wasm)", e);
       compiled = null;
     }
   }
@@ -127,7 +130,9 @@ export class ChunkArena {
       const copy = inst.exports["copy"];
       if (typeof copy !== "function") return null;
       return new ChunkArena(mem, copy as ArenaCopy, memory === undefined);
-    } catch {
+    } catch (e) {
+      // no memory of that size, or the module does not link: the caller uses SharedArrayBuffers
+      noteMissingHostFeature("RAM arena (wasm memory)", e);
       return null;
     }
   }
@@ -174,17 +179,23 @@ export class ChunkArena {
     // MiB on 4 KiB pages)
     while (this.memory.buffer.byteLength < end) {
       const have = this.memory.buffer.byteLength;
-      try {
-        this.memory.grow(Math.ceil((Math.ceil(end / HUGE_PAGE) * HUGE_PAGE - have) / WASM_PAGE));
-      } catch {
-        try {
-          if (this.memory.buffer.byteLength < end) this.memory.grow(Math.ceil((end - this.memory.buffer.byteLength) / WASM_PAGE));
-        } catch {
-          if (this.memory.buffer.byteLength < end) return -1;
-        }
-      }
+      if (this.tryGrow(Math.ceil((Math.ceil(end / HUGE_PAGE) * HUGE_PAGE - have) / WASM_PAGE))) continue;
+      if (this.memory.buffer.byteLength >= end) continue;
+      if (!this.tryGrow(Math.ceil((end - this.memory.buffer.byteLength) / WASM_PAGE)) && this.memory.buffer.byteLength < end) return -1;
     }
     return off;
+  }
+
+  /** memory.grow(pages); false when the host or the reservation has no more pages. */
+  private tryGrow(pages: number): boolean {
+    try {
+      this.memory.grow(pages);
+      return true;
+    } catch (e) {
+      // grow throws a RangeError when it cannot: the caller asks for less, or answers -1
+      if (e instanceof RangeError) return false;
+      throw e;
+    }
   }
 
   /** A view of [off, off + len) of the memory, known from then on (a worker's side). */

@@ -9,6 +9,7 @@
 // any failure (no koffi, no libc, THP disabled) leaves ordinary pages, which are just slower.
 
 import { createRequire } from "node:module";
+import { noteMissingHostFeature } from "../host-features.js";
 
 type CFn = (...args: unknown[]) => unknown;
 interface KoffiLite {
@@ -31,7 +32,9 @@ function libc(): { addressOf: CFn; madvise: CFn } | null {
       addressOf: lib.func("uintptr_t memmove(void *dst, void *src, size_t n)"),
       madvise: lib.func("int madvise(uintptr_t addr, size_t len, int advice)"),
     };
-  } catch {
+  } catch (e) {
+    // no koffi or no libc.so.6: memory stays on whatever pages the host gives (same answers)
+    noteMissingHostFeature("huge pages (koffi libc)", e);
     calls = null;
   }
   return calls;
@@ -48,7 +51,9 @@ export function adviseHugePages(view: Uint8Array, bytes: number): boolean {
     const addr = Number(c.addressOf(view, view, 0));
     if (!Number.isSafeInteger(addr) || addr % 4096 !== 0) return false;
     return c.madvise(addr, bytes, MADV_HUGEPAGE) === 0;
-  } catch {
+  } catch (e) {
+    // the advice is optional: the memory works on small pages too (slower)
+    noteMissingHostFeature("huge pages (madvise)", e);
     return false;
   }
 }

@@ -17,7 +17,7 @@
 
 import type { ArenaCopy } from "../memory/arena.js";
 import type { PhysicalMemory } from "../memory/physical-memory.js";
-import { IO_TLB_SIZE } from "./constants.js";
+import { IO_TLB_SHIFT, IO_TLB_SIZE } from "../kernel/swiotlb.js";
 import type { IoTlbPool } from "./pool.js";
 
 /**
@@ -139,7 +139,7 @@ export class BounceCopy {
     } else {
       const o = this.oBytes!;
       if (toBounce) p.set(this.origView(o, oOff, len), pOff);
-      else o.set(this.slotView(p, rel >>> 11, pOff, len), oOff);
+      else o.set(this.slotView(p, rel >>> IO_TLB_SHIFT, pOff, len), oOff);
     }
     return true;
   }

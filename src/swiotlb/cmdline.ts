@@ -7,11 +7,11 @@
 // `strict` turns it into an InputError.
 
 import { InputError } from "../errors.js";
-import { IO_TLB_SEGSIZE } from "./constants.js";
+import { IO_TLB_SEGSIZE } from "../kernel/swiotlb.js";
 import type { KernelProfile } from "./profile.js";
 
 export interface SwiotlbCmdline {
-  /** default_nslabs = ALIGN(N, 128), when a number leads */
+  /** default_nslabs = ALIGN(N, IO_TLB_SEGSIZE), when a number leads */
   nslabs?: number;
   /** the 6.x second number, handed to swiotlb_adjust_nareas as is (0 and rounding happen there) */
   nareas?: number;

@@ -22,7 +22,9 @@
 // Only small integers cross into the module; the original's address goes through origArg.
 
 import type { DmaDirection } from "../kernel/dma-mapping.js";
-import type { PhysicalMemory } from "../memory/physical-memory.js";
+import { IO_TLB_SHIFT, IO_TLB_SIZE } from "../kernel/swiotlb.js";
+import { MemoryFault, type PhysicalMemory } from "../memory/physical-memory.js";
+import { noteMissingHostFeature } from "../host-features.js";
 import type { ChunkArena } from "../memory/arena.js";
 import type { BounceCopy, HotBounce } from "./bounce.js";
 import { AREA_WORDS, type IoTlbPool } from "./pool.js";
@@ -35,9 +37,9 @@ const GENERAL = -1;
 const ORIG_MISS = -2;
 
 interface PlainExports {
-  map(size: number, cpu: number, locking: number): number;
-  unmap(index: number, size: number, dir: number, attrs: number, locking: number): number;
-  copy(slot: number, len: number, toBounce: number): number;
+  map: (size: number, cpu: number, locking: number) => number;
+  unmap: (index: number, size: number, dir: number, attrs: number, locking: number) => number;
+  copy: (slot: number, len: number, toBounce: number) => number;
 }
 /** the minimal WebAssembly surface used here (the ES2022 lib has no WebAssembly types) */
 interface WasmApi {
@@ -51,7 +53,9 @@ function plainModule(): object | null {
   if (compiled === undefined) {
     try {
       compiled = wasm === undefined ? null : new wasm.Module(new Uint8Array(Buffer.from(PLAIN_PATH_WASM, "base64")));
-    } catch {
+    } catch (e) {
+      // a host without these wasm features: every map takes the general path (same answers)
+      noteMissingHostFeature("swiotlb plain path (wasm)", e);
       compiled = null;
     }
   }
@@ -91,13 +95,15 @@ export class PlainPath implements HotBounce {
     const cs = memory.chunkSize;
     const shift = Math.log2(cs);
     const skew = pool.start - Math.floor(pool.start / cs) * cs;
-    if (!Number.isInteger(shift) || shift < 11 || shift > 30 || skew + pool.nslabs * 2048 >= 2 ** 31) return null;
-    const poolChunks = Math.ceil((skew + pool.nslabs * 2048) / cs);
+    if (!Number.isInteger(shift) || shift < IO_TLB_SHIFT || shift > 30 || skew + pool.nslabs * IO_TLB_SIZE >= 2 ** 31) return null;
+    const poolChunks = Math.ceil((skew + pool.nslabs * IO_TLB_SIZE) / cs);
     const tables = arena.allocState(16 + ORIG_TABLE * 12 + poolChunks * 4);
     if (tables < 0) return null;
     try {
       return new PlainPath(pool, memory, copier, arena, mod, tables, poolChunks);
-    } catch {
+    } catch (e) {
+      // the module did not instantiate over this arena: the general path answers (the same)
+      noteMissingHostFeature("swiotlb plain path (wasm instance)", e);
       return null;
     }
   }
@@ -113,7 +119,7 @@ export class PlainPath implements HotBounce {
   ) {
     const buf = arena.memory.buffer;
     this.start = pool.start;
-    this.bytes = pool.nslabs * 2048;
+    this.bytes = pool.nslabs * IO_TLB_SIZE;
     this.cs = memory.chunkSize;
     this.poolBase = Math.floor(pool.start / this.cs) * this.cs;
     this.noMap = memory.reserved.some((r) => r.noMap === true);
@@ -138,7 +144,7 @@ export class PlainPath implements HotBounce {
         lockable: pool.areaNslabs % 32 === 0 ? 1 : 0,
         nareas: pool.nareas,
         areaNslabs: pool.areaNslabs,
-        pageSlots: pool.pageSize >>> 11,
+        pageSlots: pool.pageSize >>> IO_TLB_SHIFT,
         startPhase: pool.startPhase,
         clipAt: pool.listClippedTail ? pool.nslabs : 2 ** 31 - 1,
         arg: tables,
@@ -256,8 +262,9 @@ export class PlainPath implements HotBounce {
     try {
       const o = this.arena.offsetOf(this.memory.chunkAt(this.poolBase + k * this.cs));
       if (o >= 0) off = o | 0;
-    } catch {
-      // not RAM: the general path reports it
+    } catch (e) {
+      // not RAM: stays -2, and the general path reports the fault
+      if (!(e instanceof MemoryFault)) throw e;
     }
     this.poolTable[k] = off;
   }

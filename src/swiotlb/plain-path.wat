@@ -15,6 +15,10 @@
 ;;   -3    pool chunk MISS is not in the pool table: JS fills it and calls again
 ;; Nothing is changed before every check that can fail has passed, so each code but >= 0 leaves
 ;; the pool exactly as it was.
+;;
+;; The kernel's constants (kernel/swiotlb.ts) are spelled as literals here: 11 is IO_TLB_SHIFT,
+;; 2048 IO_TLB_SIZE, 2047 IO_TLB_SIZE - 1, 128 IO_TLB_SEGSIZE and 127 IO_TLB_SEGSIZE - 1
+;; (a `offset=128` of a load or store is a byte offset in a copy, not a constant).
 (module
   (import "e" "m" (memory 1 65536 shared))
   ;; IoTlbPool's arrays (byte offsets)

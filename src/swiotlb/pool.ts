@@ -19,7 +19,8 @@
 // `>>> 0`). Every mask the search uses is an `unsigned int` in the kernel, so that holds; wider
 // values (the segment boundary mask) are handled arithmetically by the caller.
 
-import { IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, INVALID_PHYS_ADDR } from "./constants.js";
+import { InternalError, InvalidArgumentError } from "../errors.js";
+import { IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, INVALID_PHYS_ADDR } from "../kernel/swiotlb.js";
 import type { SwiotlbEra } from "./profile.js";
 
 export interface IoTlbPoolParams {
@@ -147,9 +148,9 @@ export class IoTlbPool {
    * is initialised like swiotlb_init_io_tlb_pool, as a fresh buffer is.
    */
   constructor(p: IoTlbPoolParams, buffer?: SharedArrayBuffer, offset = 0, attach = buffer !== undefined) {
-    if (!Number.isSafeInteger(p.nslabs) || p.nslabs <= 0) throw new RangeError(`io_tlb_pool: nslabs ${p.nslabs}`);
-    if (!Number.isSafeInteger(p.nareas) || p.nareas <= 0 || p.nareas > p.nslabs) throw new RangeError(`io_tlb_pool: nareas ${p.nareas}`);
-    if (p.era === "5.13" && p.nareas !== 1) throw new RangeError("io_tlb_pool: 5.13 has one area");
+    if (!Number.isSafeInteger(p.nslabs) || p.nslabs <= 0) throw new InvalidArgumentError(`io_tlb_pool: nslabs ${p.nslabs}`);
+    if (!Number.isSafeInteger(p.nareas) || p.nareas <= 0 || p.nareas > p.nslabs) throw new InvalidArgumentError(`io_tlb_pool: nareas ${p.nareas}`);
+    if (p.era === "5.13" && p.nareas !== 1) throw new InvalidArgumentError("io_tlb_pool: 5.13 has one area");
     this.start = p.start;
     this.nslabs = p.nslabs;
     this.end = p.start + p.nslabs * IO_TLB_SIZE;
@@ -163,9 +164,9 @@ export class IoTlbPool {
     this.plainOk = p.era === "6.x" && p.start % IO_TLB_SIZE === 0;
     this.listClippedTail = p.listClippedTail;
     const l = layout(p.nslabs, p.nareas);
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset % 8 !== 0) throw new RangeError(`io_tlb_pool: buffer offset ${offset}`);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset % 8 !== 0) throw new InvalidArgumentError(`io_tlb_pool: buffer offset ${offset}`);
     if (buffer !== undefined && buffer.byteLength < offset + l.bytes)
-      throw new RangeError(`io_tlb_pool: shared buffer of ${buffer.byteLength} bytes, need ${offset + l.bytes}`);
+      throw new InvalidArgumentError(`io_tlb_pool: shared buffer of ${buffer.byteLength} bytes, need ${offset + l.bytes}`);
     this.buffer = buffer ?? new SharedArrayBuffer(l.bytes);
     this.bufferOffset = buffer === undefined ? 0 : offset;
     const b = this.buffer;
@@ -494,7 +495,7 @@ export class IoTlbPool {
 
   /** io_tlb_slot.list of slot i, exactly as the kernel would hold it */
   listAt(i: number): number {
-    if (i < 0 || i >= this.nslabs) throw new RangeError(`slot ${i} outside the pool`);
+    if (i < 0 || i >= this.nslabs) throw new InvalidArgumentError(`slot ${i} outside the pool`);
     const busy = this.busy;
     if ((busy[i >>> 5]! & (1 << (i & 31))) !== 0) return 0;
     let end = i - (i & (IO_TLB_SEGSIZE - 1)) + IO_TLB_SEGSIZE;
@@ -535,7 +536,7 @@ export class IoTlbPool {
    * bounce copy faulted, so the pool is exactly as before it.
    */
   undoLastMap(tlbAddr: number, minAlignMask: number): void {
-    if (this.releaseSlots(tlbAddr, minAlignMask) < 0) throw new RangeError("undoLastMap: not a live mapping");
+    if (this.releaseSlots(tlbAddr, minAlignMask) < 0) throw new InternalError("undoLastMap: not a live mapping");
     this.areas[this.undoArea * AREA_WORDS + A_INDEX] = this.undoIndex;
     this.counters[CNT_HIWATER] = this.undoHiwater;
   }
@@ -588,7 +589,7 @@ export function alignedSize(x: number, allocAlignMask: number): number {
 /** nr_slots() of a u64 held as its signed value (negative = wrapped). */
 export function nrSlotsU64(v: number): number {
   if (v >= 0) return Math.ceil(v / IO_TLB_SIZE);
-  // (2^64 + v + 2047) / 2048 in u64: small again when v + 2047 >= 0
+  // (2^64 + v + IO_TLB_SIZE - 1) / IO_TLB_SIZE in u64: small again when v + IO_TLB_SIZE - 1 >= 0
   if (v + (IO_TLB_SIZE - 1) >= 0) return 0;
   return Math.floor((2 ** 64 + v + (IO_TLB_SIZE - 1)) / IO_TLB_SIZE);
 }

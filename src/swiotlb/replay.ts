@@ -8,7 +8,7 @@
 // A map prints "<id> <first_slot_index> <tlb_offset_hex>" or "<id> full".
 
 import { InputError } from "../errors.js";
-import { IO_TLB_SEGSIZE, IO_TLB_SIZE } from "./constants.js";
+import { IO_TLB_SEGSIZE, IO_TLB_SIZE } from "../kernel/swiotlb.js";
 import { FIND_SPIN, IoTlbPool } from "./pool.js";
 import { kernelProfile, type KernelProfile } from "./profile.js";
 

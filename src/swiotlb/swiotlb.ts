@@ -7,7 +7,7 @@
 //   6.x  (v6.11, 7296f2301a05, non-dynamic): swiotlb_init_remap / swiotlb_init_late,
 //        force_bounce / force_disable, per-device mem (restricted-dma-pool), areas.
 
-import { FaultError, InvalidArgumentError, UsageError, hex } from "../errors.js";
+import { InvalidArgumentError, UsageError, hex } from "../errors.js";
 import type { EventSink, KernelLog } from "../events.js";
 import {
   DMA_ATTR_NO_WARN,
@@ -19,9 +19,10 @@ import {
 } from "../kernel/dma-mapping.js";
 import { Memblock } from "../memory/memblock.js";
 import type { PhysicalMemory } from "../memory/physical-memory.js";
+import { EINVAL, ENOMEM } from "../kernel/errno.js";
+import { KernelBug, KernelPanic } from "../kernel/panic.js";
+import { fmtPa } from "../kernel/printk.js";
 import {
-  EINVAL,
-  ENOMEM,
   INVALID_PHYS_ADDR,
   IO_TLB_DEFAULT_SIZE,
   IO_TLB_MIN_SLABS,
@@ -29,7 +30,15 @@ import {
   IO_TLB_SEGSIZE,
   IO_TLB_SHIFT,
   IO_TLB_SIZE,
-} from "./constants.js";
+  SWIOTLB_FORCE,
+  SWIOTLB_FORCE_NAMES,
+  SWIOTLB_NORMAL,
+  SWIOTLB_ANY,
+  SWIOTLB_FORCE_FLAG,
+  SWIOTLB_NO_FORCE,
+  SWIOTLB_VERBOSE,
+  type SwiotlbForce,
+} from "../kernel/swiotlb.js";
 import type { SwiotlbDevice } from "./device.js";
 import { BounceCopy, PoolBounce, type HotBounce } from "./bounce.js";
 import { PlainPath } from "./plain-path.js";
@@ -37,41 +46,12 @@ import { CNT_HIWATER, CNT_TOTAL_USED, FIND_SPIN, IoTlbPool, alignedSize, type Io
 import type { KernelProfile } from "./profile.js";
 import type { SwiotlbCmdline } from "./cmdline.js";
 
-/** enum swiotlb_force (5.13 include/linux/swiotlb.h) */
-export const SWIOTLB_NORMAL = 0;
-export const SWIOTLB_FORCE = 1;
-export const SWIOTLB_NO_FORCE = 2;
-export type SwiotlbForce = 0 | 1 | 2;
-export const SWIOTLB_FORCE_NAMES = ["SWIOTLB_NORMAL", "SWIOTLB_FORCE", "SWIOTLB_NO_FORCE"] as const;
-
-/** swiotlb_init flags (5.18+; spec 7.2 [M] for the bit values) */
-export const SWIOTLB_VERBOSE = 1 << 0;
-export const SWIOTLB_FORCE_FLAG = 1 << 1;
-export const SWIOTLB_ANY = 1 << 2;
+// machine/boot.ts and bench/setup.ts still import these from here (kernel/swiotlb.ts has them)
 
 /** pr_* prefix of kernel/dma/swiotlb.c (pr_fmt) */
 const PR = "software IO TLB: ";
 
 const NO_POOL_MSG = "Can not allocate SWIOTLB buffer earlier and can't now provide you with the DMA bounce buffer";
-
-/** panic(): the emulated kernel stops; the CLI reports it as a fault (exit 3). */
-export class KernelPanic extends FaultError {
-  constructor(readonly reason: string) {
-    super(`Kernel panic - not syncing: ${reason}`);
-  }
-}
-
-/** BUG(): the emulated kernel oopses. */
-export class KernelBug extends FaultError {
-  constructor(readonly where: string) {
-    super(`kernel BUG at ${where}!`);
-  }
-}
-
-/** %pa / %pad: 0x and 16 hex digits */
-export function fmtPa(addr: number): string {
-  return "0x" + addr.toString(16).padStart(16, "0");
-}
 
 /**
  * struct io_tlb_mem: an allocator with its pool (the non-dynamic build has exactly one).
@@ -539,12 +519,11 @@ export class Swiotlb {
     // Kept small so that callers inline it: no address crosses a call (the original goes
     // through PlainPath.origArg, the slot number comes back and the address is made here:
     // a double passed to or returned from a call V8 does not inline is boxed on the heap).
-    // 2048 = IO_TLB_SIZE.
     const path = this.plainPath(dev);
     if (path !== null && allocSizeOrAlignMask === 0) {
       path.origArg[0] = orig;
       const slot = path.map(mappingSize, cpu);
-      if (slot >= 0) return path.start + slot * 2048;
+      if (slot >= 0) return path.start + slot * IO_TLB_SIZE;
     }
     return this.tblMapSingleFull(dev, orig, mappingSize, allocSizeOrAlignMask, dir, attrs, cpu);
   }
@@ -655,7 +634,7 @@ export class Swiotlb {
     if (path !== null) {
       const rel = tlbAddr - path.start;
       // a slot start inside the pool (below 2^31 the bit test is exact; PlainPath checks the slot)
-      if (rel >= 0 && rel < path.bytes && (rel & 2047) === 0 && path.unmap(rel >>> 11, mappingSize, dir, attrs)) return;
+      if (rel >= 0 && rel < path.bytes && (rel & (IO_TLB_SIZE - 1)) === 0 && path.unmap(rel >>> IO_TLB_SHIFT, mappingSize, dir, attrs)) return;
     }
     this.tblUnmapSingleFull(dev, tlbAddr, mappingSize, dir, attrs);
   }

@@ -29,7 +29,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 interface GuestJson {
   exit: Record<string, unknown>;
-  regs: Record<string, string>;
+  regs: Record<string, string> & { pc: string; sp: string };
   insns: number;
   console: string;
   schema: string;

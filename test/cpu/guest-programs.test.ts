@@ -81,8 +81,8 @@ describe.skipIf(!unicornAvailable())("dma-ring on the Xen boot of `dmalab boot`"
   });
 
   it.each([
-    ["bare metal", { xen: "none", label: "" } as Role, "dma-direct"],
-    ["dom0", { xen: "dom0", label: "" } as Role, "xen_swiotlb_dma_ops"],
+    ["bare metal", { xen: "none", label: "" } satisfies Role, "dma-direct"],
+    ["dom0", { xen: "dom0", label: "" } satisfies Role, "xen_swiotlb_dma_ops"],
   ] as const)("rpi4-8g, buffers above emmc2's 1 GiB window, %s: bounced through the pool", (_l, role, ops) => {
     const r = run("dma-ring", role, { machine: "rpi4-8g", load: 0x4008_0000 });
     const dmas = expectRingOk(r);

@@ -58,7 +58,7 @@ describe.skipIf(!unicornAvailable())("HVC", () => {
         calls.push([regs.x[16]!, regs.x[0]!, regs.x[1]!]);
         regs.x[0] = BigInt.asUintN(64, -22n);
         regs.x[1] = 0xdeadbeefn;
-        return { op: "memory_op", nr: Number(regs.x[16]), args: [regs.x[0]!], ret: -22n };
+        return { op: "memory_op", nr: Number(regs.x[16]), args: [regs.x[0]], ret: -22n };
       },
     };
     const r = run([...mov64(16, 12), movz(0, 11), movz(1, 0x1234), hvc(0xea1), movz(2, 7), brk(0)], new TrapRouter({ hypercalls: handler }));

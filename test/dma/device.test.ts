@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { Device, padHex } from "../../src/dma/device.js";
+import { Device } from "../../src/dma/device.js";
+import { padHex } from "../../src/kernel/printk.js";
 import { InvalidArgumentError } from "../../src/errors.js";
 import { DMA_MAPPING_ERROR, U64_MAX, dmaBitMask } from "../../src/kernel/dma-mapping.js";
 

@@ -9,7 +9,7 @@ import {
   DMA_TO_DEVICE,
   dmaBitMask,
 } from "../../src/kernel/dma-mapping.js";
-import { SWIOTLB_FORCE, SWIOTLB_NO_FORCE } from "../../src/swiotlb/swiotlb.js";
+import { SWIOTLB_FORCE, SWIOTLB_NO_FORCE } from "../../src/kernel/swiotlb.js";
 import { sgInitTable } from "../../src/dma/scatterlist.js";
 import { SIZE_MAX_NUMBER } from "../../src/dma/ops.js";
 import { FOUR_GIB, NIC32, NVME64, RAM_BASE, firstDiff, makeBoard, pattern, poolFreeState, poolSnapshot } from "./helpers.js";

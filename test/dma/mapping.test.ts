@@ -5,10 +5,9 @@ import {
   DMA_FROM_DEVICE,
   DMA_MAPPING_ERROR,
   DMA_TO_DEVICE,
-  EIO,
-  ENOMEM,
   dmaBitMask,
 } from "../../src/kernel/dma-mapping.js";
+import { EIO, ENOMEM } from "../../src/kernel/errno.js";
 import { InvalidDirectionError, defaultRequiredMask } from "../../src/dma/mapping.js";
 import { SIZE_MAX_NUMBER, type DmaMapOps } from "../../src/dma/ops.js";
 import { sgInitTable } from "../../src/dma/scatterlist.js";

@@ -5,6 +5,7 @@ import fc from "fast-check";
 import { InvalidArgumentError } from "../../src/errors.js";
 import { ChunkArena, WASM_PAGE } from "../../src/memory/arena.js";
 import { adviseHugePages } from "../../src/memory/huge-pages.js";
+import { missingHostFeatures } from "../../src/host-features.js";
 import { CHUNK_COLOURS, PhysicalMemory, chunkColour } from "../../src/memory/physical-memory.js";
 import { readFileSync } from "node:fs";
 
@@ -175,5 +176,15 @@ describe("transparent huge pages", () => {
     const took = adviseHugePages(whole, 8 * MiB);
     if (process.platform === "linux" && /\[(always|madvise)\]/.test(thp)) expect(took).toBe(true);
     else expect(typeof took).toBe("boolean");
+  });
+});
+
+describe("host features", () => {
+  it("an arena was made here: no wasm fallback is recorded, and a recorded one would say why", () => {
+    expect(ChunkArena.create(MiB)).not.toBeNull();
+    const missing = missingHostFeatures();
+    expect(missing.has("RAM arena (wasm)")).toBe(false);
+    expect(missing.has("RAM arena (wasm memory)")).toBe(false);
+    for (const why of missing.values()) expect(why.length).toBeGreaterThan(0);
   });
 });

@@ -7,7 +7,8 @@ import { PhysicalMemory } from "../../src/memory/physical-memory.js";
 import type { SwiotlbDevice } from "../../src/swiotlb/device.js";
 import { parseSwiotlbCmdline } from "../../src/swiotlb/cmdline.js";
 import { kernelProfile } from "../../src/swiotlb/profile.js";
-import { SWIOTLB_VERBOSE, Swiotlb } from "../../src/swiotlb/swiotlb.js";
+import { Swiotlb } from "../../src/swiotlb/swiotlb.js";
+import { SWIOTLB_VERBOSE } from "../../src/kernel/swiotlb.js";
 
 const GiB = 2 ** 30;
 

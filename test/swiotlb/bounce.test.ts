@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { MemoryFault, PhysicalMemory } from "../../src/memory/physical-memory.js";
 import { BounceCopy } from "../../src/swiotlb/bounce.js";
-import { IO_TLB_SIZE } from "../../src/swiotlb/constants.js";
+import { IO_TLB_SIZE } from "../../src/kernel/swiotlb.js";
 import { IoTlbPool } from "../../src/swiotlb/pool.js";
 
 const MiB = 2 ** 20;

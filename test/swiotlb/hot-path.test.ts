@@ -22,7 +22,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     cpu: fc.nat(7),
     page: fc.nat(255),
     off: fc.oneof(fc.constant(0), fc.nat(4095)),
-    dir: fc.constantFrom(DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE) as fc.Arbitrary<0 | 1 | 2>,
+    dir: fc.constantFrom<0 | 1 | 2>(DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE),
   }),
   fc.record({ kind: fc.constant("unmap" as const), pick: fc.nat() }),
 );

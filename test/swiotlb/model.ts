@@ -127,7 +127,7 @@ export class ModelPool {
     const size = (len + full + alignMask) & ~alignMask;
     const na = this.p.nareas;
     const firstArea = cpu & (na - 1);
-    let s = -1;
+    let s: number;
     let a = firstArea;
     do {
       s = this.searchArea(a, orig, size, alignMask, minAlign);

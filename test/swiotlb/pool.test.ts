@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SIZE } from "../../src/swiotlb/constants.js";
+import { INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SIZE } from "../../src/kernel/swiotlb.js";
 import { FIND_SPIN, IoTlbPool, alignedSize, nrSlotsU64 } from "../../src/swiotlb/pool.js";
 import { ModelPool } from "./model.js";
 
@@ -255,7 +255,6 @@ describe("areas (6.x)", () => {
 });
 
 describe("differential: random map/unmap sequences against the walking model", () => {
-  type Op = { kind: "map"; cpu: number; low: number; page: number; size: number; minAlign: number; alignMask: number } | { kind: "unmap"; pick: number };
   const masks = [0, 0x7ff, 0xfff, 0x3ff, 0x3fff, 0xffff];
   const opArb = fc.oneof(
     {

@@ -163,10 +163,10 @@ describe("dmalab replay (command)", () => {
     registerReplay(program);
     let out = "";
     const orig = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((s: string) => {
-      out += s;
+    process.stdout.write = (s: string | Uint8Array): boolean => {
+      out += String(s);
       return true;
-    }) as typeof process.stdout.write;
+    };
     let err: unknown;
     try {
       await program.parseAsync(["replay", file], { from: "user" });

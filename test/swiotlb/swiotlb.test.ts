@@ -8,23 +8,23 @@ import {
   DMA_FROM_DEVICE,
   DMA_NONE,
   DMA_TO_DEVICE,
-  ENOMEM,
-  EINVAL,
 } from "../../src/kernel/dma-mapping.js";
+import { EINVAL, ENOMEM } from "../../src/kernel/errno.js";
+import { KernelBug, KernelPanic } from "../../src/kernel/panic.js";
 import { MemoryFault, PhysicalMemory } from "../../src/memory/physical-memory.js";
-import { IO_TLB_SIZE } from "../../src/swiotlb/constants.js";
-import type { SwiotlbDevice } from "../../src/swiotlb/device.js";
-import { parseSwiotlbCmdline } from "../../src/swiotlb/cmdline.js";
-import { kernelProfile } from "../../src/swiotlb/profile.js";
 import {
-  KernelBug,
-  KernelPanic,
+  IO_TLB_SIZE,
   SWIOTLB_ANY,
   SWIOTLB_FORCE,
   SWIOTLB_FORCE_FLAG,
   SWIOTLB_NO_FORCE,
   SWIOTLB_NORMAL,
   SWIOTLB_VERBOSE,
+} from "../../src/kernel/swiotlb.js";
+import type { SwiotlbDevice } from "../../src/swiotlb/device.js";
+import { parseSwiotlbCmdline } from "../../src/swiotlb/cmdline.js";
+import { kernelProfile } from "../../src/swiotlb/profile.js";
+import {
   Swiotlb,
   limitNareas,
 } from "../../src/swiotlb/swiotlb.js";

@@ -13,12 +13,10 @@
 //    "x86-pv" exchange mode really performs the exchange.
 
 import { InvalidArgumentError, hex } from "../../errors.js";
-import { KernelBug } from "../../swiotlb/swiotlb.js";
-
-export { KernelBug };
-import { EINVAL, ENOMEM } from "../../kernel/dma-mapping.js";
+import { EINVAL, ENOMEM } from "../../kernel/errno.js";
+import { KernelBug } from "../../kernel/panic.js";
 import { DOMID_SELF, XENMEM_exchange, zeroGuest, type Hypercalls } from "./hypercall.js";
-import { INVALID_P2M_ENTRY, P2mOverrides, XEN_PAGE_SHIFT, XEN_PAGE_SIZE } from "./p2m.js";
+import { INVALID_P2M_ENTRY, P2mOverrides, XEN_PAGE_SIZE } from "./p2m.js";
 import type { XenGuest } from "./xen.js";
 
 export type ContiguousRegionMode = "arm" | "x86-pv";
@@ -174,5 +172,3 @@ export class ContiguousRegion implements ContiguousRegionOps {
     return { success };
   }
 }
-
-export { XEN_PAGE_SHIFT };

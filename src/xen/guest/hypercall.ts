@@ -8,29 +8,26 @@
 // so the stub hypervisor reads exactly the bytes real guest code would have written.
 
 import { InvalidArgumentError, hex } from "../../errors.js";
+import { EEXIST, EFAULT, EINVAL, ENOMEM, ENOSYS, EOPNOTSUPP, EPERM, errnoString } from "../../kernel/errno.js";
 
 export const __HYPERVISOR_memory_op = 12;
 export const __HYPERVISOR_xen_version = 17;
 export const __HYPERVISOR_grant_table_op = 20;
 
+/** @public: the rest of the table, unused here */
 export const XENVER_version = 0;
 export const XENVER_get_features = 6;
 
+/** @public: the rest of the table, unused here */
 export const XENMEM_increase_reservation = 0;
+/** @public: the rest of the table, unused here */
 export const XENMEM_decrease_reservation = 1;
+/** @public: the rest of the table, unused here */
 export const XENMEM_populate_physmap = 6;
 export const XENMEM_exchange = 11;
 
 export const DOMID_SELF = 0x7ff0;
 
-/** Xen errno values (public/errno.h), as positive numbers; Xen returns them negated. */
-export const XEN_EPERM = 1;
-export const XEN_ENOMEM = 12;
-export const XEN_EFAULT = 14;
-export const XEN_EEXIST = 17;
-export const XEN_EINVAL = 22;
-export const XEN_ENOSYS = 38;
-export const XEN_EOPNOTSUPP = 95;
 
 /** The register file a trap hands to Xen: x0..x30 as the stub's `dispatch` expects them. */
 export interface HypercallRegs {
@@ -102,15 +99,10 @@ export function narrowInt(v: number): number {
   return Number(BigInt.asIntN(32, BigInt(v)));
 }
 
+/** the errno names a Xen return code is printed with (others print as numbers) */
+const DESCRIBED = new Set<number>([EPERM, ENOMEM, EFAULT, EEXIST, EINVAL, ENOSYS, EOPNOTSUPP]);
+
 export function describeXenErrno(rc: number): string {
-  const names: Record<number, string> = {
-    [-XEN_EPERM]: "-EPERM",
-    [-XEN_ENOMEM]: "-ENOMEM",
-    [-XEN_EFAULT]: "-EFAULT",
-    [-XEN_EEXIST]: "-EEXIST",
-    [-XEN_EINVAL]: "-EINVAL",
-    [-XEN_ENOSYS]: "-ENOSYS",
-    [-XEN_EOPNOTSUPP]: "-EOPNOTSUPP",
-  };
-  return names[rc] ?? (rc < 0 ? `${rc}` : hex(rc));
+  if (rc < 0 && DESCRIBED.has(-rc)) return errnoString(rc);
+  return rc < 0 ? `${rc}` : hex(rc);
 }

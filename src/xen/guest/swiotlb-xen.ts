@@ -25,24 +25,20 @@ import type { ScatterlistEntry } from "../../dma/scatterlist.js";
 import {
   DMA_ATTR_SKIP_CPU_SYNC,
   DMA_MAPPING_ERROR,
-  EEXIST,
-  ENOMEM,
   U64_MAX,
   type DmaDirection,
 } from "../../kernel/dma-mapping.js";
-import { IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_MIN_SLABS } from "../../swiotlb/constants.js";
+import { EEXIST, ENOMEM } from "../../kernel/errno.js";
+import { IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_MIN_SLABS, SWIOTLB_FORCE } from "../../kernel/swiotlb.js";
 import type { SwiotlbDevice } from "../../swiotlb/device.js";
 import type { KernelProfile } from "../../swiotlb/profile.js";
 import type { Swiotlb } from "../../swiotlb/swiotlb.js";
-import { hex } from "../../errors.js";
 import type { ContiguousRegionOps } from "./contiguous-region.js";
-import { KernelOops } from "./oops.js";
-import { P2mOverrides, XEN_PAGE_SHIFT, XEN_PAGE_SIZE, rangeStraddlesPageBoundary, xenBusToPhys, xenPhysToBus } from "./p2m.js";
+import { KernelOops } from "../../kernel/oops.js";
+import { P2mOverrides, XEN_PAGE_SIZE, rangeStraddlesPageBoundary, xenBusToPhys, xenPhysToBus } from "./p2m.js";
 
 /** swiotlb-xen's MAX_DMA_BITS */
 export const MAX_DMA_BITS = 32;
-/** enum swiotlb_force value FORCE (5.13) */
-const SWIOTLB_FORCE = 1;
 /** offsetof(struct io_tlb_mem, end) in 5.13: `start` @0, `end` @8 */
 export const IO_TLB_MEM_END_OFFSET = 0x8;
 /** pr_fmt of swiotlb-xen.c: "xen:" KBUILD_MODNAME ": " */
@@ -112,7 +108,7 @@ export interface XenSwiotlbOptions {
   log: KernelLog;
   pages: PageAllocator;
   /** pfn_valid() of a physical address: RAM this kernel owns */
-  isLocalRam(phys: number): boolean;
+  isLocalRam: (phys: number) => boolean;
   /** PAGE_SHIFT of the kernel (12 for 4K pages) */
   pageShift?: number;
 }
@@ -397,13 +393,6 @@ export class XenSwiotlb implements DmaMapOps {
     return this.profile.globalSwiotlbForce ? SIZE_MAX_NUMBER : this.sw.maxMappingSize(dev);
   }
 }
-
-export function describePool(start: number, nslabs: number): string {
-  const bytes = nslabs * 2 ** IO_TLB_SHIFT;
-  return `[mem ${hex(start)}-${hex(start + bytes - 1)}] (${bytes / 2 ** 20}MB)`;
-}
-
-export { XEN_PAGE_SHIFT };
 
 /** The swiotlb calls swiotlb-xen makes, on the kernel's Swiotlb. */
 export function swiotlbForXen(sw: Swiotlb, profile: KernelProfile): SwiotlbForXen {

@@ -3,6 +3,7 @@
 // build of Xen has, with their argument counts — the debug build's clobber depends on
 // them. Numbers outside the table answer -ENOSYS and leave every other register alone.
 
+import { InvalidArgumentError } from "../../errors.js";
 import type { Domain } from "./domain.js";
 import type { XenHypervisor } from "./hypervisor.js";
 import { doMemoryOp } from "./memory-op.js";
@@ -63,21 +64,11 @@ const TABLE = new Map<number, TableEntry>([
   [HYPERCALL.hypfs_op, { nargs: 5 }],
 ]);
 
-/** Hypercall numbers Xen/arm knows, with their argument counts. */
-export function armHypercallArgs(nr: number): number | undefined {
-  return TABLE.get(nr)?.nargs;
-}
-
-/** True when the stub really answers this hypercall (false: -ENOSYS). */
-export function stubImplements(nr: number): boolean {
-  return TABLE.get(nr)?.fn !== undefined;
-}
-
 const ENOSYS = -BigInt(XEN_ERRNO.ENOSYS);
 
 export function dispatchHypercall(hv: XenHypervisor, d: Domain, regs: GuestRegs): HypercallRecord {
   const x = regs.x;
-  if (x.length < 31) throw new RangeError(`guest registers: need x0..x30, got ${x.length}`);
+  if (x.length < 31) throw new InvalidArgumentError(`guest registers: need x0..x30, got ${x.length}`);
   const nrReg = x[16]!;
   const nr = nrReg <= 0xffffn ? Number(nrReg) : -1;
   const entry = nr >= 0 ? TABLE.get(nr) : undefined;

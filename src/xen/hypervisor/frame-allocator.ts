@@ -9,7 +9,7 @@
 // order that fits; a larger block is split keeping its upper half for the caller, as
 // alloc_heap_pages does. Free lists are LIFO. Buddies never merge across zones.
 
-import { InvalidArgumentError, hex } from "../../errors.js";
+import { InternalError, InvalidArgumentError, hex } from "../../errors.js";
 import type { PhysicalMemory } from "../../memory/physical-memory.js";
 import { MAX_ORDER, XEN_PAGE_SHIFT } from "./public.js";
 
@@ -141,7 +141,7 @@ export class FrameAllocator {
 
   private mfnOf(index: number): number {
     for (const s of this.spans) if (index < s.index + (s.end - s.base)) return s.base + (index - s.index);
-    throw new Error(`frame index ${index} out of range`);
+    throw new InternalError(`frame index ${index} out of range`);
   }
 
   /** Xen's mfn_valid: the frame is machine RAM. */
@@ -341,7 +341,7 @@ export class FrameAllocator {
           break;
         }
       }
-      if (found < 0) throw new Error(`frame allocator corrupt: free frame ${hex(p)} is in no free block`);
+      if (found < 0) throw new InternalError(`frame allocator corrupt: free frame ${hex(p)} is in no free block`);
       this.listRemove(this.indexOf(head), zoneOf(head), found);
       this.freeCount -= 2 ** found;
       this.carve(head, found, mfn, end, code);

@@ -6,7 +6,7 @@
 // host exception: the hypercall turns it into -EFAULT or a short count.
 
 import { FaultError, hex } from "../../errors.js";
-import type { PhysicalMemory } from "../../memory/physical-memory.js";
+import { MemoryFault, type PhysicalMemory } from "../../memory/physical-memory.js";
 import type { Domain } from "./domain.js";
 import { XEN_PAGE_SIZE } from "./public.js";
 
@@ -55,8 +55,10 @@ export class GuestMemory implements ByteAccess {
       const n = Math.min(len - done, XEN_PAGE_SIZE - ((a + done) % XEN_PAGE_SIZE));
       try {
         this.mem.readInto(ma, out.subarray(done, done + n));
-      } catch {
-        return undefined;
+      } catch (e) {
+        // a frame that is not RAM: the hypercall answers -EFAULT, as Xen's copy_from_guest
+        if (e instanceof MemoryFault) return undefined;
+        throw e;
       }
       done += n;
     }
@@ -74,8 +76,10 @@ export class GuestMemory implements ByteAccess {
       const n = Math.min(src.length - done, XEN_PAGE_SIZE - ((a + done) % XEN_PAGE_SIZE));
       try {
         this.mem.write(ma, src.subarray(done, done + n));
-      } catch {
-        return false;
+      } catch (e) {
+        // a frame that is not RAM: the hypercall answers -EFAULT, as Xen's copy_to_guest
+        if (e instanceof MemoryFault) return false;
+        throw e;
       }
       done += n;
     }

@@ -71,10 +71,6 @@ export function decodeReservation(b: Uint8Array, off = 0): ReservationFields {
   };
 }
 
-export function readReservation(m: ByteAccess, addr: number): ReservationFields {
-  return decodeReservation(m.read(addr, RESERVATION.size));
-}
-
 export function writeExchange(m: ByteAccess, addr: number, x: Exchange): void {
   writeReservation(m, addr + EXCHANGE.in, x.in);
   writeReservation(m, addr + EXCHANGE.out, x.out);

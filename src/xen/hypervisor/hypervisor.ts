@@ -8,7 +8,8 @@ import { type GuestRegs, type HypercallRecord, dispatchHypercall } from "./dispa
 import { Domain, type DomainRole, type ExchangeMode } from "./domain.js";
 import { FRAME_ANON, FRAME_FREE, FRAME_RESERVED, FrameAllocator } from "./frame-allocator.js";
 import { GuestMemory, type Stage1 } from "./guest-memory.js";
-import { DOMID_FIRST_RESERVED, DOMID_SELF, GUEST_RAM0_BASE, GUEST_RAM0_SIZE, GUEST_RAM1_BASE, GUEST_RAM1_SIZE, MAX_ORDER, XEN_PAGE_SIZE, errnoName } from "./public.js";
+import { DOMID_FIRST_RESERVED, DOMID_SELF, GUEST_RAM0_BASE, GUEST_RAM0_SIZE, GUEST_RAM1_BASE, GUEST_RAM1_SIZE, MAX_ORDER, XEN_PAGE_SIZE } from "./public.js";
+import { errnoString } from "../../kernel/errno.js";
 import { type XenProfile, type XenVersion, xenProfile } from "./version.js";
 import { type XenBuildInfo, defaultBuildInfo } from "./xen-version.js";
 
@@ -277,7 +278,7 @@ export class XenHypervisor {
         domid: rec.domid,
         op: rec.sub !== undefined ? `${rec.op}/${rec.sub}` : rec.op,
         args: rec.args.map((a) => hex(a)).join(","),
-        ret: errnoName(rec.ret),
+        ret: errnoString(rec.ret),
       });
     return rec;
   }

@@ -7,6 +7,5 @@ export * from "./domain.js";
 export * from "./guest-memory.js";
 export * from "./guest-structs.js";
 export * from "./xen-version.js";
-export { doMemoryOp, getOrderFromPages, MAX_NUMNODES } from "./memory-op.js";
 export * from "./dispatch.js";
 export * from "./hypervisor.js";

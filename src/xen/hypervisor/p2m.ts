@@ -24,11 +24,6 @@ export interface P2mEntry {
   type: P2mType;
 }
 
-/** p2m_is_ram: the types a guest copy may go through. */
-export function p2mIsRam(t: P2mType): boolean {
-  return t === "ram_rw" || t === "ram_ro";
-}
-
 export class P2M {
   private readonly leaves = new Map<number, Leaf>();
   private entries = 0;

@@ -1,6 +1,8 @@
 // Numbers and layouts of Xen's public interface (xen/include/public/*.h) as an arm64
 // guest sees them. Constants and names only; see spec xen-arm64.md sections 1–3.
 
+import { ERRNO } from "../../kernel/errno.js";
+
 /** `HVC #0xEA1`: the immediate that marks a Xen hypercall (XEN_HYPERCALL_TAG). */
 export const XEN_HYPERCALL_TAG = 0xea1;
 /** A64 encoding of `HVC #0xEA1`. */
@@ -65,38 +67,11 @@ export function hypercallName(nr: number): string {
   return NAMES.get(nr) ?? `hypercall_${nr}`;
 }
 
-/** Xen public errno values (errno.h); hypercalls return them negated. */
-export const XEN_ERRNO = {
-  EPERM: 1,
-  ENOENT: 2,
-  ESRCH: 3,
-  ENXIO: 6,
-  E2BIG: 7,
-  EAGAIN: 11,
-  ENOMEM: 12,
-  EACCES: 13,
-  EFAULT: 14,
-  EBUSY: 16,
-  EEXIST: 17,
-  EINVAL: 22,
-  ENOSPC: 28,
-  EDOM: 33,
-  ERANGE: 34,
-  ENOSYS: 38,
-  ENODATA: 61,
-  EOVERFLOW: 75,
-  EILSEQ: 84,
-  EOPNOTSUPP: 95,
-  ENOBUFS: 105,
-} as const;
-
-const ERRNO_NAMES = new Map<number, string>(Object.entries(XEN_ERRNO).map(([k, v]) => [v, k]));
-/** "-EINVAL" for -22, or the plain number. */
-export function errnoName(ret: bigint | number): string {
-  const n = Number(ret);
-  if (n < 0 && ERRNO_NAMES.has(-n)) return `-${ERRNO_NAMES.get(-n)!}`;
-  return String(n);
-}
+/**
+ * Xen public errno values (public/errno.h); hypercalls return them negated. Xen gives every
+ * name it shares with Linux the same number, so this is the kernel's table.
+ */
+export const XEN_ERRNO = ERRNO;
 
 // ---- domain ids (xen.h) -----------------------------------------------------------------
 export const DOMID_FIRST_RESERVED = 0x7ff0;

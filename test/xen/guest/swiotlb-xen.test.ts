@@ -5,11 +5,12 @@ import { Device } from "../../../src/dma/device.js";
 import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, dmaBitMask, type DmaDirection } from "../../../src/kernel/dma-mapping.js";
 import { Memblock } from "../../../src/memory/memblock.js";
 import { PhysicalMemory } from "../../../src/memory/physical-memory.js";
-import { Swiotlb, SWIOTLB_FORCE, SWIOTLB_NO_FORCE } from "../../../src/swiotlb/swiotlb.js";
+import { Swiotlb } from "../../../src/swiotlb/swiotlb.js";
+import { SWIOTLB_FORCE, SWIOTLB_NO_FORCE } from "../../../src/kernel/swiotlb.js";
 import { kernelProfile, type KernelProfile } from "../../../src/swiotlb/profile.js";
 
 import type { ContiguousRegionOps } from "../../../src/xen/guest/contiguous-region.js";
-import { KernelOops } from "../../../src/xen/guest/oops.js";
+import { KernelOops } from "../../../src/kernel/oops.js";
 import { P2mOverrides } from "../../../src/xen/guest/p2m.js";
 import { XenSwiotlb, getOrder, swiotlbForXen } from "../../../src/xen/guest/swiotlb-xen.js";
 

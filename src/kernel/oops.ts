@@ -4,7 +4,8 @@
 // dereference at virtual address <16 hex digits>"; the first line of `message` keeps that
 // wording so the CLI's one-line error names the same facts.
 
-import { FaultError } from "../../errors.js";
+import { FaultError } from "../errors.js";
+import { fmt016lx } from "./printk.js";
 
 export interface OopsDetails {
   /** function executing when the fault happened */
@@ -30,7 +31,7 @@ export class KernelOops extends FaultError {
   readonly callChain: readonly string[];
   constructor(d: OopsDetails) {
     super(
-      `Unable to handle kernel NULL pointer dereference at virtual address ${d.address.toString(16).padStart(16, "0")}` +
+      `Unable to handle kernel NULL pointer dereference at virtual address ${fmt016lx(d.address)}` +
         ` in ${d.function}: read of ${d.pointer}->${d.member} with ${d.pointer} == NULL` +
         ` (call chain: ${d.callChain.join(" → ")})`,
     );
@@ -45,7 +46,7 @@ export class KernelOops extends FaultError {
   report(withCauses = true): string[] {
     const d = this.details;
     const lines = [
-      `Unable to handle kernel NULL pointer dereference at virtual address ${d.address.toString(16).padStart(16, "0")}`,
+      `Unable to handle kernel NULL pointer dereference at virtual address ${fmt016lx(d.address)}`,
       `Internal error: Oops: 96000004 [#1] PREEMPT SMP`,
       `pc : ${d.function}`,
       `faulting read: ${d.pointer}->${d.member} (offset 0x${d.address.toString(16)}), ${d.pointer} == NULL`,
