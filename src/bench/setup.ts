@@ -19,6 +19,8 @@ import { IO_TLB_DEFAULT_SIZE, IO_TLB_SHIFT, IO_TLB_SIZE } from "../kernel/swiotl
 export interface BenchMachineConfig {
   machine: string;
   kernel: string;
+  /** --mem, for a device tree whose firmware fills in the memory node */
+  mem?: number;
   /** the `swiotlb=` value given on our command line, if any */
   swiotlb?: string;
   /** --areas */
@@ -41,6 +43,7 @@ export const WORKLOAD_NSLABS = IO_TLB_DEFAULT_SIZE >> IO_TLB_SHIFT;
 /** The builder's configuration of a benchmark machine. */
 export function benchMachineConfig(config: BenchMachineConfig): MachineConfig {
   const c: MachineConfig = { machine: config.machine, kernel: config.kernel };
+  if (config.mem !== undefined) c.mem = config.mem;
   if (config.swiotlb !== undefined) c.swiotlb = config.swiotlb;
   if (config.mode === "workload") {
     c.pool = { always: true, nareasIfUnset: 1 };

@@ -8,10 +8,12 @@ import { XEN_ROLES } from "../machine/boot.js";
 import { DIRECT_MAP_FEATURES } from "../machine/xen-boot.js";
 import { KERNEL_VERSIONS } from "../swiotlb/profile.js";
 import { XEN_VERSIONS } from "../xen/hypervisor/version.js";
+import { parseMemFlag } from "./parse.js";
 
 /** Raw flag values as commander hands them over. */
 export interface MachineFlags {
   machine?: string;
+  mem?: string;
   kernel?: string;
   xen?: string;
   feature?: string[];
@@ -39,7 +41,9 @@ export function addMachineOptions(c: Command, set: MachineOptionSet = {}): Comma
   if (set.machine !== false)
     c.addOption(new Option("--machine <name|file>", "machine: a name from `dmalab machines` or a JSON file").default(DEFAULT_MACHINE));
   c.addOption(new Option("--kernel <version>", "kernel profile").choices(KERNEL_VERSIONS).default(DEFAULT_KERNEL));
-  c.addOption(new Option("--xen <role>", "Xen role of the booting kernel").choices(XEN_ROLES).default("none"));
+  if (set.machine !== false) c.option("--mem <size>", "with a device tree whose firmware fills in the memory node: the RAM size (e.g. 1GiB, 0x4000_0000)");
+  // no default value: a device tree with Xen's node implies dom0, anything else none
+  c.addOption(new Option("--xen <role>", "Xen role of the booting kernel (default: none; dom0 for a device tree with a xen,xen node)").choices(XEN_ROLES));
   c.addOption(new Option("--feature <name>", "with --xen: make the domain direct-mapped or not (repeatable; the last wins)").choices(DIRECT_MAP_FEATURES).argParser(collect));
   c.addOption(new Option("--xen-version <v>", "with --xen: the Xen release (default: the machine's, else 4.15)").choices(XEN_VERSIONS));
   if (set.contig === true)
@@ -54,6 +58,7 @@ export function addMachineOptions(c: Command, set: MachineOptionSet = {}): Comma
 export function machineConfig(f: MachineFlags): MachineConfig {
   const c: MachineConfig = { strict: f.strict === true };
   if (f.machine !== undefined) c.machine = f.machine;
+  if (f.mem !== undefined) c.mem = parseMemFlag(f.mem);
   if (f.kernel !== undefined) c.kernel = f.kernel;
   if (f.xen !== undefined) c.xen = f.xen;
   if (f.feature !== undefined) c.features = f.feature;

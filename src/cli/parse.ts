@@ -4,6 +4,7 @@
 import { accessSync, constants, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { InputError, UsageError } from "../errors.js";
+import { parseNumber } from "../machine/units.js";
 
 /** An integer flag in [min, max], decimal or 0x hex; anything else names the flag and the value. */
 export function parseIntArg(flag: string, v: string, min: number, max: number): number {
@@ -40,4 +41,12 @@ export function checkWritable(flag: string, path: string): void {
   } catch (e) {
     throw new InputError(`${flag}: not writable: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, path);
   }
+}
+
+/** `--mem`: "1GiB", "0x4000_0000", "1073741824". */
+export function parseMemFlag(v: string): number {
+  const p = parseNumber(v);
+  if (!p.ok) throw new UsageError(`--mem '${v}': ${p.why}`);
+  if (p.value === 0) throw new UsageError(`--mem '${v}': must be a positive size`);
+  return p.value;
 }

@@ -17,6 +17,7 @@ import type { ContiguousRegionMode } from "../xen/guest/contiguous-region.js";
 import { XEN_ROLES, bootMachine, type BootOptions, type BootReport, type PoolOverride, type XenRole } from "./boot.js";
 import { DEMO_MACHINE_NAME, demoMachine } from "./demo.js";
 import { Machine } from "./machine.js";
+import { dtbXenRole } from "./device-tree.js";
 import { presetNames, resolveMachine, stripSwiotlbPrefix, type MachineDesc } from "./preset.js";
 import { DIRECT_MAP_FEATURES, XenGuestBoot, type DirectMapFeature, type XenBootConfig } from "./xen-boot.js";
 
@@ -30,11 +31,13 @@ const MAX_AREAS = 1024;
 
 /** What a machine is built from; plain data (a worker thread rebuilds the same machine from it). */
 export interface MachineConfig {
-  /** a preset name, a JSON file, or a description; default DEFAULT_MACHINE */
+  /** a name from machineNames(), a JSON file, a device tree blob, or a description; default DEFAULT_MACHINE */
   machine?: string | MachineDesc;
+  /** RAM size for a device tree whose memory node the firmware fills in (size 0 or none) */
+  mem?: number;
   /** kernel profile; default DEFAULT_KERNEL */
   kernel?: string;
-  /** Xen role of the booting kernel; default "none" */
+  /** Xen role of the booting kernel; default "none" (dom0 for a device tree with a /hypervisor xen,xen node) */
   xen?: string;
   /** with Xen: the release (default: the machine's, else 4.15) */
   xenVersion?: string;
@@ -63,6 +66,8 @@ export interface MachineSpec {
   xen: XenRole;
   xenConfig: Omit<XenBootConfig, "role">;
   boot: Omit<BootOptions, "xen">;
+  /** what the builder chose on its own (e.g. the Xen role a device tree implies), for the boot's account */
+  notes: string[];
 }
 
 export interface BuiltMachine {
@@ -79,11 +84,11 @@ export function machineNames(): string[] {
   return [DEFAULT_MACHINE, ...presetNames()];
 }
 
-/** `--machine`: the demo board, a preset or a file (errors name the value and the choices). */
-export function resolveMachineArg(arg: string | MachineDesc | undefined): MachineDesc {
+/** `--machine`: the demo board, a preset, a JSON file or a device tree blob (errors name the value and the choices). */
+export function resolveMachineArg(arg: string | MachineDesc | undefined, opts: { mem?: number; kernel?: string } = {}): MachineDesc {
   if (arg === undefined || arg === DEFAULT_MACHINE) return demoMachine();
   if (typeof arg !== "string") return arg;
-  return resolveMachine(arg);
+  return resolveMachine(arg, opts);
 }
 
 function oneOf<T extends string>(flag: string, v: string, choices: readonly T[]): T {
@@ -96,7 +101,12 @@ export function machineSpec(c: MachineConfig): MachineSpec {
   const kernel = c.kernel ?? DEFAULT_KERNEL;
   if (!isKernelVersion(kernel)) throw new UsageError(`--kernel '${kernel}': expected one of ${KERNEL_VERSIONS.join(", ")}`);
   const profile = kernelProfile(kernel);
-  const xen = oneOf("--xen", c.xen ?? "none", XEN_ROLES);
+  if (c.mem !== undefined && (!Number.isSafeInteger(c.mem) || c.mem <= 0)) throw new UsageError(`--mem ${c.mem}: must be a positive size`);
+  const found = resolveMachineArg(c.machine, { kernel, ...(c.mem !== undefined ? { mem: c.mem } : {}) });
+  // a device tree with Xen's /hypervisor node boots as dom0 unless --xen says otherwise
+  const dt = dtbXenRole(found, c.xen);
+  const notes = dt.note !== undefined ? [dt.note] : [];
+  const xen = oneOf("--xen", c.xen ?? dt.role, XEN_ROLES);
   const features = (c.features ?? []).map((f) => oneOf<DirectMapFeature>("--feature", f, DIRECT_MAP_FEATURES));
   if (xen === "none") {
     const extra = [
@@ -129,16 +139,16 @@ export function machineSpec(c: MachineConfig): MachineSpec {
   if (po !== undefined) boot.pool = po;
   if (c.kmallocBounce !== undefined) boot.kmallocBounce = c.kmallocBounce;
 
-  let desc = resolveMachineArg(c.machine);
+  let desc = found;
   if (c.xenDebug === true) desc = { ...desc, xen: { ...desc.xen, debugBuild: true } };
   const xenConfig: Omit<XenBootConfig, "role"> = { features };
   if (c.xenVersion !== undefined) xenConfig.xenVersion = c.xenVersion;
   if (contig !== undefined) xenConfig.contiguousRegion = contig;
-  return { desc, profile, xen, xenConfig, boot };
+  return { desc, profile, xen, xenConfig, boot, notes };
 }
 
 function isSpec(c: MachineConfig | MachineSpec): c is MachineSpec {
-  return "profile" in c && "xenConfig" in c;
+  return "profile" in c && "notes" in c;
 }
 
 /**
@@ -150,11 +160,14 @@ export function buildMachine(c: MachineConfig | MachineSpec): BuiltMachine {
   const spec = isSpec(c) ? c : machineSpec(c);
   if (spec.xen === "none") {
     const machine = new Machine(spec.desc, spec.profile);
-    return { spec, machine, report: bootMachine(machine, { ...spec.boot, xen: "none" }), xen: null };
+    const report = bootMachine(machine, { ...spec.boot, xen: "none" });
+    report.decisions.unshift(...spec.notes);
+    return { spec, machine, report, xen: null };
   }
   const xb = new XenGuestBoot(spec.desc, spec.profile, { ...spec.xenConfig, role: spec.xen });
   xb.earlyInit();
   const report = bootMachine(xb.machine, { ...spec.boot, xen: spec.xen }, xb);
+  report.decisions.unshift(...spec.notes);
   // a modelled kernel oops (xen_swiotlb_dma_supported's NULL read) travels with the fault
   const oops = xb.lastOops;
   if (report.fault && oops) report.fault.oops = oops.report(false);

@@ -451,7 +451,7 @@ export function loadMachineFile(path: string): MachineDesc {
 export function resolveMachine(arg: string, opts: { mem?: number; kernel?: string } = {}): MachineDesc {
   if (/\.dtb$/i.test(arg)) {
     if (!existsSync(arg)) throw new UsageError(`device tree blob '${arg}' does not exist`);
-    return machineFromDtb(resolve(arg), opts);
+    return machineFromDtb(arg, opts);
   }
   if (/^[A-Za-z0-9._-]+$/.test(arg) && !arg.endsWith(".json")) {
     const f = join(machinesDir(), `${arg}.json`);
@@ -459,7 +459,7 @@ export function resolveMachine(arg: string, opts: { mem?: number; kernel?: strin
     if (!existsSync(arg)) throw new UsageError(`unknown machine '${arg}': expected a preset (${presetNames().join(", ")}) or a JSON file`);
   }
   if (!existsSync(arg)) throw new UsageError(`machine file '${arg}' does not exist (presets: ${presetNames().join(", ")})`);
-  if (isDtbFile(arg)) return machineFromDtb(resolve(arg), opts);
+  if (isDtbFile(arg)) return machineFromDtb(arg, opts);
   return loadMachineFile(resolve(arg));
 }
 

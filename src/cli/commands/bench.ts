@@ -7,7 +7,7 @@ import { Option, type Command } from "commander";
 import { UsageError } from "../../errors.js";
 import { DEFAULT_KERNEL, DEFAULT_MACHINE, machineSpec } from "../../machine/builder.js";
 import { KERNEL_VERSIONS } from "../../swiotlb/profile.js";
-import { checkWritable } from "../parse.js";
+import { checkWritable, parseMemFlag } from "../parse.js";
 import { checkToolArgs, parseToolArgs, type RawToolArgs } from "../../bench/kernel-tool.js";
 import {
   compareResults,
@@ -33,6 +33,7 @@ interface BenchOpts {
   x?: string;
   g?: string;
   machine: string;
+  mem?: string;
   kernel: string;
   swiotlb?: string;
   areas?: string;
@@ -67,6 +68,7 @@ export function registerBench(program: Command): void {
     .option("-x <ns>", "transfer delay in ns, 0-10000000")
     .option("-g <pages>", "granule in pages, 1-1024")
     .option("--machine <name|file>", "machine: a name from `dmalab machines` or a JSON file", DEFAULT_MACHINE)
+    .option("--mem <size>", "with a device tree whose firmware fills in the memory node: the RAM size")
     .addOption(new Option("--kernel <version>", "kernel profile").choices(KERNEL_VERSIONS).default(DEFAULT_KERNEL))
     .option("--swiotlb <value>", "the swiotlb= kernel parameter")
     .option("--areas <n>", "swiotlb areas (6.x)")
@@ -89,12 +91,13 @@ async function bench(o: BenchOpts): Promise<void> {
   const workloadMode = o.workload !== undefined || o.suite === true || o.compare !== undefined;
   // everything that can be refused is refused before the first measurement
   if (o.out !== undefined) checkWritable("--out", o.out);
-  machineSpec({ machine: o.machine, kernel: o.kernel, ...(o.swiotlb !== undefined ? { swiotlb: o.swiotlb } : {}) });
+  const mem = o.mem === undefined ? undefined : parseMemFlag(o.mem);
+  machineSpec({ machine: o.machine, kernel: o.kernel, ...(o.swiotlb !== undefined ? { swiotlb: o.swiotlb } : {}), ...(mem !== undefined ? { mem } : {}) });
   const base = o.compare !== undefined ? loadSummary(o.compare) : undefined;
 
   if (!workloadMode) {
     checkToolArgs(args);
-    const config = { machine: o.machine, kernel: o.kernel, swiotlb: o.swiotlb, areas, mode: "kernel" as const };
+    const config = { machine: o.machine, kernel: o.kernel, swiotlb: o.swiotlb, areas, mem, mode: "kernel" as const };
     const r = await runKernelBench(config, args);
     if (r.error !== null) {
       for (const l of r.dmesg) out(`[dmesg] ${l}`);
@@ -173,7 +176,7 @@ async function bench(o: BenchOpts): Promise<void> {
     if (!PINGPONG_SIZES.includes(size)) throw new UsageError(`--size ${size}: the pingpong sizes are ${PINGPONG_SIZES.join(", ")}`);
   }
   const threads = args.threads;
-  const config = { machine: o.machine, kernel: o.kernel, swiotlb: o.swiotlb, areas, mode: "workload" as const };
+  const config = { machine: o.machine, kernel: o.kernel, swiotlb: o.swiotlb, areas, mem, mode: "workload" as const };
   const r: WorkloadResult = await runWorkload({ config, workload, size, threads, seconds: o.s === undefined ? 2 : args.seconds });
   if (o.out !== undefined) writeFileSync(o.out, JSON.stringify({ schema: "dmalab/bench@1", ...r }, null, 2) + "\n");
   if (o.json) printJson({ schema: "dmalab/bench@1", machine: o.machine, ...r });

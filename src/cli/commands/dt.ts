@@ -6,7 +6,8 @@
 import type { Command } from "commander";
 import { UsageError, hex } from "../../errors.js";
 import { checkKernelSupport, dtJson, dtModel, machineFromModel, readDtb, type DtModel } from "../../machine/device-tree.js";
-import { formatSize, parseNumber } from "../../machine/units.js";
+import { formatSize } from "../../machine/units.js";
+import { parseMemFlag } from "../parse.js";
 import { KERNEL_VERSIONS, isKernelVersion } from "../../swiotlb/profile.js";
 import { out, printJson } from "../output.js";
 
@@ -16,13 +17,6 @@ export interface DtFlags {
   json?: boolean;
 }
 
-/** `--mem`: "1GiB", "0x4000_0000", "1073741824". */
-export function parseMemFlag(v: string): number {
-  const p = parseNumber(v);
-  if (!p.ok) throw new UsageError(`--mem '${v}': ${p.why}`);
-  if (p.value === 0) throw new UsageError(`--mem '${v}': must be a positive size`);
-  return p.value;
-}
 
 function size(v: bigint): string {
   return v <= BigInt(Number.MAX_SAFE_INTEGER) ? formatSize(Number(v)) : hex(v);
