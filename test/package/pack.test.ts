@@ -124,3 +124,35 @@ describe("the installed package, outside the checkout", () => {
     expect(r.status, explain(r)).toBe(0);
   });
 });
+
+/** The first ```ts block of the README's "## Library" section, as written. */
+function readmeLibraryBlock(): string {
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  const at = readme.indexOf("\n## Library");
+  expect(at, "README.md has a '## Library' section").toBeGreaterThan(0);
+  const m = /```ts\n([\s\S]*?)```/.exec(readme.slice(at));
+  expect(m, "the Library section has a ```ts block").not.toBeNull();
+  return m![1]!;
+}
+
+describe("the README's Library example, in a project that installed the tarball", () => {
+  it("type-checks (declarations included) and prints `ok: N bytes bounced and verified`", () => {
+    const block = readmeLibraryBlock();
+    expect(block).toContain(`from "${pkg.name}"`);
+    const dir = join(proj, "example");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "example.ts"), block);
+    writeFileSync(
+      join(dir, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext", target: "ES2022", strict: true, outDir: "out", types: ["node"], typeRoots: [join(root, "node_modules", "@types")] },
+        files: ["example.ts"],
+      }),
+    );
+    const t = run(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.json"], dir);
+    expect(t.status, explain(t)).toBe(0);
+    const r = run(process.execPath, [join(dir, "out", "example.js")], proj);
+    expect(r.status, explain(r)).toBe(0);
+    expect(r.stdout).toMatch(/^ok: [1-9][0-9]* bytes bounced and verified\n$/);
+  });
+});
