@@ -20,7 +20,7 @@ export function parseIntArg(flag: string, v: string, min: number, max: number): 
  */
 export function checkWritable(flag: string, path: string): void {
   const p = resolve(path);
-  let isDir = false;
+  let isDir: boolean;
   try {
     isDir = statSync(p).isDirectory();
   } catch (e) {

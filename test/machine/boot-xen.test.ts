@@ -6,7 +6,6 @@ import { kernelView, lowestRam, type XenBootConfig } from "../../src/machine/xen
 import type { BootOptions } from "../../src/machine/boot.js";
 import { presetNames, resolveMachine } from "../../src/machine/preset.js";
 import { arm64Zones } from "../../src/machine/zones.js";
-import { kernelProfile } from "../../src/swiotlb/profile.js";
 import { KernelOops } from "../../src/kernel/oops.js";
 
 const boot = (
