@@ -29,6 +29,11 @@ describe("lint", () => {
     expect(r.code).toBe(0);
   });
 
+  it("the tests type-check (tsc -p test/tsconfig.json)", { timeout: 240_000 }, async () => {
+    const r = await run("typecheck:tests");
+    expect(r.code, r.output).toBe(0);
+  });
+
   it("knip finds no unused file, export or dependency", { timeout: 120_000 }, async () => {
     const r = await run("lint:knip");
     expect(r.code, r.output).toBe(0);

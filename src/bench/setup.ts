@@ -13,7 +13,7 @@ import type { PhysicalMemory } from "../memory/physical-memory.js";
 import type { ArenaMemory } from "../memory/arena.js";
 import { IoTlbPool } from "../swiotlb/pool.js";
 import { IoTlbMem } from "../swiotlb/swiotlb.js";
-import { IO_TLB_DEFAULT_SIZE, IO_TLB_SHIFT, IO_TLB_SIZE } from "../kernel/swiotlb.js";
+import { IO_TLB_DEFAULT_SIZE, IO_TLB_SHIFT } from "../kernel/swiotlb.js";
 
 /** What a worker needs to build the same machine: plain, structured-cloneable data. */
 export interface BenchMachineConfig {
@@ -160,11 +160,4 @@ export function poolIsDrained(m: BenchMachine): boolean {
   if (mem === null) return true;
   const p = mem.pool;
   return p.busy.every((w) => w === 0) && p.areaUsedList().every((u) => u === 0) && p.mapped.every((b) => b === 0) && p.counters[0] === 0;
-}
-
-/** The pool's bounce region (the copy limit's destinations walk it). */
-export function poolRegion(m: BenchMachine): { start: number; bytes: number; nareas: number } {
-  const mem = m.swiotlb.defaultMem;
-  if (mem === null) throw new InvalidArgumentError("no swiotlb pool");
-  return { start: mem.pool.start, bytes: mem.pool.nslabs * IO_TLB_SIZE, nareas: mem.pool.nareas };
 }

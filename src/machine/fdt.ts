@@ -17,9 +17,8 @@ const FDT_PROP = 3;
 const FDT_NOP = 4;
 const FDT_END = 9;
 const HEADER_SIZE = 40;
-/** The version this reader needs (size_dt_struct appeared in 17) and the oldest it stays compatible with. */
+/** The version this reader needs (size_dt_struct appeared in 17); blobs compatible with it (last_comp_version <= 17) read. */
 export const FDT_VERSION = 17;
-export const FDT_LAST_COMP_VERSION = 16;
 /** Deeper nesting than this is corruption, not a board. */
 const MAX_DEPTH = 64;
 
@@ -224,10 +223,6 @@ function printable(s: string): string {
 export function propError(node: FdtNode, prop: string, why: string, source?: string): InputError {
   const p = node.props.get(prop);
   return new InputError(`dtb: ${node.path}: property '${prop}'${p ? ` (offset ${hex(p.offset)})` : ""} ${why}`, source);
-}
-
-export function hasProp(node: FdtNode, name: string): boolean {
-  return node.props.has(name);
 }
 
 /** The property as big-endian u32 cells; undefined when absent. */

@@ -7,8 +7,7 @@ import { fileURLToPath } from "node:url";
 import { InputError, UsageError } from "../../src/errors.js";
 import { dtJson, dtModel, dtModelOf, dtbXenRole, machineFromDtb, readDtb, swiotlbFromBootargs } from "../../src/machine/device-tree.js";
 import { parseMachine, resolveMachine } from "../../src/machine/preset.js";
-import { bootWithXen } from "../../src/machine/boot.js";
-import { kernelProfile } from "../../src/swiotlb/profile.js";
+import { buildMachine } from "../../src/machine/builder.js";
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "fixtures", "dt");
 const fx = (n: string): string => join(dir, `${n}.dtb`);
@@ -75,7 +74,7 @@ describe("rpi4: offset dma-ranges (DMA 0xc000_0000 <-> phys 0, 1 GiB)", () => {
     // of_dma_get_max_cpu_address: the smallest last CPU address of any dma-ranges = 1 GiB - 1
     expect(m.dmaZone.dtMaxCpuAddress).toBe(0x3fff_ffffn);
     expect(m.mmio).toEqual([{ name: "dma-engine", base: 0x3b40_0000, size: 0x1000, model: "dma-engine" }]);
-    const r = bootWithXen(m, kernelProfile("6.x"), "none").report;
+    const r = buildMachine({ machine: m, kernel: "6.x", xen: "none" }).report;
     expect(r.outcome).toBe("ok");
     expect(r.zones.zone_dma_bits).toBe(30);
     expect(r.devices.every((d) => d.probed)).toBe(true);
@@ -121,7 +120,7 @@ describe("nested buses with different cell sizes", () => {
     // smallest last CPU address: inner's 0x4000_0000 + 512 MiB - 1
     expect(m.dmaZone.dtMaxCpuAddress).toBe(0x5fff_ffffn);
     expect(m.mmio[0]!.base).toBe(0x0a00_0000);
-    for (const k of ["6.x", "5.13"]) expect(bootWithXen(m, kernelProfile(k), "none").report.outcome).toBe("ok");
+    for (const k of ["6.x", "5.13"]) expect(buildMachine({ machine: m, kernel: k, xen: "none" }).report.outcome).toBe("ok");
   });
 });
 
@@ -163,7 +162,7 @@ describe("restricted-dma-pool", () => {
     const m = machineFromDtb(fx("restricted-dma"), { kernel: "6.x" });
     expect(m.devices.map((d) => d.name)).toEqual(["a000000.wifi", "a100000.bt"]);
     expect(m.devices[0]!.restrictedPool).toEqual({ name: "restricted-dma-pool@50000000", base: 0x5000_0000, size: 0x40_0000 });
-    const res = bootWithXen(m, kernelProfile("6.x"), "none");
+    const res = buildMachine({ machine: m, kernel: "6.x", xen: "none" });
     expect(res.report.outcome).toBe("ok");
     expect(res.machine.swiotlb.restrictedMems.has("restricted-dma-pool@50000000")).toBe(true);
   });
@@ -191,7 +190,7 @@ describe("Xen dom0 tree", () => {
     expect(dtbXenRole(m, "domU").role).toBe("domU");
     expect(() => dtbXenRole(m, "dom2")).toThrow(UsageError);
     expect(dtbXenRole(machineFromDtb(fx("rpi4"))).role).toBe("none");
-    const r = bootWithXen(m, kernelProfile("6.x"), role.role).report;
+    const r = buildMachine({ machine: m, kernel: "6.x", xen: role.role }).report;
     expect(r.outcome).toBe("ok");
     expect(r.swiotlb.cmdline).toBe("65536,force");
   });
@@ -214,7 +213,7 @@ describe("firmware-filled memory (size 0)", () => {
     expect(() => machineFromDtb(fx("firmware-mem"))).toThrow(/give --mem SIZE/);
     const m = machineFromDtb(fx("firmware-mem"), { mem: 2 * GiB });
     expect(m.ram).toEqual([{ name: "memory0", base: 0, size: 2 * GiB }]);
-    expect(bootWithXen(m, kernelProfile("6.x"), "none").report.outcome).toBe("ok");
+    expect(buildMachine({ machine: m, kernel: "6.x", xen: "none" }).report.outcome).toBe("ok");
   });
 });
 

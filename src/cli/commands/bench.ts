@@ -92,7 +92,7 @@ async function bench(o: BenchOpts): Promise<void> {
   // everything that can be refused is refused before the first measurement
   if (o.out !== undefined) checkWritable("--out", o.out);
   const mem = o.mem === undefined ? undefined : parseMemFlag(o.mem);
-  machineSpec({ machine: o.machine, kernel: o.kernel, ...(o.swiotlb !== undefined ? { swiotlb: o.swiotlb } : {}), ...(mem !== undefined ? { mem } : {}) });
+  const machineName = machineSpec({ machine: o.machine, kernel: o.kernel, ...(o.swiotlb !== undefined ? { swiotlb: o.swiotlb } : {}), ...(mem !== undefined ? { mem } : {}) }).desc.name;
   const base = o.compare !== undefined ? loadSummary(o.compare) : undefined;
 
   if (!workloadMode) {
@@ -108,7 +108,7 @@ async function bench(o: BenchOpts): Promise<void> {
       printJson({
         schema: "dmalab/bench@1",
         tool: "dma_map_benchmark",
-        machine: o.machine,
+        machine: machineName,
         kernel: o.kernel,
         threads: args.threads,
         seconds: args.seconds,
@@ -179,7 +179,7 @@ async function bench(o: BenchOpts): Promise<void> {
   const config = { machine: o.machine, kernel: o.kernel, swiotlb: o.swiotlb, areas, mem, mode: "workload" as const };
   const r: WorkloadResult = await runWorkload({ config, workload, size, threads, seconds: o.s === undefined ? 2 : args.seconds });
   if (o.out !== undefined) writeFileSync(o.out, JSON.stringify({ schema: "dmalab/bench@1", ...r }, null, 2) + "\n");
-  if (o.json) printJson({ schema: "dmalab/bench@1", machine: o.machine, ...r });
+  if (o.json) printJson({ schema: "dmalab/bench@1", machine: machineName, ...r });
   else for (const l of workloadLines(r)) out(l);
   if (base !== undefined) {
     for (const l of formatCompare(compareResults({ [workloadKey(r)]: r }, base))) out(l);

@@ -8,7 +8,7 @@ import { formatBootReport, type BootReport, type XenRole } from "../../machine/b
 import { buildMachine, machineSpec, type MachineSpec } from "../../machine/builder.js";
 import { MachineDmaTarget } from "../../machine/dma-target.js";
 import { formatSize } from "../../machine/units.js";
-import { WORKLOADS, runWorkload, type WorkloadName, type WorkloadStats } from "../../workload/index.js";
+import { WORKLOADS, isWorkloadName, runWorkload, type WorkloadName, type WorkloadStats } from "../../workload/index.js";
 import { addMachineOptions, machineConfig, type MachineFlags } from "../machine-options.js";
 import { Option } from "commander";
 import { out, printJson } from "../output.js";
@@ -38,8 +38,8 @@ export interface RunArgs {
 
 /** Checks every flag and resolves the machine before anything is built. */
 export function parseRunArgs(f: RunFlags): RunArgs {
-  const workload = (f.workload ?? "ring") as WorkloadName;
-  if (!(WORKLOADS as readonly string[]).includes(workload)) throw new UsageError(`--workload '${workload}': expected one of ${WORKLOADS.join(", ")}`);
+  const workload = f.workload ?? "ring";
+  if (!isWorkloadName(workload)) throw new UsageError(`--workload '${workload}': expected one of ${WORKLOADS.join(", ")}`);
   const ops = f.ops === undefined ? DEFAULT_OPS : parseIntArg("--ops", f.ops, 1, 100_000_000);
   const seed = f.seed === undefined ? DEFAULT_SEED : parseIntArg("--seed", f.seed, 0, 0xffff_ffff);
   const a: RunArgs = { spec: machineSpec(machineConfig(f)), workload, ops, seed, json: f.json === true };
