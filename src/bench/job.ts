@@ -174,7 +174,7 @@ class KernelThread {
     const page = m.memory.granule;
     this.size = args.granule * page;
     // alloc_pages_exact: one buffer per thread, stacked down from the top of the highest bank
-    this.buf = m.memory.ramEnd - (cpu + 1) * this.size;
+    this.buf = m.bufferTop - (cpu + 1) * this.size;
   }
 
   /** One loop of map_benchmark_thread. Returns false when the thread ended with an error. */

@@ -269,7 +269,7 @@ export async function runKernelBench(config: BenchMachineConfig, args: ToolArgs)
   } else {
     // every thread's buffer, and the pool, must be the same bytes in every worker
     const size = args.granule * m.memory.granule;
-    touchRange(m.memory, m.memory.ramEnd - args.threads * size, args.threads * size);
+    touchRange(m.memory, m.bufferTop - args.threads * size, args.threads * size);
     const pool = m.swiotlb.defaultMem?.pool;
     if (pool) touchRange(m.memory, pool.start, pool.end - pool.start);
     const shared: SharedState = exportShared(m);
