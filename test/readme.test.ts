@@ -4,13 +4,12 @@
 // not run. README.md: lines of its code blocks; bench/README.md: the `node bin/dmalab.js …`
 // commands of its text and tables.
 
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { root, setUp } from "./helpers/cli.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 interface Example {
   file: string;
@@ -63,7 +62,7 @@ function runLine(command: string): Promise<{ code: number | null; stderr: string
 }
 
 beforeAll(() => {
-  spawnSync(process.execPath, [join(root, "scripts", "setup.mjs")], { cwd: root, env: { ...process.env, DMALAB_SETUP_QUIET: "1" }, stdio: "ignore" });
+  setUp();
 }, 120_000);
 
 describe("the READMEs' commands", () => {

@@ -130,6 +130,8 @@ export interface KernelJobSpec {
   config: BenchMachineConfig;
   args: ToolArgs;
   cpus: number[];
+  /** where the threads' buffers end (kernelBuffers): thread i's is the i-th below it */
+  buffersTop: number;
 }
 
 export interface KernelThreadResult {
@@ -150,7 +152,23 @@ function ndelay(ns: number): void {
   while (performance.now() < until);
 }
 
-/** One emulated kthread "dma-map-benchmark/<cpu>": its own buffer at the top of RAM. */
+function kernelBufferSize(m: BenchMachine, args: ToolArgs): number {
+  return args.granule * m.memory.granule;
+}
+
+/**
+ * alloc_pages_exact for every thread, once, in the main thread: the buffers come from free RAM
+ * as high as it goes (never from a pool the boot reserved there); returns where they end.
+ * Workers get the address in their job spec.
+ */
+export function kernelBuffers(m: BenchMachine, args: ToolArgs): number {
+  const size = kernelBufferSize(m, args) * args.threads;
+  const base = m.memblock.allocTopDown(size, m.memory.granule, Infinity, "dma_map_benchmark");
+  if (base < 0) throw new UsageError(`-t ${args.threads} -g ${args.granule}: ${size} bytes of buffers do not fit in ${m.desc.name}'s free RAM`);
+  return base + size;
+}
+
+/** One emulated kthread "dma-map-benchmark/<cpu>": its own buffer, from the top of free RAM down. */
 class KernelThread {
   readonly buf: number;
   readonly size: number;
@@ -170,11 +188,10 @@ class KernelThread {
     readonly cpu: number,
     readonly args: ToolArgs,
     readonly pool: { start: number; end: number } | null,
+    buffersTop: number,
   ) {
-    const page = m.memory.granule;
-    this.size = args.granule * page;
-    // alloc_pages_exact: one buffer per thread, stacked down from the top of the highest bank
-    this.buf = m.bufferTop - (cpu + 1) * this.size;
+    this.size = kernelBufferSize(m, args);
+    this.buf = buffersTop - (cpu + 1) * this.size;
   }
 
   /** One loop of map_benchmark_thread. Returns false when the thread ended with an error. */
@@ -235,7 +252,7 @@ export class KernelJob {
     this.dev = mapBenchmarkDevice();
     const mem = this.m.swiotlb.defaultMem;
     const pool = mem === null ? null : { start: mem.pool.start, end: mem.pool.end };
-    this.threads = spec.cpus.map((cpu) => new KernelThread(this.m, this.dev, cpu, spec.args, pool));
+    this.threads = spec.cpus.map((cpu) => new KernelThread(this.m, this.dev, cpu, spec.args, pool, spec.buffersTop));
   }
 
   /**

@@ -35,11 +35,7 @@ export interface BenchMachineConfig {
 
 export type BenchMachine = Pick<Machine, "desc" | "profile" | "zones" | "memory" | "log" | "events" | "swiotlb" | "direct" | "api"> & {
   config: BenchMachineConfig;
-  /**
-   * Where the kernel tool's buffers end: the top of the highest RAM bank, below anything the
-   * boot reserved there (the kernel's pages come from the page allocator, never from a pool).
-   */
-  bufferTop: number;
+  memblock: Machine["memblock"];
 };
 
 /** The workloads' pool: IO_TLB_DEFAULT_SIZE (64 MiB), 32768 slots. */
@@ -66,11 +62,8 @@ export function buildBenchMachine(config: BenchMachineConfig): BenchMachine {
     throw new InvalidArgumentError(`machine ${m.desc.name}: no swiotlb pool could be allocated for the workload (swiotlb=${built.report.swiotlb.cmdline || "default"})`);
   if (config.mode === "workload" && !m.memory.isRam(ORIG_BASE, ORIG_REGION_BYTES))
     throw new UsageError(`machine ${m.desc.name}: the workloads' buffers live at [${hex(ORIG_BASE)}, +${ORIG_REGION_BYTES >> 20} MiB), which is not RAM on this board`);
-  const { desc, profile, zones, memory, log, events, swiotlb, direct, api } = m;
-  let bufferTop = memory.ramEnd;
-  const top = memory.bankAt(memory.ramEnd - 1);
-  for (const r of m.memblock.regions) if (top !== undefined && r.end > top.base && r.base < bufferTop && r.end > bufferTop - 64 * 2 ** 20) bufferTop = Math.min(bufferTop, r.base);
-  return { config, desc, profile, zones, memory, log, events, swiotlb, direct, api, bufferTop };
+  const { desc, profile, zones, memory, memblock, log, events, swiotlb, direct, api } = m;
+  return { config, desc, profile, zones, memory, memblock, log, events, swiotlb, direct, api };
 }
 
 /** The device the workloads map for: no masks, no alignment, no boundary (swiotlb sees it raw). */

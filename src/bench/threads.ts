@@ -6,7 +6,7 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { FaultError, LimitError, UsageError, type DmalabError } from "../errors.js";
-import { KernelJob, WorkloadJob, ioctlError, type KernelJobSpec, type KernelThreadResult, type WorkloadJobSpec, type WorkloadThreadResult } from "./job.js";
+import { KernelJob, WorkloadJob, kernelBuffers, ioctlError, type KernelJobSpec, type KernelThreadResult, type WorkloadJobSpec, type WorkloadThreadResult } from "./job.js";
 import { addSums, benchmarkResult, reportLines, type LatencySums, type MapBenchmarkResult, type ToolArgs } from "./kernel-tool.js";
 import type { WorkloadName, WorkloadResult } from "./result.js";
 import { buildBenchMachine, exportShared, poolIsDrained, touchRange, type BenchMachine, type BenchMachineConfig, type SharedState } from "./setup.js";
@@ -261,7 +261,8 @@ export async function runKernelBench(config: BenchMachineConfig, args: ToolArgs)
   const workers = Math.min(args.threads, cores());
   const deal = dealCpus(args.threads, workers);
   // the module's checks and dma_set_mask happen once, before any thread starts
-  const first = new KernelJob({ kind: "kernel", config, args, cpus: deal[0]! }, undefined, m);
+  const buffersTop = kernelBuffers(m, args);
+  const first = new KernelJob({ kind: "kernel", config, args, cpus: deal[0]!, buffersTop }, undefined, m);
   first.prepare();
   let parts: KernelThreadResult[];
   if (workers === 1) {
@@ -269,11 +270,11 @@ export async function runKernelBench(config: BenchMachineConfig, args: ToolArgs)
   } else {
     // every thread's buffer, and the pool, must be the same bytes in every worker
     const size = args.granule * m.memory.granule;
-    touchRange(m.memory, m.bufferTop - args.threads * size, args.threads * size);
+    touchRange(m.memory, buffersTop - args.threads * size, args.threads * size);
     const pool = m.swiotlb.defaultMem?.pool;
     if (pool) touchRange(m.memory, pool.start, pool.end - pool.start);
     const shared: SharedState = exportShared(m);
-    const specs: KernelJobSpec[] = deal.map((cpus) => ({ kind: "kernel", config, args, cpus }));
+    const specs: KernelJobSpec[] = deal.map((cpus) => ({ kind: "kernel", config, args, cpus, buffersTop }));
     parts = await spawn<KernelThreadResult>(specs, shared, async (ctl, times) => {
       if (!(await waitArrived(ctl, workers))) return;
       times[TIME_RUN_END] = nowEpoch() + args.seconds * 1000;

@@ -12,14 +12,13 @@
 import { UsageError } from "../errors.js";
 import { parseSwiotlbCmdline } from "../swiotlb/cmdline.js";
 import { KERNEL_VERSIONS, isKernelVersion, kernelProfile, type KernelProfile } from "../swiotlb/profile.js";
-import { XEN_VERSIONS } from "../xen/hypervisor/version.js";
 import type { ContiguousRegionMode } from "../xen/guest/contiguous-region.js";
 import { XEN_ROLES, bootMachine, type BootOptions, type BootReport, type PoolOverride, type XenRole } from "./boot.js";
 import { DEMO_MACHINE_NAME, demoMachine } from "./demo.js";
 import { Machine } from "./machine.js";
 import { dtbXenRole } from "./device-tree.js";
 import { presetNames, resolveMachine, stripSwiotlbPrefix, type MachineDesc } from "./preset.js";
-import { DIRECT_MAP_FEATURES, XenGuestBoot, type DirectMapFeature, type XenBootConfig } from "./xen-boot.js";
+import { XenGuestBoot, checkXenBootConfig, type DirectMapFeature, type XenBootConfig } from "./xen-boot.js";
 
 /** The machine every command boots unless told otherwise: the embedded demo board. */
 export const DEFAULT_MACHINE = DEMO_MACHINE_NAME;
@@ -107,7 +106,7 @@ export function machineSpec(c: MachineConfig): MachineSpec {
   const dt = dtbXenRole(found, c.xen);
   const notes = dt.note !== undefined ? [dt.note] : [];
   const xen = oneOf("--xen", c.xen ?? dt.role, XEN_ROLES);
-  const features = (c.features ?? []).map((f) => oneOf<DirectMapFeature>("--feature", f, DIRECT_MAP_FEATURES));
+  const features = (c.features ?? []) as DirectMapFeature[];
   if (xen === "none") {
     const extra = [
       features.length > 0 ? "--feature" : "",
@@ -117,8 +116,6 @@ export function machineSpec(c: MachineConfig): MachineSpec {
     ].filter((s) => s !== "");
     if (extra.length > 0) throw new UsageError(`${extra.join(", ")} need${extra.length === 1 ? "s" : ""} --xen dom0 or --xen domU`);
   }
-  if (c.xenVersion !== undefined) oneOf("--xen-version", c.xenVersion, XEN_VERSIONS);
-  const contig = c.contig === undefined ? undefined : oneOf("--contig", c.contig, CONTIG_MODES);
   const po = c.pool;
   for (const [k, v] of [["nareas", po?.nareas], ["nareasIfUnset", po?.nareasIfUnset]] as const) {
     if (v === undefined) continue;
@@ -143,7 +140,9 @@ export function machineSpec(c: MachineConfig): MachineSpec {
   if (c.xenDebug === true) desc = { ...desc, xen: { ...desc.xen, debugBuild: true } };
   const xenConfig: Omit<XenBootConfig, "role"> = { features };
   if (c.xenVersion !== undefined) xenConfig.xenVersion = c.xenVersion;
-  if (contig !== undefined) xenConfig.contiguousRegion = contig;
+  if (c.contig !== undefined) xenConfig.contiguousRegion = c.contig as ContiguousRegionMode;
+  // Xen's own rules (release, features, contig flavour and their combinations), checked now
+  if (xen !== "none") checkXenBootConfig(desc, { ...xenConfig, role: xen });
   return { desc, profile, xen, xenConfig, boot, notes };
 }
 

@@ -66,6 +66,31 @@ export interface XenBootConfig {
   contiguousRegion?: ContiguousRegionMode;
 }
 
+/**
+ * The rules a Xen boot's configuration must meet, in one place: the builder checks them
+ * before anything is built, XenGuestBoot holds them as its invariant. Returns what they
+ * decide: the Xen release, the contiguous-region flavour, whether the domain is 1:1.
+ */
+export function checkXenBootConfig(
+  desc: MachineDesc,
+  config: XenBootConfig,
+): { version: XenVersion; mode: ContiguousRegionMode; directMapped: boolean } {
+  const role = config.role;
+  if (role !== "dom0" && role !== "domU") throw new UsageError(`--xen '${String(role)}': expected none, dom0 or domU`);
+  const version = config.xenVersion ?? desc.xen?.version ?? "4.15";
+  if (!(XEN_VERSIONS as readonly string[]).includes(version))
+    throw new UsageError(`${config.xenVersion !== undefined ? "--xen-version" : `machine ${desc.name}: xen.version`} '${version}': expected one of ${XEN_VERSIONS.join(", ")}`);
+  for (const f of config.features ?? [])
+    if (!DIRECT_MAP_FEATURES.includes(f)) throw new UsageError(`--feature '${String(f)}': expected one of ${DIRECT_MAP_FEATURES.join(", ")}`);
+  const mode = config.contiguousRegion ?? "arm";
+  if (mode !== "arm" && mode !== "x86-pv") throw new UsageError(`--contig '${String(mode)}': expected one of arm, x86-pv`);
+  const last = config.features?.[config.features.length - 1];
+  const directMapped = last === undefined ? role === "dom0" : last === "direct_mapped";
+  if (mode === "x86-pv" && directMapped)
+    throw new UsageError(`x86-pv contiguous regions exchange frames, which a direct-mapped ${role} cannot do: add --feature not_direct_mapped`);
+  return { version: version as XenVersion, mode, directMapped };
+}
+
 /** The Xen side of one boot; also the BootHooks the native boot calls. */
 export class XenGuestBoot implements BootHooks {
   readonly hv: XenHypervisor;
@@ -92,19 +117,8 @@ export class XenGuestBoot implements BootHooks {
     readonly profile: KernelProfile,
     readonly config: XenBootConfig,
   ) {
-    const role = config.role;
-    if (role !== "dom0" && role !== "domU") throw new UsageError(`--xen '${String(role)}': expected none, dom0 or domU`);
-    const version = config.xenVersion ?? desc.xen?.version ?? "4.15";
-    if (!(XEN_VERSIONS as readonly string[]).includes(version))
-      throw new UsageError(`--xen-version '${version}': expected one of ${XEN_VERSIONS.join(", ")}`);
-    for (const f of config.features ?? [])
-      if (!DIRECT_MAP_FEATURES.includes(f)) throw new UsageError(`--feature '${String(f)}': expected direct_mapped or not_direct_mapped`);
-    const mode = config.contiguousRegion ?? "arm";
-    if (mode !== "arm" && mode !== "x86-pv") throw new UsageError(`contiguous-region mode '${String(mode)}': expected arm or x86-pv`);
-    const last = config.features?.[config.features.length - 1];
-    const directMapped = last === undefined ? role === "dom0" : last === "direct_mapped";
-    if (mode === "x86-pv" && directMapped)
-      throw new UsageError(`x86-pv contiguous regions exchange frames, which a direct-mapped ${role} cannot do: add --feature not_direct_mapped`);
+    const { role } = config;
+    const { version, mode, directMapped } = checkXenBootConfig(desc, config);
 
     this.host = new PhysicalMemory({
       banks: desc.ram.map((b) => ({ base: b.base, size: b.size, name: b.name })),
@@ -113,7 +127,7 @@ export class XenGuestBoot implements BootHooks {
       granule: desc.granule,
     });
     this.hv = new XenHypervisor(this.host, {
-      version: version as XenVersion,
+      version,
       reserved: desc.reserved,
       debugClobber: desc.xen?.debugBuild === true,
     });

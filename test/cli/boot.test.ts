@@ -1,8 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { UsageError } from "../../src/errors.js";
 import { bootFailure, executeBoot } from "../../src/cli/commands/boot.js";
 import { machineConfig } from "../../src/cli/machine-options.js";
@@ -10,12 +8,11 @@ import { machineSpec } from "../../src/machine/builder.js";
 import { executeRun, parseRunArgs } from "../../src/cli/commands/run.js";
 import { presetNames } from "../../src/machine/preset.js";
 import { KERNEL_VERSIONS } from "../../src/swiotlb/profile.js";
+import { cli, root, setUp } from "../helpers/cli.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const cli = (...args: string[]) => spawnSync(process.execPath, [join(root, "bin", "dmalab.js"), ...args], { cwd: root, encoding: "utf8" });
 
 beforeAll(() => {
-  spawnSync(process.execPath, [join(root, "scripts", "setup.mjs")], { cwd: root, env: { ...process.env, DMALAB_SETUP_QUIET: "1" }, stdio: "ignore" });
+  setUp();
   expect(existsSync(join(root, "dist", "src", "cli", "commands", "boot.js"))).toBe(true);
 }, 120_000);
 

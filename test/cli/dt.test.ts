@@ -1,15 +1,12 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { cli, root, setUp } from "../helpers/cli.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const cli = (...args: string[]) => spawnSync(process.execPath, [join(root, "bin", "dmalab.js"), ...args], { cwd: root, encoding: "utf8" });
 const fx = (n: string): string => join("fixtures", "dt", `${n}.dtb`);
 
 beforeAll(() => {
-  spawnSync(process.execPath, [join(root, "scripts", "setup.mjs")], { cwd: root, env: { ...process.env, DMALAB_SETUP_QUIET: "1" }, stdio: "ignore" });
+  setUp();
   expect(existsSync(join(root, "dist", "src", "cli", "commands", "dt.js"))).toBe(true);
 }, 120_000);
 

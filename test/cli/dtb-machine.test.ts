@@ -1,19 +1,16 @@
 // `--machine board.dtb` wherever a machine is built: run, boot, guest, bench and the library
 // take a device tree blob like a preset (issue: real boards from a DTB).
 
-import { spawnSync } from "node:child_process";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildMachine } from "../../src/machine/builder.js";
 import { unicornAvailable } from "../../src/cpu/unicorn.js";
+import { cli, root, setUp } from "../helpers/cli.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const cli = (...args: string[]) => spawnSync(process.execPath, [join(root, "bin", "dmalab.js"), ...args], { cwd: root, encoding: "utf8", timeout: 60_000 });
 const rpi4 = "fixtures/dt/rpi4.dtb";
 
 beforeAll(() => {
-  spawnSync(process.execPath, [join(root, "scripts", "setup.mjs")], { cwd: root, env: { ...process.env, DMALAB_SETUP_QUIET: "1" }, stdio: "ignore" });
+  setUp();
 }, 120_000);
 
 describe("--machine FILE.dtb", () => {

@@ -1,13 +1,11 @@
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { unicornAvailable } from "../../src/cpu/unicorn.js";
+import { cli as dmalab, root, setUp } from "../helpers/cli.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const cli = (...args: string[]) => spawnSync(process.execPath, [join(root, "bin", "dmalab.js"), "guest", ...args], { cwd: root, encoding: "utf8" });
+const cli = (...args: string[]) => dmalab("guest", ...args);
 
 // tiny raw programs: exit(7) through the service ABI, and BRK #5
 const tmp = mkdtempSync(join(tmpdir(), "dmalab-guest-cli-"));
@@ -22,7 +20,7 @@ writeFileSync(EXIT7, words([0xd28000e0 /* mov x0,#7 */, 0xd2800ba8 /* mov x8,#93
 writeFileSync(BRK5, words([0xd42000a0 /* brk #5 */]));
 
 beforeAll(() => {
-  spawnSync(process.execPath, [join(root, "scripts", "setup.mjs")], { cwd: root, env: { ...process.env, DMALAB_SETUP_QUIET: "1" }, stdio: "ignore" });
+  setUp();
   expect(existsSync(join(root, "dist", "src", "cli", "commands", "guest.js"))).toBe(true);
 }, 120_000);
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

@@ -1,17 +1,15 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { FaultError, InputError, UsageError } from "../../src/errors.js";
 import { checkIntegrity, executeRun, parseRunArgs } from "../../src/cli/commands/run.js";
+import { cli, root, setUp } from "../helpers/cli.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const cli = (...args: string[]) => spawnSync(process.execPath, [join(root, "bin", "dmalab.js"), ...args], { cwd: root, encoding: "utf8" });
 
 beforeAll(() => {
   // build dist like `npm test` does; other modules' compile errors must not hide ours
-  spawnSync(process.execPath, [join(root, "scripts", "setup.mjs")], { cwd: root, env: { ...process.env, DMALAB_SETUP_QUIET: "1" }, stdio: "ignore" });
+  setUp();
   expect(existsSync(join(root, "dist", "src", "cli", "commands", "run.js"))).toBe(true);
 }, 120_000);
 

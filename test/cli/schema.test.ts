@@ -1,18 +1,15 @@
 // Every command's --json document against its JSON Schema in schemas/ (draft 2020-12, one Ajv
 // instance holding all of them so that they $ref each other by file name): each command is
 // run as a user would, and the schemas themselves are checked for strictness.
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { Ajv2020, type AnySchemaObject, type ErrorObject } from "ajv/dist/2020.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { unicornAvailable } from "../../src/cpu/unicorn.js";
+import { cli, root, setUp } from "../helpers/cli.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const schemaDir = join(root, "schemas");
-const cli = (...args: string[]) => spawnSync(process.execPath, [join(root, "bin", "dmalab.js"), ...args], { cwd: root, encoding: "utf8" });
 
 const schemaFiles = readdirSync(schemaDir).filter((f) => f.endsWith(".schema.json")).sort();
 /** every schema but the shared pieces: one per document id, "boot-matrix.schema.json" ↔ "dmalab/boot-matrix@1" */
@@ -83,7 +80,7 @@ const UDF = join(tmp, "udf.bin");
 writeFileSync(UDF, Buffer.alloc(4));
 
 beforeAll(() => {
-  spawnSync(process.execPath, [join(root, "scripts", "setup.mjs")], { cwd: root, env: { ...process.env, DMALAB_SETUP_QUIET: "1" }, stdio: "ignore" });
+  setUp();
   expect(existsSync(join(root, "dist", "src", "cli", "commands", "run.js"))).toBe(true);
 }, 120_000);
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

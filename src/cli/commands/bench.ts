@@ -7,7 +7,7 @@ import { Option, type Command } from "commander";
 import { UsageError } from "../../errors.js";
 import { DEFAULT_KERNEL, DEFAULT_MACHINE, machineSpec } from "../../machine/builder.js";
 import { KERNEL_VERSIONS } from "../../swiotlb/profile.js";
-import { checkWritable, parseMemFlag } from "../parse.js";
+import { checkWritable, parseIntArg, parseMemFlag } from "../parse.js";
 import { checkToolArgs, parseToolArgs, type RawToolArgs } from "../../bench/kernel-tool.js";
 import {
   compareResults,
@@ -49,9 +49,7 @@ interface BenchOpts {
 const PINGPONG_SIZES = [64, 512, 4096, 65536];
 
 function intOpt(name: string, v: string | undefined, min: number, max: number): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new UsageError(`${name} '${v}': must be an integer in ${min}-${max}`);
-  return Number(v);
+  return v === undefined ? undefined : parseIntArg(name, v, min, max);
 }
 
 export function registerBench(program: Command): void {

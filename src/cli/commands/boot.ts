@@ -144,9 +144,18 @@ export function registerBoot(program: Command): void {
     .action((flags: BootFlags, cmd: Command) => {
       if (flags.matrix) {
         const given = (k: string): boolean => cmd.getOptionValueSource(k) === "cli";
-        const refused = ["feature", "xenVersion", "contig", "swiotlb", "strict"].filter(given);
+        const refused = (
+          [
+            ["feature", "--feature"],
+            ["xenVersion", "--xen-version"],
+            ["contig", "--contig"],
+            ["swiotlb", "--swiotlb"],
+            ["strict", "--strict"],
+            ["mem", "--mem"],
+          ] as const
+        ).filter(([k]) => given(k));
         if (refused.length > 0)
-          throw new UsageError(`--matrix boots each machine as its preset says: it takes --machine, --kernel and --xen to narrow it, not ${refused.map((k) => "--" + k.replace(/[A-Z]/g, (x) => "-" + x.toLowerCase())).join(", ")}`);
+          throw new UsageError(`--matrix boots each machine as its preset says: it takes --machine, --kernel and --xen to narrow it, not ${refused.map(([, flag]) => flag).join(", ")}`);
         const filter: MatrixFilter = {};
         if (given("machine") && flags.machine !== undefined) {
           machineSpec({ machine: flags.machine });

@@ -146,6 +146,8 @@ export function describeExit(e: ExitReason): string {
 
 export interface GuestArgs {
   program: string;
+  /** the program's bytes, when the command line already read them */
+  image?: Uint8Array;
   /** the machine to boot, checked */
   spec: MachineSpec;
   /** the DMA engine's device (index, name or driver); default the first probed device */
@@ -171,7 +173,7 @@ export interface GuestRunInfo {
 }
 
 export function runGuest(a: GuestArgs): { result: RunResult; text: string; status: number; info: GuestRunInfo } {
-  const image = readProgram(a.program);
+  const image = a.image ?? readProgram(a.program);
   const desc = a.spec.desc;
   const ctx = buildGuestContext(a.spec, a.device !== undefined ? { engineDevice: a.device } : {});
   try {
@@ -234,10 +236,9 @@ export interface GuestFlags extends MachineFlags {
 /** Checks the command line and the program before anything boots (bad values are usage errors, exit 2). */
 export function parseGuestArgs(prog: string, o: GuestFlags): GuestArgs {
   const maxInsns = parseIntArg("--max-insns", o.maxInsns, 1, Number.MAX_SAFE_INTEGER);
-  const args: GuestArgs = { program: prog, spec: machineSpec(machineConfig(o)), maxInsns, json: o.json === true };
+  const args: GuestArgs = { program: prog, spec: machineSpec(machineConfig(o)), maxInsns, json: o.json === true, image: readProgram(prog) };
   if (o.device !== undefined) args.device = o.device;
   if (o.load !== undefined) args.load = parseIntArg("--load", o.load, 0, Number.MAX_SAFE_INTEGER);
-  readProgram(prog);
   return args;
 }
 

@@ -1,6 +1,7 @@
 // dmalab machines: the names `--machine` takes, one line each (RAM, CPUs, devices, what it is).
 
 import type { Command } from "commander";
+import { hex } from "../../errors.js";
 import { DEFAULT_MACHINE, machineNames, resolveMachineArg } from "../../machine/builder.js";
 import { formatSize } from "../../machine/units.js";
 import { totalRam } from "../../machine/preset.js";
@@ -18,7 +19,7 @@ export function registerMachines(program: Command): void {
           name,
           default: name === DEFAULT_MACHINE,
           ramBytes: totalRam(d),
-          banks: d.ram.map((b) => ({ base: "0x" + b.base.toString(16), size: "0x" + b.size.toString(16) })),
+          banks: d.ram.map((b) => ({ base: hex(b.base), size: hex(b.size) })),
           cpus: d.cpus,
           devices: d.devices.map((x) => `${x.driver} ${x.name}`),
           description: d.description,

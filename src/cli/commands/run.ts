@@ -2,7 +2,7 @@
 // workload on its devices, and report mappings, bounces, pool pressure, throughput and the
 // integrity check. Corrupt bytes make the command fail with a fault (exit 3).
 
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { FaultError, UsageError, hex } from "../../errors.js";
 import { formatBootReport, type BootReport, type XenRole } from "../../machine/boot.js";
 import { buildMachine, machineSpec, type MachineSpec } from "../../machine/builder.js";
@@ -10,7 +10,6 @@ import { MachineDmaTarget } from "../../machine/dma-target.js";
 import { formatSize } from "../../machine/units.js";
 import { WORKLOADS, isWorkloadName, runWorkload, type WorkloadName, type WorkloadStats } from "../../workload/index.js";
 import { addMachineOptions, machineConfig, type MachineFlags } from "../machine-options.js";
-import { Option } from "commander";
 import { out, printJson } from "../output.js";
 import { parseIntArg } from "../parse.js";
 
@@ -115,7 +114,7 @@ export function executeRun(a: RunArgs): { report: RunReport; bootReport: BootRep
     allocatedBytes: m.memory.allocatedBytes,
     ramBytes,
     peakRssKiB: process.resourceUsage().maxRSS,
-    boot: { outcome: br.outcome, zones: br.zones, swiotlb: br.swiotlb, decisions: br.decisions, devices: br.devices },
+    boot: bootSummary(br),
     kernelLog: [...m.log.lines],
     bootLogLines: bootLines,
     warnings: br.warnings,
@@ -175,6 +174,11 @@ export function runAndPrint(a: RunArgs): void {
   checkIntegrity(report);
 }
 
+/** What a run document carries of its boot (the rest of the boot report is its own keys). */
+function bootSummary(br: BootReport): RunReport["boot"] {
+  return { outcome: br.outcome, zones: br.zones, swiotlb: br.swiotlb, decisions: br.decisions, devices: br.devices };
+}
+
 /** `run --json` when the boot faulted: no workload ran; the boot's account and its fault. */
 export function bootFaultJson(br: BootReport): object {
   return {
@@ -182,7 +186,7 @@ export function bootFaultJson(br: BootReport): object {
     machine: br.machine,
     kernel: br.kernel,
     xen: br.xen,
-    boot: { outcome: br.outcome, zones: br.zones, swiotlb: br.swiotlb, decisions: br.decisions, devices: br.devices },
+    boot: bootSummary(br),
     fault: br.fault,
     kernelLog: br.kernelLog,
     warnings: br.warnings,
