@@ -14,7 +14,7 @@ import type { EventSink, KernelLog } from "../events.js";
 import {
   DMA_DIRECTION_NAMES,
   DMA_MAPPING_ERROR,
-  U64_MAX,
+  dmaBitMask,
   minNotZero,
   validDmaDirection,
   type DmaDirection,
@@ -26,6 +26,8 @@ import type { Device } from "./device.js";
 import type { DmaDirect } from "./direct.js";
 import { SIZE_MAX_NUMBER, type DmaMapOps } from "./ops.js";
 import type { ScatterlistEntry } from "./scatterlist.js";
+
+const DMA_BIT_MASK_32 = dmaBitMask(32);
 
 /** BUG_ON(!valid_dma_direction(dir)) in an API entry point */
 export class InvalidDirectionError extends InvalidArgumentError {
@@ -316,7 +318,10 @@ export class DmaApi {
     const ops = dev.dmaOps;
     if (ops === null) return this.direct.getRequiredMask(dev);
     if (ops.getRequiredMask) return ops.getRequiredMask(dev);
-    return defaultRequiredMask(this.direct.maxPfn, this.direct.pageShift);
+    // ops without ->get_required_mask (swiotlb-xen's among them) must handle a 32-bit mask, so
+    // kernel/dma/mapping.c answers DMA_BIT_MASK(32) whatever the RAM size (already so in
+    // v5.7, hence in every profile here)
+    return DMA_BIT_MASK_32;
   }
 
   /** dma_addressing_limited */
@@ -336,21 +341,4 @@ export class DmaApi {
   static dirName(dir: number): string {
     return DMA_DIRECTION_NAMES[dir] ?? String(dir);
   }
-}
-
-/**
- * dma_default_get_required_mask (ops without ->get_required_mask): from the last RAM page,
- * in a 32-bit low/high split.
- */
-export function defaultRequiredMask(maxPfn: number, pageShift: number): bigint {
-  const last = BigInt(maxPfn - 1);
-  const low = Number(BigInt.asUintN(32, last << BigInt(pageShift)));
-  const high = Number(BigInt.asUintN(32, last >> BigInt(32 - pageShift)));
-  if (high === 0) {
-    if (low === 0) return 0n;
-    const m = 2 ** (31 - Math.clz32(low));
-    return BigInt(m + m - 1);
-  }
-  const h = BigInt(2 ** (31 - Math.clz32(high)));
-  return BigInt.asUintN(64, (h << 32n) + 0xffff_ffffn) & U64_MAX;
 }

@@ -220,3 +220,19 @@ describe("bad options", () => {
     expect(() => boot("rpi4-1g", "5.13", "dom0", { contiguousRegion: "x86-pv" })).toThrow(/not_direct_mapped/);
   });
 });
+
+describe("dma_get_required_mask under swiotlb-xen", () => {
+  // kernel/dma/mapping.c (v5.7 … v6.11): DMA ops without ->get_required_mask answer
+  // DMA_BIT_MASK(32); xen_swiotlb_dma_ops has none, so RAM size does not matter
+  for (const kernel of ["5.13", "6.x"]) {
+    it(`${kernel} dom0 on 16 GiB: every swiotlb-xen device reports 0xffffffff; natively dma-direct derives it from RAM`, () => {
+      const { machine: m } = boot("qemu-virt-16g", kernel, "dom0");
+      for (const md of m.devices) {
+        expect(md.dev.dmaOps?.name).toBe("xen-swiotlb");
+        expect(m.api.dmaGetRequiredMask(md.dev)).toBe(0xffff_ffffn);
+      }
+      const { machine: n } = boot("qemu-virt-16g", kernel, "none");
+      for (const md of n.devices) expect(n.api.dmaGetRequiredMask(md.dev)).toBeGreaterThan(0xffff_ffffn);
+    });
+  }
+});
