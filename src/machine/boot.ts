@@ -269,13 +269,15 @@ export function bootMachine(m: Machine, opts: BootOptions = {}, hooks?: BootHook
         b.decide(w);
       }
       m.swiotlb.applyCmdline(parsed);
-      m.log.print(`Kernel command line: swiotlb=${cmdline}`);
     }
     if (po !== undefined && m.profile.areas) {
       if (po.nareas !== undefined) m.swiotlb.adjustNareas(po.nareas);
       else if (po.nareasIfUnset !== undefined && m.swiotlb.defaultNareas === 0) m.swiotlb.adjustNareas(po.nareasIfUnset);
     }
+    // setup_arch parses early params and ends in bootmem_init → zone_sizes_init ("Zone
+    // ranges:"); start_kernel prints the command line after setup_arch returns
     logZoneRanges(m);
+    if (parsed !== null) m.log.print(`Kernel command line: swiotlb=${cmdline}`);
     b.within(["start_kernel", "mm_init", "mem_init"], () => arm64MemInit(m, h, b, opts));
     b.within(["start_kernel"], () => h.afterMemInit(m, b));
     for (const md of m.devices) {

@@ -194,3 +194,17 @@ describe("the hypervisor seam", () => {
     expect(f.lines.join("\n")).toMatch(/NULL io_tlb_default_mem dereferenced at address 0x8 in xen_swiotlb_dma_supported/);
   });
 });
+
+describe("kernel log order", () => {
+  // arm64 setup_arch → bootmem_init → zone_sizes_init prints "Zone ranges:"; start_kernel prints
+  // "Kernel command line:" only after setup_arch returns (init/main.c)
+  it("Zone ranges: comes before Kernel command line:", () => {
+    for (const kernel of ["5.13", "6.x"]) {
+      const { r } = boot("qemu-virt-2g", kernel, { swiotlbCmdline: "force" });
+      const zones = r.kernelLog.indexOf("Zone ranges:");
+      const cmd = r.kernelLog.indexOf("Kernel command line: swiotlb=force");
+      expect(zones).toBeGreaterThanOrEqual(0);
+      expect(cmd).toBeGreaterThan(zones);
+    }
+  });
+});
