@@ -7,8 +7,9 @@
 //         unless NO_FORCE, which warns "DMA addr ... overflow" once and fails.
 //   5.15+ (direct.h 07410559) / 6.x: per-mem force_bounce; not capable bounces iff
 //         is_swiotlb_active(dev), else the same warning and failure.
-// Unmap: 5.13 passes the caller's attrs on to swiotlb_tbl_unmap_single after the for-cpu sync,
-// so FROM_DEVICE/BIDIRECTIONAL data is copied back twice; 5.15+ adds SKIP_CPU_SYNC (one copy).
+// Unmap: up to v5.17 the caller's attrs go on to swiotlb_tbl_unmap_single after the for-cpu
+// sync, so FROM_DEVICE/BIDIRECTIONAL data is copied back twice; 9e02977bfad0 ("dma-direct:
+// avoid redundant memory sync for swiotlb", v5.18-rc3, in stable 5.17.4) adds SKIP_CPU_SYNC.
 //
 // Hot path (map/unmap/sync single): numbers only, no allocation.
 
@@ -156,8 +157,8 @@ export class DmaDirect implements DmaMapOps {
     if ((attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0) this.syncSingleForCpu(dev, dma, size, dir);
     const sw = this.swiotlb;
     if (sw !== null && phys !== -1 && sw.isSwiotlbBuffer(dev, phys)) {
-      // 5.13 hands the caller's attrs on: without SKIP_CPU_SYNC the copy back runs a second
-      // time. 5.15 (07410559) added SKIP_CPU_SYNC here.
+      // up to v5.17 the caller's attrs go on: without SKIP_CPU_SYNC the copy back runs a second
+      // time. 9e02977bfad0 (v5.18-rc3) added SKIP_CPU_SYNC here.
       sw.tblUnmapSingle(dev, phys, size, dir, this.profile.unmapDoubleCopy ? attrs : attrs | DMA_ATTR_SKIP_CPU_SYNC);
     }
   }

@@ -31,7 +31,10 @@ export interface KernelProfile {
   readonly mapAlwaysCopies: boolean;
   /** swiotlb_bounce applies the tlb offset (5.14+); 5.13 copies from the slot's orig_addr */
   readonly bounceAppliesOffset: boolean;
-  /** dma_direct_unmap_page passes attrs unchanged, so FROM/BIDIR copy back twice (5.13) */
+  /**
+   * dma_direct_unmap_page passes attrs unchanged, so FROM/BIDIR copy back twice (v5.1 … v5.17;
+   * 9e02977bfad0, v5.18-rc3 and stable 5.17.4, passes attrs | DMA_ATTR_SKIP_CPU_SYNC)
+   */
   readonly unmapDoubleCopy: boolean;
   /** map with no pool panics (5.13) instead of warning and failing (6.x) */
   readonly mapWithoutPoolPanics: boolean;
