@@ -64,8 +64,6 @@ export class EventSink {
 export class KernelLog {
   readonly lines: string[] = [];
   private readonly once = new Set<string>();
-  /** per-call-site rate limit state, like dev_warn_ratelimited: 10 per 5 s */
-  private readonly ratelimit = new Map<string, { start: number; count: number; suppressed: number }>();
   echo: ((line: string) => void) | undefined;
 
   print(line: string): void {
@@ -78,25 +76,6 @@ export class KernelLog {
     if (this.once.has(key)) return;
     this.once.add(key);
     this.print(line);
-  }
-
-  /** dev_warn_ratelimited: DEFAULT_RATELIMIT_BURST 10 per DEFAULT_RATELIMIT_INTERVAL 5 s. */
-  printRatelimited(site: string, line: string, nowMs = Date.now()): void {
-    let s = this.ratelimit.get(site);
-    if (!s) {
-      s = { start: nowMs, count: 0, suppressed: 0 };
-      this.ratelimit.set(site, s);
-    }
-    if (nowMs - s.start >= 5000) {
-      if (s.suppressed > 0) this.print(`${site}: ${s.suppressed} callbacks suppressed`);
-      s.start = nowMs;
-      s.count = 0;
-      s.suppressed = 0;
-    }
-    if (s.count < 10) {
-      s.count++;
-      this.print(line);
-    } else s.suppressed++;
   }
 
   clear(): void {

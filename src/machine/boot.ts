@@ -305,7 +305,7 @@ export function bootMachine(m: Machine, opts: BootOptions = {}, hooks?: BootHook
     swiotlb: {
       cmdline,
       force: SWIOTLB_FORCE_NAMES[sw.forceState],
-      force_bounce: sw.defaultMem?.forceBounce ?? false,
+      force_bounce: sw.defaultForceBounce,
       pool: poolInfo(m),
     },
     devices: m.devices.map((md) => {

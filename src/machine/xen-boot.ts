@@ -270,6 +270,11 @@ export class XenGuestBoot implements BootHooks {
         const size = sw.defaultNslabs * 2 ** IO_TLB_SHIFT;
         const rc = sw.swiotlbInitLate(size, this.dma32Limit(m));
         b.decide(`xen_mm_init: no default pool: swiotlb_init_late(${size >> 20} MiB) = ${rc}`);
+        // arch/arm/xen/mm.c: a negative result is returned before the cache-flush probe
+        if (rc < 0) {
+          b.decide("xen_mm_init: swiotlb_init_late failed: returns it, GNTTABOP_cache_flush not probed");
+          return;
+        }
       } else b.decide("xen_mm_init: the default pool exists: swiotlb_init_late not needed");
     } else {
       const xs = this.xenSwiotlb!;

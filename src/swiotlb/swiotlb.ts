@@ -22,6 +22,7 @@ import type { PhysicalMemory } from "../memory/physical-memory.js";
 import { EINVAL, ENOMEM } from "../kernel/errno.js";
 import { KernelBug, KernelPanic } from "../kernel/panic.js";
 import { fmtPa } from "../kernel/printk.js";
+import { EmulatedClock, RatelimitState } from "../kernel/ratelimit.js";
 import {
   INVALID_PHYS_ADDR,
   IO_TLB_DEFAULT_SIZE,
@@ -99,6 +100,8 @@ export interface SwiotlbOptions {
   memblock?: Memblock;
   /** num_possible_cpus(), for the 6.x default area count (default 1) */
   possibleCpus?: number;
+  /** the emulated jiffies the rate-limited messages are timed in (default: a clock of its own) */
+  clock?: EmulatedClock;
 }
 
 /** limit_nareas (6.x): never more areas than whole segments */
@@ -160,6 +163,16 @@ export class Swiotlb {
   private maxSegment = 0;
   /** the bounce copy (also what the benchmark's copy limit measures) */
   readonly copier: BounceCopy;
+  /** emulated time of the rate-limited messages */
+  readonly clock: EmulatedClock;
+  /**
+   * 6.x io_tlb_default_mem.force_bounce while the static mem has no pool: swiotlb_init_remap and
+   * swiotlb_init_late set it before they try to allocate, so it outlives a failed allocation
+   */
+  private staticForceBounce = false;
+  // one ratelimit_state per dev_warn_ratelimited call site in swiotlb_tbl_map_single
+  private readonly rsNoPool: RatelimitState;
+  private readonly rsFull: RatelimitState;
 
   constructor(memory: PhysicalMemory, profile: KernelProfile, log: KernelLog, events: EventSink, opts: SwiotlbOptions = {}) {
     this.memory = memory;
@@ -170,6 +183,9 @@ export class Swiotlb {
     this.pageSize = memory.granule;
     this.possibleCpus = opts.possibleCpus ?? 1;
     this.copier = new BounceCopy(memory);
+    this.clock = opts.clock ?? new EmulatedClock();
+    this.rsNoPool = new RatelimitState(this.clock, "swiotlb_tbl_map_single");
+    this.rsFull = new RatelimitState(this.clock, "swiotlb_tbl_map_single");
     if (!Number.isInteger(this.possibleCpus) || this.possibleCpus < 1)
       throw new InvalidArgumentError(`possible CPUs ${this.possibleCpus}: must be a positive integer`);
   }
@@ -363,6 +379,8 @@ export class Swiotlb {
     if (this.forceDisable) return;
     if (this.defaultMem !== null) return; // the static mem would be overwritten; not a real path
     const forceBounce = this.forceBounceParam || (flags & SWIOTLB_FORCE_FLAG) !== 0;
+    // set on the static mem before the allocation, which may still fail
+    this.staticForceBounce = forceBounce;
     if (this.defaultNareas === 0) this.adjustNareas(this.possibleCpus);
     let nslabs = this.defaultNslabs;
     let nareas = limitNareas(this.defaultNareas, nslabs);
@@ -392,6 +410,7 @@ export class Swiotlb {
     if (this.defaultMem !== null) return 0;
     if (this.forceDisable) return 0;
     const forceBounce = this.forceBounceParam;
+    this.staticForceBounce = forceBounce;
     if (this.defaultNareas === 0) this.adjustNareas(this.possibleCpus);
     const late = this.lateAlloc(size, limit);
     if (late === null) return -ENOMEM;
@@ -470,7 +489,14 @@ export class Swiotlb {
   isForceBounce(dev: SwiotlbDevice): boolean {
     if (this.profile.globalSwiotlbForce) return this.force === SWIOTLB_FORCE;
     const m = this.memFor(dev);
-    return m !== null && m.forceBounce;
+    // no mem object: the device uses the static default mem, which has no pool
+    return m !== null ? m.forceBounce : this.staticForceBounce;
+  }
+
+  /** io_tlb_default_mem.force_bounce (6.x), with or without a pool; 5.13: false (no such field) */
+  get defaultForceBounce(): boolean {
+    if (this.profile.globalSwiotlbForce) return false;
+    return this.mem !== null ? this.mem.forceBounce : this.staticForceBounce;
   }
 
   /** swiotlb_find_pool / the pool behind is_swiotlb_buffer */
@@ -555,7 +581,7 @@ export class Swiotlb {
     const p = this.profile;
     if (mem === null) {
       if (p.mapWithoutPoolPanics) throw new KernelPanic(NO_POOL_MSG);
-      this.log.printRatelimited("swiotlb_tbl_map_single", `${dev.name}: ${NO_POOL_MSG}`);
+      if (this.rsNoPool.allow(this.log)) this.log.print(`${dev.name}: ${NO_POOL_MSG}`);
       return -1;
     }
     // size 0 would mark no slot yet record a mapping on a slot someone else may hold
@@ -617,10 +643,8 @@ export class Swiotlb {
   }
 
   private warnFull(dev: SwiotlbDevice, mem: IoTlbMem, sz: number): void {
-    this.log.printRatelimited(
-      "swiotlb_tbl_map_single",
-      `${dev.name}: swiotlb buffer is full (sz: ${sz} bytes), total ${mem.nslabs} (slots), used ${mem.used} (slots)`,
-    );
+    if (this.rsFull.allow(this.log))
+      this.log.print(`${dev.name}: swiotlb buffer is full (sz: ${sz} bytes), total ${mem.nslabs} (slots), used ${mem.used} (slots)`);
     if (this.events.active) this.events.emit("swiotlb_full", { dev: dev.name, size: sz, total: mem.nslabs, used: mem.used });
   }
 

@@ -317,3 +317,35 @@ describe("dma-direct: masks and limits", () => {
     expect(b.direct.needSync(b.device({ ...NIC32, coherent: false }), LOW)).toBe(true);
   });
 });
+
+describe("6.x force_bounce outlives a failed pool allocation", () => {
+  // kernel/dma/swiotlb.c swiotlb_init_remap (v6.11): io_tlb_default_mem.force_bounce is set
+  // from swiotlb_force_bounce / SWIOTLB_FORCE before memblock is asked for the buffer, and the
+  // failure path just returns; dma_direct_map_page then bounces (is_swiotlb_force_bounce) and
+  // swiotlb_tbl_map_single refuses with "Can not allocate SWIOTLB buffer earlier and can't
+  // now provide you with the DMA bounce buffer" (mem->nslabs == 0)
+  it("swiotlb=force and no memory for the pool: every map fails, even one the device could reach", () => {
+    const b = makeBoard({ kernel: "6.x", nslabs: 0, force: "force" });
+    // nothing lies below the RAM base: every size down to IO_TLB_MIN_SLABS fails
+    b.swiotlb.swiotlbInitRemap(false, 0, RAM_BASE);
+    expect(b.swiotlb.defaultMem).toBeNull();
+    expect(b.swiotlb.defaultForceBounce).toBe(true);
+    const dev = b.device(NVME64);
+    b.log.clear();
+    expect(b.direct.mapPage(dev, LOW, 64, DMA_TO_DEVICE, 0, 0)).toBe(DMA_MAPPING_ERROR);
+    expect(b.log.lines).toEqual([`${dev.name}: Can not allocate SWIOTLB buffer earlier and can't now provide you with the DMA bounce buffer`]);
+    expect(b.direct.stats).toEqual({ mapped: 0, bounced: 0, failed: 1 });
+  });
+  it("without force the same failure leaves devices mapping directly", () => {
+    const b = makeBoard({ kernel: "6.x", nslabs: 0 });
+    b.swiotlb.swiotlbInitRemap(true, 0, RAM_BASE);
+    expect(b.swiotlb.defaultForceBounce).toBe(false);
+    expect(b.direct.mapPage(b.device(NVME64), LOW, 64, DMA_TO_DEVICE, 0, 0)).toBe(LOW);
+  });
+  it("swiotlb_init_late sets it before allocating too", () => {
+    const b = makeBoard({ kernel: "6.x", nslabs: 0, force: "force" });
+    expect(b.swiotlb.swiotlbInitLate(64 * 2 ** 20, RAM_BASE)).toBe(-12);
+    expect(b.swiotlb.defaultForceBounce).toBe(true);
+    expect(b.direct.mapPage(b.device(NVME64), LOW, 64, DMA_TO_DEVICE, 0, 0)).toBe(DMA_MAPPING_ERROR);
+  });
+});

@@ -1,4 +1,6 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { Swiotlb } from "../../src/swiotlb/swiotlb.js";
+import { ENOMEM } from "../../src/kernel/errno.js";
 import { UsageError } from "../../src/errors.js";
 import { BusFault } from "../../src/dma/bus.js";
 import { buildMachine, type MachineConfig } from "../../src/machine/builder.js";
@@ -235,4 +237,24 @@ describe("dma_get_required_mask under swiotlb-xen", () => {
       for (const md of n.devices) expect(n.api.dmaGetRequiredMask(md.dev)).toBeGreaterThan(0xffff_ffffn);
     });
   }
+});
+
+describe("6.x xen_mm_init when swiotlb_init_late fails", () => {
+  // arch/arm/xen/mm.c xen_mm_init (v6.11): swiotlb_init_late's negative result is returned
+  // at once, before the GNTTABOP_cache_flush probe that sets hypercall_cflush
+  it("returns it: no cache-flush probe, hypercall_cflush stays false", () => {
+    const spy = vi.spyOn(Swiotlb.prototype, "swiotlbInitLate").mockReturnValue(-ENOMEM);
+    try {
+      const { report: r, xen } = boot("rpi4-1g", "6.x", "dom0", {}, { kmallocBounce: false });
+      expect(spy).toHaveBeenCalledTimes(1);
+      expect(r.decisions).toContain("xen_mm_init: swiotlb_init_late failed: returns it, GNTTABOP_cache_flush not probed");
+      expect(xen!.hypercalls.counts.get(20) ?? 0).toBe(0); // __HYPERVISOR_grant_table_op
+      expect(xen!.xenSwiotlb!.hypercallCflush).toBe(false);
+    } finally {
+      spy.mockRestore();
+    }
+    // and when it succeeds the probe runs
+    const { xen } = boot("rpi4-1g", "6.x", "dom0", {}, { kmallocBounce: false });
+    expect(xen!.hypercalls.counts.get(20)).toBe(1);
+  });
 });

@@ -553,3 +553,34 @@ describe("swiotlb_adjust_size", () => {
     expect(log.lines.at(-1)).toBe(`${PR}SWIOTLB bounce buffer size adjusted to 16MB`);
   });
 });
+
+describe("rate-limited messages: one ratelimit_state per call site, in emulated time", () => {
+  // kernel/dma/swiotlb.c swiotlb_tbl_map_single (v6.11): "Can not allocate SWIOTLB buffer
+  // earlier and can't now provide you with the DMA bounce buffer" and "swiotlb buffer is full
+  // (sz: %zd bytes), total %lu (slots), used %lu (slots)" are two dev_warn_ratelimited calls,
+  // each with its own static DEFINE_RATELIMIT_STATE (include/linux/dev_printk.h)
+  it("a flood of one message does not silence the other; the count restarts after 5 * HZ emulated jiffies", () => {
+    const { sw, log, memory } = machine("6.x");
+    const base = 0x8000_0000;
+    memory.fill(base, 4 * IO_TLB_SIZE, 0);
+    sw.addRestrictedPool("rp", base, 4 * IO_TLB_SIZE);
+    log.clear();
+    const noPool = device({ name: "a" });
+    const restricted = device({ name: "b", ioTlbMemName: "rp" });
+    for (let i = 0; i < 25; i++) expect(sw.tblMapSingle(noPool, BUF, 64, 0, DMA_TO_DEVICE, 0)).toBe(-1);
+    const nopoolMsg = "a: Can not allocate SWIOTLB buffer earlier and can't now provide you with the DMA bounce buffer";
+    expect(log.lines).toEqual(Array(10).fill(nopoolMsg));
+    // the pool of 4 slots is full after one 8 KiB mapping and a 4 KiB one
+    expect(sw.tblMapSingle(restricted, BUF, 8192, 0, DMA_TO_DEVICE, 0)).toBeGreaterThan(0);
+    expect(sw.tblMapSingle(restricted, BUF, 8192, 0, DMA_TO_DEVICE, 0)).toBe(-1);
+    expect(log.lines.length).toBe(11);
+    expect(log.lines[10]).toMatch(/^b: swiotlb buffer is full \(sz: 8192 bytes\), total 4 \(slots\), used 4 \(slots\)$/);
+    // host time passing changes nothing; emulated time past the interval does
+    sw.clock.advance(5 * 250);
+    sw.tblMapSingle(noPool, BUF, 64, 0, DMA_TO_DEVICE, 0);
+    expect(log.lines.length).toBe(11);
+    sw.clock.advance(1);
+    sw.tblMapSingle(noPool, BUF, 64, 0, DMA_TO_DEVICE, 0);
+    expect(log.lines.slice(11)).toEqual(["swiotlb_tbl_map_single: 16 callbacks suppressed", nopoolMsg]);
+  });
+});
