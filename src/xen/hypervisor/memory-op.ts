@@ -155,8 +155,9 @@ function populatePhysmap(hv: XenHypervisor, caller: Domain, guest: GuestMemory, 
     if (g === undefined) break;
     const gpfn = toFrame(g);
     if (a.pod) {
-      // PoD on oneself is refused; on arm (no HVM) marking another domain's range is a no-op
-      if (a.d === caller) break;
+      // PoD on oneself is refused; for another domain arm's
+      // guest_physmap_mark_populate_on_demand answers -ENOSYS, which stops the loop too
+      if (a.d === caller || guestPhysmapMarkPopulateOnDemand() < 0) break;
       continue;
     }
     let mfn: number;
@@ -171,11 +172,17 @@ function populatePhysmap(hv: XenHypervisor, caller: Domain, guest: GuestMemory, 
       if (m === undefined) break;
       mfn = m;
     }
-    // a failed p2m insert leaves the new page assigned but unmapped, as in Xen
-    if (!a.d.p2m.insert(gpfn, mfn, n, "ram_rw")) break;
+    // a failed p2m insert leaves the new page assigned but unmapped, as in Xen; 4.15 ignores
+    // guest_physmap_add_page's result and counts the extent, 4.16+ stops there
+    if (!a.d.p2m.insert(gpfn, mfn, n, "ram_rw") && hv.profile.populateStopsOnP2mFailure) break;
     if (!a.d.autoTranslated && !guest.tryWrite64(a.list + BigInt(i * 8), BigInt(mfn))) break;
   }
   a.done = i;
+}
+
+/** arm's guest_physmap_mark_populate_on_demand (arch/arm/p2m.c): PoD is x86-only, -ENOSYS. */
+function guestPhysmapMarkPopulateOnDemand(): number {
+  return -XEN_ERRNO.ENOSYS;
 }
 
 /** guest_remove_page(): 0, -EINVAL (nothing valid mapped) or -ENXIO (not the domain's page). */

@@ -18,6 +18,12 @@ export interface XenProfile {
    * hypercall tables of 4.17); 4.15/4.16 clobber after any handled hypercall.
    */
   readonly clobberSkipsEnosys: boolean;
+  /**
+   * populate_physmap stops at an extent whose guest_physmap_add_page fails (Jan Beulich's
+   * "common: guest_physmap_add_page()'s return value needs checking", Sep 2021, first in 4.16);
+   * 4.15 ignores the result and counts the extent
+   */
+  readonly populateStopsOnP2mFailure: boolean;
 }
 
 export function xenProfile(v: XenVersion): XenProfile {
@@ -30,5 +36,6 @@ export function xenProfile(v: XenVersion): XenProfile {
     directMapFeatures: minor >= 16,
     runstatePhysArea: minor >= 18,
     clobberSkipsEnosys: minor >= 17,
+    populateStopsOnP2mFailure: minor >= 16,
   };
 }

@@ -50,13 +50,14 @@ export function defaultBuildInfo(p: XenProfile): XenBuildInfo {
 /**
  * XENVER_get_features submap 0 for a domain (kernel.c): vnode + SMCCC always on arm;
  * translated domains get writable_page_tables + auto_translated_physmap; the hardware
- * domain XENFEAT_dom0; ≥4.16 direct_mapped or not_direct_mapped; ≥4.18 runstate_phys_area.
+ * domain XENFEAT_dom0; ≥4.16 direct_mapped (for a direct-mapped or a non-translated domain,
+ * d66bf122c0ab) or else not_direct_mapped; ≥4.18 runstate_phys_area.
  */
 export function featureSubmap0(p: XenProfile, d: Domain): number {
   let m = (1 << XENFEAT.memory_op_vnode_supported) | (1 << XENFEAT.ARM_SMCCC_supported);
   if (d.autoTranslated) m |= (1 << XENFEAT.writable_page_tables) | (1 << XENFEAT.auto_translated_physmap);
   if (d.isHardware) m |= 1 << XENFEAT.dom0;
-  if (p.directMapFeatures) m |= d.directMapped ? 1 << XENFEAT.direct_mapped : 1 << XENFEAT.not_direct_mapped;
+  if (p.directMapFeatures) m |= !d.autoTranslated || d.directMapped ? 1 << XENFEAT.direct_mapped : 1 << XENFEAT.not_direct_mapped;
   if (p.runstatePhysArea) m |= 1 << XENFEAT.runstate_phys_area;
   return m >>> 0;
 }

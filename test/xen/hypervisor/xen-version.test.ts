@@ -113,3 +113,22 @@ describe("xen_version", () => {
     expect(hcall(hv, dom0, V, 0x1_0000_0000n, 0).ret).toBe(0x4000fn);
   });
 });
+
+describe("XENFEAT_direct_mapped for a non-translated domain", () => {
+  // xen/common/kernel.c XENVER_get_features (4.16+, d66bf122c0ab): direct_mapped is reported
+  // when the domain is not paging_mode_translate or is direct-mapped; not_direct_mapped otherwise
+  it("a non-translated domU gets direct_mapped (17), not not_direct_mapped (16); 4.15 reports neither", () => {
+    for (const v of ["4.15", "4.16", "4.19"] as const) {
+      const { hv } = machine({ version: v }, 64 * MiB);
+      const d = hv.createDomain({ role: "domU", size: 8 * MiB, exchange: "x86-pv", autoTranslated: false });
+      const g = hv.guestMemory(d);
+      writeFeatureInfo(g, 0x4000_2000, 0);
+      expect(hcall(hv, d, V, XENVER.get_features, 0x4000_2000).ret).toBe(0n);
+      const submap = readFeatureInfo(g, 0x4000_2000).submap;
+      expect((submap >>> 17) & 1).toBe(v === "4.15" ? 0 : 1);
+      expect((submap >>> 16) & 1).toBe(0);
+      // no auto_translated_physmap / writable_page_tables for it
+      expect(submap & 0b101).toBe(0);
+    }
+  });
+});
