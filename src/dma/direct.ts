@@ -7,6 +7,9 @@
 //         unless NO_FORCE, which warns "DMA addr ... overflow" once and fails.
 //   5.15+ (direct.h 07410559) / 6.x: per-mem force_bounce; not capable bounces iff
 //         is_swiotlb_active(dev), else the same warning and failure.
+// 6.5+ with CONFIG_DMA_BOUNCE_UNALIGNED_KMALLOC (arm64): a FROM_DEVICE/BIDIRECTIONAL buffer of a
+// non-coherent device that may be a kmalloc() object smaller than a cache line takes the
+// not-capable branch as well (dma_kmalloc_needs_bounce, kernel/kmalloc.ts).
 // Unmap: up to v5.17 the caller's attrs go on to swiotlb_tbl_unmap_single after the for-cpu
 // sync, so FROM_DEVICE/BIDIRECTIONAL data is copied back twice; 9e02977bfad0 ("dma-direct:
 // avoid redundant memory sync for swiotlb", v5.18-rc3, in stable 5.17.4) adds SKIP_CPU_SYNC.
@@ -29,6 +32,7 @@ import type { KernelProfile } from "../swiotlb/profile.js";
 import type { Device } from "./device.js";
 import { llx, padHex } from "../kernel/printk.js";
 import { SWIOTLB_FORCE, SWIOTLB_NO_FORCE } from "../kernel/swiotlb.js";
+import { DMA_CACHE_ALIGNMENT, dmaKmallocNeedsBounce } from "../kernel/kmalloc.js";
 import { SIZE_MAX_NUMBER, type DmaMapOps } from "./ops.js";
 import type { ScatterlistEntry } from "./scatterlist.js";
 
@@ -68,6 +72,10 @@ export interface DmaDirectOptions {
   maxPfn?: number;
   /** zone_dma_bits for dma_direct_supported (CONFIG_ZONE_DMA, arm64 default 32); 0 = no ZONE_DMA */
   zoneDmaBits?: number;
+  /** CONFIG_DMA_BOUNCE_UNALIGNED_KMALLOC; default: the profile's (6.5+ arm64) */
+  kmallocBounce?: boolean;
+  /** kmalloc's minimum alignment (kernel/kmalloc.ts kmallocMinalign); default: not lowered */
+  kmallocMinalign?: number;
 }
 
 /** Counters of what dma-direct decided, for reports (not kernel state). */
@@ -88,6 +96,10 @@ export class DmaDirect implements DmaMapOps {
   readonly pageShift: number;
   readonly zoneDmaBits: number;
   readonly stats: DmaDirectStats = { mapped: 0, bounced: 0, failed: 0 };
+  /** CONFIG_DMA_BOUNCE_UNALIGNED_KMALLOC (the boot may override the profile's choice) */
+  kmallocBounce: boolean;
+  /** __kmalloc_minalign() as kmem_cache_init left it (set by the boot once mem_init has run) */
+  kmallocMinalign: number;
 
   constructor(opts: DmaDirectOptions) {
     this.memory = opts.memory;
@@ -98,6 +110,8 @@ export class DmaDirect implements DmaMapOps {
     this.pageShift = Math.log2(opts.memory.granule);
     this.maxPfn = opts.maxPfn ?? Math.floor(opts.memory.ramEnd / opts.memory.granule);
     this.zoneDmaBits = opts.zoneDmaBits ?? 32;
+    this.kmallocBounce = opts.kmallocBounce ?? (this.profile.memInitKmallocBounce && !this.profile.globalSwiotlbForce);
+    this.kmallocMinalign = opts.kmallocMinalign ?? DMA_CACHE_ALIGNMENT;
     if (!Number.isSafeInteger(this.maxPfn) || this.maxPfn <= 0) throw new InvalidArgumentError(`max_pfn ${this.maxPfn}: must be a positive page frame number`);
     if (!Number.isInteger(this.zoneDmaBits) || this.zoneDmaBits < 0 || this.zoneDmaBits > 64)
       throw new InvalidArgumentError(`zone_dma_bits ${this.zoneDmaBits}: must be 0..64`);
@@ -121,7 +135,7 @@ export class DmaDirect implements DmaMapOps {
     } else {
       // 5.15+: per-mem force_bounce, and bounce only when the device's mem is active
       if (sw !== null && (dev.forceBounce || sw.isForceBounce(dev))) return this.bounce(sw, dev, phys, size, dir, attrs, cpu);
-      if (!dev.dmaCapable(dma, size, true)) {
+      if (!dev.dmaCapable(dma, size, true) || dmaKmallocNeedsBounce(this.kmallocBounce, dev.coherent, size, dir, this.kmallocMinalign)) {
         if (sw !== null && sw.isActive(dev)) return this.bounce(sw, dev, phys, size, dir, attrs, cpu);
         return this.overflow(dev, dma, size);
       }

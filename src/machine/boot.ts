@@ -17,6 +17,7 @@
 import { describeFault, type BootFault } from "./fault.js";
 import { FaultError, UsageError, hex } from "../errors.js";
 import { EIO, errnoName } from "../kernel/errno.js";
+import { kmallocMinalign } from "../kernel/kmalloc.js";
 import { padHex } from "../kernel/printk.js";
 import { IO_TLB_SHIFT, IO_TLB_SIZE, SWIOTLB_FORCE, SWIOTLB_FORCE_NAMES, SWIOTLB_NO_FORCE, SWIOTLB_VERBOSE } from "../kernel/swiotlb.js";
 import { parseSwiotlbCmdline } from "../swiotlb/cmdline.js";
@@ -216,6 +217,24 @@ export function arm64MemInit(m: Machine, hooks: BootHooks, b: BootRecorder, opts
   if (!need) b.decide("mem_init: swiotlb_init(false): no pool");
 }
 
+/**
+ * mm_core_init → kmem_cache_init, right after mem_init: kmalloc's minimum alignment, which
+ * dma-direct's kmalloc bounce check reads (6.5+: lowered to ARCH_KMALLOC_MINALIGN when
+ * DMA_BOUNCE_UNALIGNED_KMALLOC is set and swiotlb has a pool, mm/slab_common.c).
+ */
+function kmemCacheInit(m: Machine, b: BootRecorder, opts: BootOptions): void {
+  const p = m.profile;
+  const enabled = p.era === "6.x" && (opts.kmallocBounce ?? p.memInitKmallocBounce);
+  const allocated = m.swiotlb.defaultMem !== null;
+  m.direct.kmallocBounce = enabled;
+  m.direct.kmallocMinalign = kmallocMinalign(enabled, allocated);
+  if (enabled)
+    b.decide(
+      `kmem_cache_init: kmalloc minimum alignment ${m.direct.kmallocMinalign}` +
+        (allocated ? ": small unaligned FROM_DEVICE/BIDIRECTIONAL buffers of non-coherent devices bounce" : " (no swiotlb pool: nothing bounces for kmalloc)"),
+    );
+}
+
 /** really_probe → the driver's probe → dma_set_mask_and_coherent (or the two calls). */
 function probeDevice(m: Machine, md: MachineDevice, b: BootRecorder): void {
   const d = md.desc;
@@ -279,6 +298,7 @@ export function bootMachine(m: Machine, opts: BootOptions = {}, hooks?: BootHook
     logZoneRanges(m);
     if (parsed !== null) m.log.print(`Kernel command line: swiotlb=${cmdline}`);
     b.within(["start_kernel", "mm_init", "mem_init"], () => arm64MemInit(m, h, b, opts));
+    kmemCacheInit(m, b, opts);
     b.within(["start_kernel"], () => h.afterMemInit(m, b));
     for (const md of m.devices) {
       if (opts.probe && !opts.probe.some((n) => n === md.desc.name || n === md.desc.driver || n === md.name)) continue;

@@ -55,9 +55,10 @@ export interface KernelProfile {
   /** mem_init sets SWIOTLB_NO_FORCE when RAM fits under the DMA limit (≤5.18) */
   readonly memInitSetsNoForce: boolean;
   /**
-   * arm64 selects DMA_BOUNCE_UNALIGNED_KMALLOC (6.5+): mem_init always asks for a pool; when
-   * ZONE_DMA needs no bouncing it is shrunk to 1 MiB per GiB of RAM via swiotlb_adjust_size
-   * (added by the machine/boot owner)
+   * arm64 selects DMA_BOUNCE_UNALIGNED_KMALLOC (v6.5+; not in 5.12/5.13): mem_init always asks
+   * for a pool, shrunk to 1 MiB per GiB of RAM when ZONE_DMA needs no bouncing
+   * (swiotlb_adjust_size); kmalloc's minimum alignment drops to 8 once that pool exists, and
+   * dma-direct bounces dma_kmalloc_needs_bounce() buffers (kernel/kmalloc.ts)
    */
   readonly memInitKmallocBounce: boolean;
   /** ...except when xen_swiotlb_detect() (687842ec, 5.13-rc2) */

@@ -349,3 +349,39 @@ describe("6.x force_bounce outlives a failed pool allocation", () => {
     expect(b.direct.mapPage(b.device(NVME64), LOW, 64, DMA_TO_DEVICE, 0, 0)).toBe(DMA_MAPPING_ERROR);
   });
 });
+
+describe("6.5+ kmalloc bouncing in dma_direct_map_page (dma_kmalloc_needs_bounce)", () => {
+  // kernel/dma/direct.h (v6.11): a buffer the device can reach still takes the swiotlb branch
+  // when dma_kmalloc_needs_bounce(dev, size, dir): non-coherent device, FROM_DEVICE or
+  // BIDIRECTIONAL, size below 2 * ARCH_DMA_MINALIGN and kmalloc_size_roundup(size) not a
+  // multiple of dma_get_cache_alignment(); kmalloc's minimum alignment is 8 only because
+  // swiotlb has a pool (mm/slab_common.c __kmalloc_minalign)
+  const NC = { ...NVME64, minAlignMask: 0, coherent: false };
+  it("a 32-byte FROM_DEVICE buffer of a non-coherent 64-bit device bounces; TO_DEVICE, 64 bytes or a coherent device do not", () => {
+    const b = makeBoard({ kernel: "6.x" });
+    b.direct.kmallocMinalign = 8;
+    const dev = b.device(NC);
+    const pool = b.swiotlb.defaultMem!;
+    const d = b.direct.mapPage(dev, LOW, 32, DMA_FROM_DEVICE, 0, 0);
+    expect(d).toBeGreaterThanOrEqual(pool.start);
+    expect(d).toBeLessThan(pool.end);
+    b.direct.unmapPage(dev, d, 32, DMA_FROM_DEVICE, 0);
+    expect(b.direct.mapPage(dev, LOW, 96, DMA_BIDIRECTIONAL, 0, 0)).not.toBe(LOW);
+    expect(b.direct.mapPage(dev, LOW, 32, DMA_TO_DEVICE, 0, 0)).toBe(LOW);
+    expect(b.direct.mapPage(dev, LOW, 64, DMA_FROM_DEVICE, 0, 0)).toBe(LOW);
+    expect(b.direct.mapPage(dev, LOW, 200, DMA_FROM_DEVICE, 0, 0)).toBe(LOW);
+    expect(b.direct.mapPage(b.device({ ...NC, coherent: true }), LOW, 32, DMA_FROM_DEVICE, 0, 0)).toBe(LOW);
+  });
+  it("not before 6.5, not with the option off, not while kmalloc kept the cache alignment", () => {
+    const old = makeBoard({ kernel: "5.13" });
+    old.direct.kmallocMinalign = 8;
+    expect(old.direct.kmallocBounce).toBe(false);
+    expect(old.direct.mapPage(old.device(NC), LOW, 32, DMA_FROM_DEVICE, 0, 0)).toBe(LOW);
+    const off = makeBoard({ kernel: "6.x" });
+    off.direct.kmallocMinalign = 8;
+    off.direct.kmallocBounce = false;
+    expect(off.direct.mapPage(off.device(NC), LOW, 32, DMA_FROM_DEVICE, 0, 0)).toBe(LOW);
+    const aligned = makeBoard({ kernel: "6.x" });
+    expect(aligned.direct.mapPage(aligned.device(NC), LOW, 32, DMA_FROM_DEVICE, 0, 0)).toBe(LOW);
+  });
+});

@@ -208,3 +208,27 @@ describe("kernel log order", () => {
     }
   });
 });
+
+describe("6.x: kmalloc bouncing through the pool mem_init made for it", () => {
+  // arm64 mem_init (v6.11) always asks for a pool with DMA_BOUNCE_UNALIGNED_KMALLOC; kmem_cache_init
+  // then lowers kmalloc's minimum alignment (mm/slab_common.c), and dma_direct_map_page bounces
+  // small unaligned FROM_DEVICE buffers of non-coherent devices (dma_kmalloc_needs_bounce)
+  it("rpi4-1g: bcmgenet (non-coherent) bounces a 32-byte receive buffer; not with the option off", () => {
+    for (const kmallocBounce of [true, false]) {
+      const { m, r } = boot("rpi4-1g", "6.x", { kmallocBounce });
+      expect(r.outcome).toBe("ok");
+      const md = m.device("bcmgenet");
+      expect(md.dev.coherent).toBe(false);
+      const buf = m.memblock.allocTopDown(4096, 4096, 0x2000_0000, "rx");
+      const dma = m.api.dmaMapSingleAttrs(md.dev, buf, 32, 2 /* DMA_FROM_DEVICE */);
+      const pool = m.swiotlb.defaultMem;
+      const bounced = pool !== null && dma >= pool.start && dma < pool.end;
+      expect(bounced).toBe(kmallocBounce);
+      expect(r.decisions.some((d) => d.startsWith("kmem_cache_init: kmalloc minimum alignment 8"))).toBe(kmallocBounce);
+    }
+  });
+  it("5.13: no kmalloc bouncing", () => {
+    const { m } = boot("rpi4-1g", "5.13");
+    expect(m.direct.kmallocBounce).toBe(false);
+  });
+});
