@@ -17,6 +17,7 @@
 import { describeFault, type BootFault } from "./fault.js";
 import { FaultError, UsageError, hex } from "../errors.js";
 import { EIO, errnoName } from "../kernel/errno.js";
+import { initcallFrames, probeFrames } from "../kernel/driver-probe.js";
 import { kmallocMinalign } from "../kernel/kmalloc.js";
 import { padHex } from "../kernel/printk.js";
 import { IO_TLB_SHIFT, IO_TLB_SIZE, SWIOTLB_FORCE, SWIOTLB_FORCE_NAMES, SWIOTLB_NO_FORCE, SWIOTLB_VERBOSE } from "../kernel/swiotlb.js";
@@ -239,15 +240,14 @@ function kmemCacheInit(m: Machine, b: BootRecorder, opts: BootOptions): void {
 function probeDevice(m: Machine, md: MachineDevice, b: BootRecorder): void {
   const d = md.desc;
   const api = m.api;
+  // a built-in driver probes from its initcall, through the bus glue, into its probe function
+  const probe = [...initcallFrames(d.driver, d.name), ...probeFrames(d.driver, d.name)];
   let rc: number;
   if (d.dmaMask === d.coherentMask) {
-    rc = b.within(["really_probe", `${d.driver}_probe`, "dma_set_mask_and_coherent", "dma_set_mask", "dma_supported"], () =>
-      api.dmaSetMaskAndCoherent(md.dev, d.dmaMask),
-    );
+    rc = b.within([...probe, "dma_set_mask_and_coherent", "dma_set_mask", "dma_supported"], () => api.dmaSetMaskAndCoherent(md.dev, d.dmaMask));
   } else {
-    rc = b.within(["really_probe", `${d.driver}_probe`, "dma_set_mask", "dma_supported"], () => api.dmaSetMask(md.dev, d.dmaMask));
-    if (rc === 0)
-      rc = b.within(["really_probe", `${d.driver}_probe`, "dma_set_coherent_mask", "dma_supported"], () => api.dmaSetCoherentMask(md.dev, d.coherentMask));
+    rc = b.within([...probe, "dma_set_mask", "dma_supported"], () => api.dmaSetMask(md.dev, d.dmaMask));
+    if (rc === 0) rc = b.within([...probe, "dma_set_coherent_mask", "dma_supported"], () => api.dmaSetCoherentMask(md.dev, d.coherentMask));
   }
   if (rc !== 0) {
     md.probeError = rc;

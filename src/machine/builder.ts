@@ -15,6 +15,7 @@ import { KERNEL_VERSIONS, isKernelVersion, kernelProfile, type KernelProfile } f
 import type { ContiguousRegionMode } from "../xen/guest/contiguous-region.js";
 import { XEN_ROLES, bootMachine, type BootOptions, type BootReport, type PoolOverride, type XenRole } from "./boot.js";
 import { DEMO_MACHINE_NAME, demoMachine } from "./demo.js";
+import { oopsContext } from "./fault.js";
 import { Machine } from "./machine.js";
 import { dtbXenRole } from "./device-tree.js";
 import { presetNames, resolveMachine, stripSwiotlbPrefix, type MachineDesc } from "./preset.js";
@@ -169,6 +170,6 @@ export function buildMachine(c: MachineConfig | MachineSpec): BuiltMachine {
   report.decisions.unshift(...spec.notes);
   // a modelled kernel oops (xen_swiotlb_dma_supported's NULL read) travels with the fault
   const oops = xb.lastOops;
-  if (report.fault && oops) report.fault.oops = oops.report(false);
+  if (report.fault && oops) report.fault.oops = oops.report(false, oopsContext(xb.machine));
   return { spec, machine: xb.machine, report, xen: xb };
 }

@@ -4,7 +4,9 @@
 // side's NULL dereference does); the chain comes from the boot's own frames otherwise.
 
 import { hex, type FaultError } from "../errors.js";
+import { KernelOops, type OopsContext } from "../kernel/oops.js";
 import type { BootRecorder } from "./boot.js";
+import type { Machine } from "./machine.js";
 
 export interface BootFault {
   message: string;
@@ -42,6 +44,15 @@ export function describeFault(e: FaultError, b: BootRecorder): BootFault {
   if (typeof addr === "number" || typeof addr === "bigint") f.address = hex(addr);
   else if (typeof addr === "string") f.address = addr;
   const lines = f.lines;
+  if (e instanceof KernelOops) {
+    // the kernel log already has the oops with its call trace: say what it means, once
+    lines.push(`fault: kernel oops in ${e.function} (above): ${e.pointer}->${e.details.member} read with ${e.pointer} == NULL`);
+    if (f.causes.length > 0) {
+      lines.push("  Earlier decisions:");
+      for (const c of f.causes) lines.push(`    ${c}`);
+    }
+    return f;
+  }
   lines.push(`fault: ${f.message}`);
   if (f.pointer || f.address)
     lines.push(`  ${f.pointer ? `NULL ${f.pointer}` : "bad pointer"} dereferenced${f.address ? ` at address ${f.address}` : ""}${f.function ? ` in ${f.function}` : ""}`);
@@ -52,4 +63,18 @@ export function describeFault(e: FaultError, b: BootRecorder): BootFault {
     for (const c of f.causes) lines.push(`    ${c}`);
   }
   return f;
+}
+
+/** dump_stack_arch_desc's "Hardware name:" of the boards dmalab knows: the DT model, else the board's name. */
+function hardwareName(m: Machine): string {
+  const n = m.desc.name;
+  // QEMU's virt machine calls its DT model "linux,dummy-virt"; the Pi 4's is "Raspberry Pi 4 Model B"
+  if (n.startsWith("qemu-virt")) return "linux,dummy-virt (DT)";
+  if (n.startsWith("rpi4")) return "Raspberry Pi 4 Model B (DT)";
+  return `${n} (DT)`;
+}
+
+/** What a kernel oops prints about the machine it happened on. */
+export function oopsContext(m: Machine): OopsContext {
+  return { release: m.profile.release, hardware: hardwareName(m), smp: m.cpus > 1 };
 }

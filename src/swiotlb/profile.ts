@@ -17,6 +17,8 @@ export const KERNEL_VERSIONS: readonly KernelVersion[] = ["5.12", "5.13-rc1", "5
 
 export interface KernelProfile {
   readonly version: KernelVersion;
+  /** the release string `uname -r` and an oops print, e.g. "5.13.0-rc1" */
+  readonly release: string;
   readonly era: SwiotlbEra;
   // ---- swiotlb allocator ----
   /** per-CPU areas with their own index/used/lock (6.0+) */
@@ -84,6 +86,7 @@ export interface KernelProfile {
 
 const P513: KernelProfile = {
   version: "5.13",
+  release: "5.13.0",
   era: "5.13",
   areas: false,
   allocAlignMaskArg: false,
@@ -116,6 +119,7 @@ const PROFILES: Record<KernelVersion, KernelProfile> = {
   "5.12": {
     ...P513,
     version: "5.12",
+    release: "5.12.0",
     noForceSkippedForXen: false,
     // before 2726bf3ff252 NO_FORCE still let the late init allocate a pool
     noForceSkipsAllocation: false,
@@ -129,12 +133,14 @@ const PROFILES: Record<KernelVersion, KernelProfile> = {
   "5.13-rc1": {
     ...P513,
     version: "5.13-rc1",
+    release: "5.13.0-rc1",
     noForceSkippedForXen: false,
     xenSwiotlbInitChecksExisting: false,
   },
   "5.13": P513,
   "6.x": {
     version: "6.x",
+    release: "6.11.0",
     era: "6.x",
     areas: true,
     allocAlignMaskArg: true,

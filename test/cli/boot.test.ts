@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { UsageError } from "../../src/errors.js";
 import { bootFailure, executeBoot } from "../../src/cli/commands/boot.js";
@@ -23,11 +23,27 @@ describe("dmalab boot", () => {
     const err = r.stderr.trim().split("\n");
     expect(err).toHaveLength(1);
     expect(err[0]).toMatch(/^dmalab: .*NULL pointer dereference at virtual address 0000000000000008 in xen_swiotlb_dma_supported: read of io_tlb_default_mem->end/);
-    expect(r.stdout).toContain("[kernel] pc : xen_swiotlb_dma_supported");
-    expect(r.stdout).toMatch(/dma_set_mask\n\s+dma_supported\n\s+xen_swiotlb_dma_supported/);
+    expect(r.stdout).toContain("[kernel] pc : xen_swiotlb_dma_supported+0x30/0xc8\n[kernel] lr : dma_supported+0x38/0x68\n");
+    expect(r.stdout).toContain("[kernel] Call trace:\n[kernel]  xen_swiotlb_dma_supported+0x30/0xc8\n[kernel]  dma_supported+0x38/0x68\n[kernel]  dma_set_mask+0x30/0x58\n[kernel]  sdhci_iproc_probe+");
+    // printed once: the call trace appears in the kernel log only
+    expect(r.stdout.split("Call trace").length).toBe(2);
+    expect(r.stdout.split("Unable to handle kernel NULL pointer dereference").length).toBe(2);
     expect(r.stdout).toMatch(/mem_init: .*swiotlb_force = SWIOTLB_NO_FORCE/);
     expect(r.stdout).toContain("late init skipped");
     expect(r.stdout).toContain("result: fault");
+  });
+
+  it("the README's oops example is the real output, line for line", () => {
+    const readme = readFileSync(join(root, "README.md"), "utf8");
+    const start = readme.indexOf("The first command above prints:\n\n```text\n");
+    expect(start).toBeGreaterThan(0);
+    const body = readme.slice(readme.indexOf("```text\n", start) + 8);
+    const shown = body.slice(0, body.indexOf("```")).trimEnd().split("\n");
+    const r = cli("boot", "--machine", "rpi4-1g", "--kernel", "5.13-rc1", "--xen", "dom0");
+    const out = r.stdout.split("\n");
+    const from = out.findIndex((l) => l.includes("Unable to handle kernel NULL pointer dereference"));
+    expect(out.slice(from, from + shown.length)).toEqual(shown);
+    expect(shown.at(-1)).toContain("---[ end Kernel panic");
   });
 
   it("the fixed kernel: exit 0, a pool, every device probed", () => {

@@ -374,6 +374,8 @@ export class XenSwiotlb implements DmaMapOps {
           address: IO_TLB_MEM_END_OFFSET,
           callChain: [...this.callContext(), "xen_swiotlb_dma_supported"],
           causes: this.faultCauses(),
+          device: dev.name,
+          mask,
         });
         throw this.lastOops;
       }
