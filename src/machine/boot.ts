@@ -364,6 +364,10 @@ export function formatBootReport(r: BootReport): string[] {
   );
   for (const d of r.decisions) out.push(`  ${d}`);
   for (const d of r.devices) out.push(`device ${d.driver} ${d.name}: ${d.probed ? "probed" : d.error !== undefined ? `probe failed (${d.error})` : "not probed"}, dma_mask ${d.dma_mask}${d.bus_dma_limit !== "0x0" ? `, bus_dma_limit ${d.bus_dma_limit}` : ""}`);
-  if (r.fault) out.push(...r.fault.lines);
+  if (r.fault) {
+    // a modelled oops is shown here, once, as the kernel log has it
+    if (r.fault.oops) out.push(...r.fault.oops.map((l) => `[kernel] ${l}`));
+    out.push(...r.fault.lines);
+  }
   return out;
 }

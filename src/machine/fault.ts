@@ -46,7 +46,7 @@ export function describeFault(e: FaultError, b: BootRecorder): BootFault {
   const lines = f.lines;
   if (e instanceof KernelOops) {
     // the kernel log already has the oops with its call trace: say what it means, once
-    lines.push(`fault: kernel oops in ${e.function} (above): ${e.pointer}->${e.details.member} read with ${e.pointer} == NULL`);
+    lines.push(`fault: kernel oops in ${e.function}: ${e.pointer}->${e.details.member} read with ${e.pointer} == NULL`);
     if (f.causes.length > 0) {
       lines.push("  Earlier decisions:");
       for (const c of f.causes) lines.push(`    ${c}`);

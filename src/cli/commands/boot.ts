@@ -73,7 +73,6 @@ export function executeBoot(c: MachineConfig): { report: BootCommandReport; resu
 export function formatBoot(r: BootCommandReport): string[] {
   const o: string[] = [];
   o.push(...r.kernelLog.map((l) => `[kernel] ${l}`));
-  if (r.fault?.oops) o.push(...r.fault.oops.map((l) => `[kernel] ${l}`));
   o.push("");
   o.push(...formatBootReport(r));
   const x = r.xenInfo;
