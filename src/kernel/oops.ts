@@ -167,7 +167,9 @@ export class KernelOops extends FaultError {
       `lr : ${caller !== undefined ? symbolOffset(caller) : "0x0"}`,
       `sp : ${hex16(sp)}`,
     ];
-    // two registers a line, x29 down to x0 (x30 is the lr above)
+    // two registers a line, x29 down to x0 (x30 is the lr above): three a line came after
+    // 5.13 ("arm64: Show three registers per line", Apr 2021). The kernel ends each of these
+    // lines with a space; dmalab leaves it out
     for (let i = 29; i >= 0; i -= 2) {
       const r = (n: number) => `x${String(n).padEnd(2)}: ${hex16(regs.get(n) ?? 0n)}`;
       lines.push(`${r(i)} ${r(i - 1)}`);
