@@ -448,16 +448,15 @@ export class XenSwiotlb implements DmaMapOps {
     const flags = gfp & ~(0x01 | 0x02);
     const sz = 2 ** (order + 12);
     let phys: number;
-    let handle: number;
     if (d.flavour === "arm") {
+      // *dma_handle is dma-direct's address; phys = dma_to_phys(dev, *dma_handle)
       const b = d.direct.allocCoherent(dev, sz, flags, attrs);
       if (b === null) return null;
-      handle = b.dma;
-      phys = dev.dmaToPhys(handle);
+      phys = dev.dmaToPhys(b.dma);
     } else {
+      // x86: __get_free_pages, *dma_handle = virt_to_phys
       phys = d.pages.allocPages(flags, order);
       if (phys < 0) return null;
-      handle = phys;
     }
     const mask = dev.coherentDmaMask !== 0n ? dev.coherentDmaMask : 0xffff_ffffn;
     const devAddr = this.physToDma(dev, phys);
