@@ -191,8 +191,10 @@ function setUpCoherent(m: Machine, xb: XenGuestBoot | null): CoherentApi {
       flavour: xb.contig.mode === "x86-pv" ? "x86" : "arm",
       direct,
       pages,
-      // memset through the kernel's mapping: after an exchange, the region's new frames
+      // memset through the kernel's linear map: arm's is the guest's own RAM; x86 PV's was
+      // remapped onto the frames the exchange gave back
       zero: (phys, size) => {
+        if (xb.contig.mode !== "x86-pv") return m.memory.fill(phys, size, 0);
         for (let a = phys; a < phys + size; ) {
           const n = Math.min(phys + size - a, XEN_PAGE_SIZE - (a % XEN_PAGE_SIZE));
           xb.host.fill(xenPhysToBus(xs.p2m, a), n, 0);
