@@ -35,13 +35,9 @@ export const __GFP_NOWARN = 0x2000;
 export const __GFP_COMP = 0x40000;
 export const GFP_KERNEL = __GFP_DIRECT_RECLAIM | __GFP_KSWAPD_RECLAIM | __GFP_IO | __GFP_FS;
 export const GFP_ATOMIC = __GFP_HIGH | __GFP_ATOMIC | __GFP_KSWAPD_RECLAIM;
-export const GFP_DMA = __GFP_DMA;
-export const GFP_DMA32 = __GFP_DMA32;
-
-/** gfpflags_allow_blocking() */
-export function gfpAllowsBlocking(gfp: number): boolean {
-  return (gfp & __GFP_DIRECT_RECLAIM) !== 0;
-}
+/** GFP_DMA / GFP_DMA32 are the zone bits themselves */
+export const GFP_DMA = 0x01;
+export const GFP_DMA32 = 0x04;
 
 /** %pGg of the flags dmalab uses, as warn_alloc prints them */
 export function gfpNames(gfp: number): string {
