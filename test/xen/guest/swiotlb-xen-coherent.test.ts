@@ -88,4 +88,17 @@ describe("xen_swiotlb_alloc_coherent / free_coherent (drivers/xen/swiotlb-xen.c)
     expect(b.xen!.contig.exchanges.length).toBe(boot);
     expect(pages.usedPages).toBe(0);
   });
+
+  it("x86-PV exchange (5.13): Xen has nothing below address_bits: -ENOMEM with nr_exchanged 0, the allocation fails, p2m and heap unchanged", () => {
+    const { b, xs, dev, pages } = xenBoot({ machine: "qemu-virt-16g", xen: "dom0", kernel: "5.13", features: ["not_direct_mapped"], contig: "x86-pv" });
+    const xb = b.xen!;
+    // machine RAM starts at 1 GiB: no frame is below 2^30
+    dev.setCoherentDmaMaskRaw(2n ** 30n - 1n);
+    const boot = xb.contig.exchanges.length;
+    expect(b.coherent.dmaAllocAttrs(dev, 2 * MiB)).toBeNull();
+    expect(xb.contig.exchanges.slice(boot)).toEqual([{ rc: -12, nrExchanged: 0, addressBits: 30 }]);
+    expect(xs.xenRemapped.size).toBe(0);
+    expect(pages.usedPages).toBe(0);
+    expect(xb.hv.check()).toEqual([]);
+  });
 });
