@@ -1,4 +1,5 @@
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
+import { cli, setUp } from "../helpers/cli.js";
 import { runGuest } from "../../src/cli/commands/guest.js";
 import { unicornAvailable } from "../../src/cpu/unicorn.js";
 import { machineSpec, type MachineConfig } from "../../src/machine/builder.js";
@@ -64,5 +65,18 @@ describe.skipIf(!unicornAvailable())("guest program coherent: dma_alloc_coherent
     const r = run("inline", { machine: "qemu-virt-2g" }, { image: prog });
     const x = (n: number) => BigInt.asIntN(64, r.result.regs.x[n]!);
     expect([x(19), x(20), x(21)]).toEqual([-19n, -22n, -22n]);
+  });
+});
+
+describe.skipIf(!unicornAvailable())("dmalab guest coherent (CLI)", () => {
+  beforeAll(setUp);
+  it("--contig x86-pv with a not-direct-mapped dom0: exit 0; --contig without --xen: exit 2, one line", () => {
+    const ok = cli("guest", "coherent", "--machine", "qemu-virt-2g", "--xen", "dom0", "--feature", "not_direct_mapped", "--contig", "x86-pv", "--json");
+    expect(ok.status).toBe(0);
+    const doc = JSON.parse(ok.stdout) as { console: string };
+    expect(doc.console).toContain("coherent: all bytes verified");
+    const bad = cli("guest", "coherent", "--contig", "x86-pv");
+    expect(bad.status).toBe(2);
+    expect(bad.stderr.trim().split("\n")).toHaveLength(1);
   });
 });

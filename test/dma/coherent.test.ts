@@ -82,6 +82,16 @@ describe("dma_alloc_attrs → dma_direct_alloc", () => {
     expect(buf.phys + 8192).toBeLessThanOrEqual(2 ** 30);
   });
 
+  it("a non-coherent device (arm64 DMA_DIRECT_REMAP): the same pages and DMA address, behind an uncached remap", () => {
+    const b = buildMachine({ machine: "rpi4-8g" });
+    const md = b.machine.devices.find((m) => !m.dev.coherent)!;
+    const buf = b.coherent.dmaAllocAttrs(md.dev, 4096)!;
+    expect(buf.dma).toBe(md.dev.physToDma(buf.phys));
+    expect(b.coherent.direct.remaps).toBe(1);
+    b.coherent.dmaFreeAttrs(md.dev, 4096, buf.phys, buf.dma);
+    expect(b.coherent.direct.pages.usedPages).toBe(0);
+  });
+
   it("zone exhausted: NULL, the kernel's page allocation failure, nothing leaked", () => {
     const b = buildMachine({ machine: "qemu-virt-2g" });
     const c = b.coherent;
