@@ -18,7 +18,9 @@ import { FaultError, UsageError, hex } from "../errors.js";
 import { DmaEngine, DMA_ENGINE_BASE_DEFAULT, DMA_ENGINE_BASE_LOW_RAM, DMA_ENGINE_WINDOW } from "../dma/engine.js";
 import type { Machine, MachineDevice } from "../machine/machine.js";
 import type { BootReport } from "../machine/boot.js";
-import { buildMachine, type MachineConfig, type MachineSpec } from "../machine/builder.js";
+import { buildMachine, type BuiltMachine, type MachineConfig, type MachineSpec } from "../machine/builder.js";
+import { XENMEM_exchange, __HYPERVISOR_memory_op } from "../xen/guest/hypercall.js";
+import type { CoherentServices } from "./coherent-service.js";
 import type { MachineDesc } from "../machine/preset.js";
 import type { XenGuestBoot } from "../machine/xen-boot.js";
 import type { PhysicalMemory } from "../memory/physical-memory.js";
@@ -175,6 +177,7 @@ export function buildGuestContext(config: MachineConfig | MachineSpec, opts: Gue
     syncForCpu: (n, addr, size, dir) => api.dmaSyncSingleForCpu(m.devices[n]!.dev, addr, size, dir),
     syncForDevice: (n, addr, size, dir) => api.dmaSyncSingleForDevice(m.devices[n]!.dev, addr, size, dir),
   };
+  dma.coherent = coherentServicesFor(res, m);
   const hypercalls = xb ? hypercallsFor(xb.hv, xb.domain) : undefined;
   const traps = new TrapRouter(hypercalls ? { hypercalls, dma } : { dma });
   const cpu = new Arm64Cpu({ memory: cpuMemory, physMap, traps });
@@ -190,4 +193,26 @@ export function buildGuestContext(config: MachineConfig | MachineSpec, opts: Gue
 /** The RAM bank holding `ipa` (the entry ABI hands the program the bank it is loaded in). */
 export function bankOf(ctx: Pick<GuestContext, "ram">, ipa: number): RamRange | undefined {
   return ctx.ram.find((r) => ipa >= r.base && ipa < r.base + r.size);
+}
+
+/** dma_alloc_coherent / dma_free_coherent for the guest, through the boot's CoherentApi. */
+function coherentServicesFor(res: BuiltMachine, m: Machine): CoherentServices {
+  const xb = res.xen;
+  let seen = xb?.contig.exchanges.length ?? 0;
+  return {
+    alloc: (n, size) => res.coherent.dmaAllocAttrs(m.devices[n]!.dev, size),
+    free: (n, size, phys, dma) => res.coherent.dmaFreeAttrs(m.devices[n]!.dev, size, phys, dma),
+    takeHypercalls: () => {
+      if (!xb) return [];
+      const ex = xb.contig.exchanges;
+      const out = ex.slice(seen).map((e) => ({
+        op: "memory_op",
+        nr: __HYPERVISOR_memory_op,
+        args: [BigInt(XENMEM_exchange), BigInt(xb.contig.exchangeStructGpa), BigInt(e.nrExchanged)],
+        ret: BigInt(e.rc),
+      }));
+      seen = ex.length;
+      return out;
+    },
+  };
 }

@@ -20,6 +20,8 @@
 //   0x1001 dma_unmap(dev, dma, size, dir) → 0
 //   0x1002 dma_sync_for_cpu(dev, dma, size, dir) → 0
 //   0x1003 dma_sync_for_device(dev, dma, size, dir) → 0
+//   0x1004 dma_alloc_coherent(dev, size) → DMA address or all ones, x1 = guest-physical address
+//   0x1005 dma_free_coherent(dev, size, phys, dma) → 0   (both in coherent-service.ts)
 //   unknown number → -ENOSYS (-38) in x0, as Linux; no device → -ENODEV; bad direction or a
 //   misuse the DMA layer refuses → -EINVAL. SVC with a non-zero immediate is a guest fault.
 // BRK #imm ends the run with `brk` and the immediate.
@@ -27,6 +29,7 @@
 import { DmalabError, FaultError, hex } from "../errors.js";
 import { EBADF, EFAULT, EINVAL, ENODEV, ENOSYS } from "../kernel/errno.js";
 import type { Arm64Cpu } from "./arm64-cpu.js";
+import { SVC_DMA_ALLOC_COHERENT, SVC_DMA_FREE_COHERENT, coherentService, type CoherentServices } from "./coherent-service.js";
 
 export const INTNO_UDEF = 1;
 export const INTNO_SWI = 2;
@@ -166,6 +169,8 @@ export interface DmaServices {
   unmap(dev: number, dma: number, size: number, dir: number): void;
   syncForCpu(dev: number, dma: number, size: number, dir: number): void;
   syncForDevice(dev: number, dma: number, size: number, dir: number): void;
+  /** dma_alloc_coherent / dma_free_coherent (services 0x1004 / 0x1005, cpu/coherent-service.ts) */
+  coherent?: CoherentServices;
 }
 
 export interface TrapRouterOptions {
@@ -255,6 +260,9 @@ export class TrapRouter {
       case BigInt(SVC_DMA_SYNC_FOR_CPU):
       case BigInt(SVC_DMA_SYNC_FOR_DEVICE):
         return this.dmaService(cpu, Number(nr), a, done);
+      case BigInt(SVC_DMA_ALLOC_COHERENT):
+      case BigInt(SVC_DMA_FREE_COHERENT):
+        return coherentService(cpu, this.dma, Number(nr), a, pc, done);
       default:
         return done(`svc ${hex(nr)}`, -ENOSYS, 4);
     }

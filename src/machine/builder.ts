@@ -10,6 +10,9 @@
 // the driver probes (boot.ts).
 
 import { UsageError } from "../errors.js";
+import { CoherentApi, DmaDirectAlloc } from "../dma/coherent.js";
+import { PageAllocator, zoneSpans } from "../memory/page-alloc.js";
+import { XEN_PAGE_SIZE, xenPhysToBus } from "../xen/guest/p2m.js";
 import { parseSwiotlbCmdline } from "../swiotlb/cmdline.js";
 import { KERNEL_VERSIONS, isKernelVersion, kernelProfile, type KernelProfile } from "../swiotlb/profile.js";
 import type { ContiguousRegionMode } from "../xen/guest/contiguous-region.js";
@@ -77,6 +80,8 @@ export interface BuiltMachine {
   report: BootReport;
   /** the hypervisor, the domain and what xen_mm_init did; null for a native boot */
   xen: XenGuestBoot | null;
+  /** dma_alloc_attrs / dma_free_attrs over the booted kernel's page allocator */
+  coherent: CoherentApi;
 }
 
 /** The machine names `--machine` takes besides file paths: the demo board and the presets. */
@@ -162,7 +167,7 @@ export function buildMachine(c: MachineConfig | MachineSpec): BuiltMachine {
     const machine = new Machine(spec.desc, spec.profile);
     const report = bootMachine(machine, { ...spec.boot, xen: "none" });
     report.decisions.unshift(...spec.notes);
-    return { spec, machine, report, xen: null };
+    return { spec, machine, report, xen: null, coherent: setUpCoherent(machine, null) };
   }
   const xb = new XenGuestBoot(spec.desc, spec.profile, { ...spec.xenConfig, role: spec.xen });
   xb.earlyInit();
@@ -171,5 +176,33 @@ export function buildMachine(c: MachineConfig | MachineSpec): BuiltMachine {
   // a modelled kernel oops (xen_swiotlb_dma_supported's NULL read) travels with the fault
   const oops = xb.lastOops;
   if (report.fault && oops) report.fault.oops = oops.report(false, oopsContext(xb.machine));
-  return { spec, machine: xb.machine, report, xen: xb };
+  return { spec, machine: xb.machine, report, xen: xb, coherent: setUpCoherent(xb.machine, xb) };
+}
+
+/**
+ * memblock_free_all: the RAM memblock has not handed out goes to the buddy allocator, which
+ * dma-direct's coherent path (and swiotlb-xen's) allocates from.
+ */
+function setUpCoherent(m: Machine, xb: XenGuestBoot | null): CoherentApi {
+  const pages = new PageAllocator({ memblock: m.memblock, banks: m.memory.banks, zones: zoneSpans(m.zones), pageShift: m.zones.pageShift, log: m.log });
+  const direct = new DmaDirectAlloc({ memory: m.memory, pages, profile: m.profile, swiotlb: m.swiotlb, zoneDmaBits: m.zones.zoneDmaBits, log: m.log });
+  const xs = xb?.xenSwiotlb;
+  if (xb && xs) {
+    xs.attachCoherent({
+      flavour: xb.contig.mode === "x86-pv" ? "x86" : "arm",
+      direct,
+      pages,
+      // memset through the kernel's linear map: arm's is the guest's own RAM; x86 PV's was
+      // remapped onto the frames the exchange gave back
+      zero: (phys, size) => {
+        if (xb.contig.mode !== "x86-pv") return m.memory.fill(phys, size, 0);
+        for (let a = phys; a < phys + size; ) {
+          const n = Math.min(phys + size - a, XEN_PAGE_SIZE - (a % XEN_PAGE_SIZE));
+          xb.host.fill(xenPhysToBus(xs.p2m, a), n, 0);
+          a += n;
+        }
+      },
+    });
+  }
+  return new CoherentApi(direct, m.log, () => m.api.debug);
 }

@@ -159,7 +159,8 @@ export class XenGuestBoot implements BootHooks {
     // devices address machine memory: a direct-mapped dom0's directly (no SMMU in front of
     // them); a domU's passed-through devices, and a dom0 that is not 1:1 (which Xen only
     // allows with an IOMMU), through an SMMU that walks the domain's stage-2 table
-    const behindSmmu = role === "domU" || !d.directMapped;
+    // (an x86-PV-style dom0 hands its devices machine addresses: no SMMU)
+    const behindSmmu = role === "domU" || (!d.directMapped && mode !== "x86-pv");
     const ms = this.machine.devices;
     for (let i = 0; i < ms.length; i++) {
       const md = ms[i]!;

@@ -82,6 +82,8 @@ export interface KernelProfile {
   readonly xenDmaSupportedDerefsDefaultMem: boolean;
   /** 5.19+: no xen_swiotlb_init; xen_mm_init calls swiotlb_init_late when no default pool exists */
   readonly xenMmInitUsesSwiotlbInitLate: boolean;
+  /** 5.19+: on arm swiotlb-xen's .alloc/.free are dma_direct_alloc/free; x86 keeps its own pair without xen_alloc_coherent_pages */
+  readonly xenSwiotlbCoherentIsDmaDirect: boolean;
 }
 
 const P513: KernelProfile = {
@@ -113,6 +115,7 @@ const P513: KernelProfile = {
   xenSwiotlbRetryKeepsBytes: true,
   xenDmaSupportedDerefsDefaultMem: true,
   xenMmInitUsesSwiotlbInitLate: false,
+  xenSwiotlbCoherentIsDmaDirect: false,
 };
 
 const PROFILES: Record<KernelVersion, KernelProfile> = {
@@ -167,6 +170,7 @@ const PROFILES: Record<KernelVersion, KernelProfile> = {
     xenSwiotlbRetryKeepsBytes: false,
     xenDmaSupportedDerefsDefaultMem: false,
     xenMmInitUsesSwiotlbInitLate: true,
+    xenSwiotlbCoherentIsDmaDirect: true,
   },
 };
 

@@ -2,13 +2,14 @@
 
 import { UsageError } from "../errors.js";
 import { Engine } from "./engine.js";
+import { runCoherent, type CoherentTarget } from "./coherent.js";
 import { runPingPong } from "./pingpong.js";
 import { runRing } from "./ring.js";
 import { runSg } from "./sg.js";
 import type { WorkloadStats } from "./stats.js";
 import type { DmaTarget, WorkloadDevice } from "./target.js";
 
-export const WORKLOADS = ["ring", "pingpong", "sg"] as const;
+export const WORKLOADS = ["ring", "pingpong", "sg", "coherent"] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
 
 export function isWorkloadName(s: string): s is WorkloadName {
@@ -27,7 +28,12 @@ export interface WorkloadOptions {
   maxSegs?: number;
 }
 
-export function runWorkload<D extends WorkloadDevice>(t: DmaTarget<D>, devices: readonly D[], o: WorkloadOptions): WorkloadStats {
+/** What the coherent workload needs besides the DMA target (dma_alloc_coherent). */
+export interface WorkloadExtras<D extends WorkloadDevice> {
+  coherent?: CoherentTarget<D>;
+}
+
+export function runWorkload<D extends WorkloadDevice>(t: DmaTarget<D>, devices: readonly D[], o: WorkloadOptions, extras: WorkloadExtras<D> = {}): WorkloadStats {
   if (devices.length === 0) throw new UsageError("the machine has no devices to run a workload on");
   if (!Number.isSafeInteger(o.ops) || o.ops < 0) throw new UsageError(`--ops ${o.ops}: must be a non-negative integer`);
   const e = new Engine(t, devices);
@@ -42,6 +48,10 @@ export function runWorkload<D extends WorkloadDevice>(t: DmaTarget<D>, devices: 
       break;
     case "sg":
       runSg(e, { ops: o.ops, seed: o.seed, maxSegs: o.maxSegs ?? 8 });
+      break;
+    case "coherent":
+      if (!extras.coherent) throw new UsageError("the coherent workload needs dma_alloc_coherent (a booted machine)");
+      runCoherent(e, extras.coherent, { ops: o.ops, seed: o.seed, depth: o.depth ?? 32 });
       break;
   }
   const elapsedMs = performance.now() - t0;

@@ -126,6 +126,11 @@ describe("dmalab run / demo --json (dmalab/run@1)", () => {
     const doc = runAndValidate(["run", "--machine", "rpi4-8g", "--kernel", "5.13", "--xen", "dom0", "--ops", "200", "--json"], "dmalab/run@1");
     expect(doc.xen).toBe("dom0");
   });
+  it("run --workload coherent (descriptor rings from dma_alloc_coherent)", () => {
+    const doc = runAndValidate(["run", "--machine", "rpi4-8g", "--workload", "coherent", "--ops", "200", "--json"], "dmalab/run@1");
+    expect(doc.workload).toBe("coherent");
+    expect(doc.corruptBytes).toBe(0);
+  });
   it("a boot that faulted: exit 3, the boot's account and one fault object", () => {
     const doc = runAndValidate(["run", "--machine", "rpi4-1g", "--kernel", "5.13-rc1", "--xen", "dom0", "--json"], "dmalab/run@1", 3);
     expect(Object.keys(doc).sort()).toEqual(["boot", "fault", "kernel", "kernelLog", "machine", "schema", "warnings", "xen"]);

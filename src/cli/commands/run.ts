@@ -5,7 +5,9 @@
 import { Option, type Command } from "commander";
 import { FaultError, UsageError, hex } from "../../errors.js";
 import { formatBootReport, type BootReport, type XenRole } from "../../machine/boot.js";
-import { buildMachine, machineSpec, type MachineSpec } from "../../machine/builder.js";
+import { buildMachine, machineSpec, type BuiltMachine, type MachineSpec } from "../../machine/builder.js";
+import type { MachineDevice } from "../../machine/machine.js";
+import type { CoherentTarget } from "../../workload/coherent.js";
 import { MachineDmaTarget } from "../../machine/dma-target.js";
 import { formatSize } from "../../machine/units.js";
 import { WORKLOADS, isWorkloadName, runWorkload, type WorkloadName, type WorkloadStats } from "../../workload/index.js";
@@ -97,7 +99,7 @@ export function executeRun(a: RunArgs): { report: RunReport; bootReport: BootRep
   const t = new MachineDmaTarget(m);
   let stats: WorkloadStats;
   try {
-    stats = runWorkload(t, devs, { workload: a.workload, ops: a.ops, seed: a.seed });
+    stats = runWorkload(t, devs, { workload: a.workload, ops: a.ops, seed: a.seed }, { coherent: coherentTarget(built) });
   } finally {
     t.close();
   }
@@ -120,6 +122,16 @@ export function executeRun(a: RunArgs): { report: RunReport; bootReport: BootRep
     warnings: br.warnings,
   };
   return { report, bootReport: br };
+}
+
+/** dma_alloc_coherent / dma_free_coherent of the booted kernel, for the coherent workload. */
+function coherentTarget(b: BuiltMachine): CoherentTarget<MachineDevice> {
+  const c = b.coherent;
+  return {
+    alloc: (d, size) => c.dmaAllocAttrs(d.dev, size),
+    free: (d, size, phys, dma) => c.dmaFreeAttrs(d.dev, size, phys, dma),
+    usedPages: () => c.direct.pages.usedPages,
+  };
 }
 
 const num = (n: number): string => Math.round(n).toLocaleString("en-US");

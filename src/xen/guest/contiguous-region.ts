@@ -85,6 +85,11 @@ export class ContiguousRegion implements ContiguousRegionOps {
       throw new InvalidArgumentError("x86-pv contiguous regions need a hypervisor and guest scratch memory for the exchange");
   }
 
+  /** guest-physical address of the xen_memory_exchange the exchanges use (for the hypercall log) */
+  get exchangeStructGpa(): number {
+    return this.scratch?.structGpa ?? 0;
+  }
+
   /** xen_create_contiguous_region(pstart, order, address_bits, &dma_handle) */
   create(pstart: number, order: number, addressBits: number): ContiguousResult {
     if (this.mode === "arm") {

@@ -17,8 +17,18 @@
 //    no pool exists, the 2021 regression; ≤5.12 read the static io_tlb_end and 6.x
 //    default_swiotlb_limit(), both of which are merely 0 without a pool.
 // map_page / unmap / sync / sg: as 5.13, with the 6.x per-device force test where it differs.
+// alloc/free coherent (attachCoherent wires the page sources):
+//  - ≤5.18 (both arches share the code): xen_alloc_coherent_pages (arm: dma_direct_alloc;
+//    x86: __get_free_pages), then xen_create_contiguous_region(phys, order, fls64(mask)) when
+//    the bus address passes the coherent mask (32 bits when unset) or the buffer is not
+//    machine-contiguous; PageXenRemapped marks it for xen_destroy_contiguous_region on free;
+//  - 5.19+ arm ("swiotlb-xen: fix DMA_ATTR_NO_KERNEL_MAPPING on arm"): .alloc/.free are
+//    dma_direct_alloc/dma_direct_free; x86 keeps its own pair (__get_free_pages, the exchange,
+//    and a free that WARNs and leaks a buffer it cannot have handed out).
 
 import type { KernelLog } from "../../events.js";
+import type { CoherentBuffer, CoherentOps } from "../../dma/coherent.js";
+import { fls64 } from "../../machine/units.js";
 import type { Device } from "../../dma/device.js";
 import { SIZE_MAX_NUMBER, type DmaMapOps } from "../../dma/ops.js";
 import type { ScatterlistEntry } from "../../dma/scatterlist.js";
@@ -29,6 +39,7 @@ import {
   type DmaDirection,
 } from "../../kernel/dma-mapping.js";
 import { EEXIST, ENOMEM } from "../../kernel/errno.js";
+import { InvalidArgumentError, hex } from "../../errors.js";
 import { IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_MIN_SLABS, SWIOTLB_FORCE } from "../../kernel/swiotlb.js";
 import type { SwiotlbDevice } from "../../swiotlb/device.js";
 import type { KernelProfile } from "../../swiotlb/profile.js";
@@ -394,6 +405,110 @@ export class XenSwiotlb implements DmaMapOps {
   maxMappingSize(dev: Device): number {
     return this.profile.globalSwiotlbForce ? SIZE_MAX_NUMBER : this.sw.maxMappingSize(dev);
   }
+
+  // ---- coherent allocations ------------------------------------------------------------------
+
+  private coh: XenCoherentDeps | null = null;
+  /** PageXenRemapped: buffers xen_create_contiguous_region made contiguous (by phys) */
+  readonly xenRemapped = new Set<number>();
+
+  /** Wires the page sources of the coherent path (done by the machine builder). */
+  attachCoherent(d: XenCoherentDeps): void {
+    this.coh = d;
+  }
+
+  private cohDeps(): XenCoherentDeps {
+    if (this.coh === null) throw new InvalidArgumentError("swiotlb-xen: no page allocator attached for coherent allocations");
+    return this.coh;
+  }
+
+  /** xen_swiotlb_alloc_coherent of the profile's era (or dma_direct_alloc on 5.19+ arm) */
+  allocCoherent(dev: Device, size: number, gfp: number, attrs: number): CoherentBuffer | null {
+    const d = this.cohDeps();
+    if (d.flavour === "arm" && this.profile.xenSwiotlbCoherentIsDmaDirect) return d.direct.allocCoherent(dev, size, gfp, attrs);
+    const order = getOrder(size, this.pageShift);
+    if (this.profile.xenSwiotlbCoherentIsDmaDirect) {
+      // x86, 5.19+
+      const mask = dev.coherentDmaMask;
+      const sz = Math.ceil(size / XEN_PAGE_SIZE) * XEN_PAGE_SIZE;
+      const phys = d.pages.allocPages(gfp, getOrder(sz, this.pageShift));
+      if (phys < 0) return null;
+      let dma = this.physToDma(dev, phys);
+      if (BigInt(dma + sz - 1) > mask || rangeStraddlesPageBoundary(this.p2m, phys, sz)) {
+        const r = this.contig.create(phys, order, fls64(mask));
+        if (r.rc !== 0) {
+          d.pages.freePages(phys, getOrder(sz, this.pageShift));
+          return null;
+        }
+        dma = r.dmaHandle;
+        this.xenRemapped.add(phys);
+      }
+      d.zero(phys, sz);
+      return { phys, dma };
+    }
+    // ≤5.18: GFP zone bits are dropped (pseudo-physical zones say nothing about machine ones)
+    const flags = gfp & ~(0x01 | 0x02);
+    const sz = 2 ** (order + 12);
+    let phys: number;
+    if (d.flavour === "arm") {
+      // *dma_handle is dma-direct's address; phys = dma_to_phys(dev, *dma_handle)
+      const b = d.direct.allocCoherent(dev, sz, flags, attrs);
+      if (b === null) return null;
+      phys = dev.dmaToPhys(b.dma);
+    } else {
+      // x86: __get_free_pages, *dma_handle = virt_to_phys
+      phys = d.pages.allocPages(flags, order);
+      if (phys < 0) return null;
+    }
+    const mask = dev.coherentDmaMask !== 0n ? dev.coherentDmaMask : 0xffff_ffffn;
+    const devAddr = this.physToDma(dev, phys);
+    let dma: number;
+    if (BigInt(devAddr + sz - 1) <= mask && !rangeStraddlesPageBoundary(this.p2m, phys, sz)) dma = devAddr;
+    else {
+      const r = this.contig.create(phys, order, fls64(mask));
+      if (r.rc !== 0) {
+        this.freeCoherentPages(d, dev, sz, phys, phys, attrs);
+        return null;
+      }
+      dma = dev.physToDma(r.dmaHandle);
+      this.xenRemapped.add(phys);
+    }
+    d.zero(phys, sz);
+    return { phys, dma };
+  }
+
+  /** xen_free_coherent_pages: arm dma_direct_free (handed phys_to_dma(phys)); x86 free_pages */
+  private freeCoherentPages(d: XenCoherentDeps, dev: Device, sz: number, phys: number, dmaArg: number, attrs: number): void {
+    if (d.flavour === "arm") d.direct.freeCoherent(dev, sz, phys, dmaArg, attrs);
+    else d.pages.freePages(phys, getOrder(sz, this.pageShift));
+  }
+
+  /** xen_swiotlb_free_coherent of the profile's era (or dma_direct_free on 5.19+ arm) */
+  freeCoherent(dev: Device, size: number, phys: number, dma: number, attrs: number): void {
+    const d = this.cohDeps();
+    if (d.flavour === "arm" && this.profile.xenSwiotlbCoherentIsDmaDirect) return d.direct.freeCoherent(dev, size, phys, dma, attrs);
+    const order = getOrder(size, this.pageShift);
+    if (this.profile.xenSwiotlbCoherentIsDmaDirect) {
+      const sz = Math.ceil(size / XEN_PAGE_SIZE) * XEN_PAGE_SIZE;
+      if (BigInt(dma + sz - 1) > dev.coherentDmaMask || rangeStraddlesPageBoundary(this.p2m, phys, sz)) {
+        // WARN_ON_ONCE, and the pages stay allocated
+        this.log.printOnce("xen_swiotlb_free_coherent", `WARNING: at drivers/xen/swiotlb-xen.c xen_swiotlb_free_coherent for ${dev.name}: buffer at ${hex(phys)} not below the coherent mask or not contiguous`);
+        return;
+      }
+      if (this.xenRemapped.delete(phys)) this.contig.destroy(phys, order);
+      d.pages.freePages(phys, getOrder(sz, this.pageShift));
+      return;
+    }
+    const mask = dev.coherentDmaMask !== 0n ? dev.coherentDmaMask : 0xffff_ffffn;
+    // xen_dma_to_phys: bfn_to_pfn is the identity on arm; x86's mfn_to_pfn inverts the p2m,
+    // which for a buffer it handed out gives that buffer back
+    const p = d.flavour === "x86" && this.physToDma(dev, phys) === dma ? phys : this.dmaToPhys(dev, dma);
+    const sz = 2 ** (order + 12);
+    const warn = BigInt(dma + sz - 1) > mask || rangeStraddlesPageBoundary(this.p2m, p, sz);
+    if (warn) this.log.print(`WARNING: at drivers/xen/swiotlb-xen.c xen_swiotlb_free_coherent for ${dev.name}: buffer at ${hex(p)} not below the coherent mask or not contiguous`);
+    if (!warn && this.xenRemapped.delete(phys)) this.contig.destroy(p, order);
+    this.freeCoherentPages(d, dev, sz, p, dev.physToDma(p), attrs);
+  }
 }
 
 /** The swiotlb calls swiotlb-xen makes, on the kernel's Swiotlb. */
@@ -420,4 +535,14 @@ export function swiotlbForXen(sw: Swiotlb, profile: KernelProfile): SwiotlbForXe
     isForceBounce: (dev) => sw.isForceBounce(dev),
     maxMappingSize: (dev) => sw.maxMappingSize(dev),
   };
+}
+
+/** What swiotlb-xen's coherent path allocates from. */
+export interface XenCoherentDeps {
+  /** "arm": xen_alloc_coherent_pages is dma_direct_alloc; "x86": __get_free_pages */
+  flavour: "arm" | "x86";
+  direct: CoherentOps;
+  pages: { allocPages(gfp: number, order: number): number; freePages(base: number, order: number): void };
+  /** memset through the kernel's linear map (after a remap: the new frames) */
+  zero(phys: number, size: number): void;
 }
