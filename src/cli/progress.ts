@@ -30,6 +30,8 @@ export interface Progress {
   /** false when nothing is shown (the calls below do nothing then) */
   readonly shown: boolean;
   update(done: number): void;
+  /** when the amount of work is known only once it starts */
+  setTotal(total: number): void;
   stop(): void;
 }
 
@@ -39,7 +41,7 @@ export function progressShown(o: Pick<ProgressOptions, "quiet" | "json" | "tty">
   return tty.stdout && tty.stderr && o.json !== true && o.quiet !== true;
 }
 
-const NONE: Progress = { shown: false, update: () => undefined, stop: () => undefined };
+const NONE: Progress = { shown: false, update: () => undefined, setTotal: () => undefined, stop: () => undefined };
 
 function rate(n: number): string {
   if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
@@ -66,14 +68,19 @@ export function createProgress(o: ProgressOptions): Progress {
     },
     cliProgress.Presets.shades_classic,
   );
-  bar.start(o.total, 0, { rate: "0" });
+  let total = o.total;
+  bar.start(total, 0, { rate: "0" });
   let stopped = false;
   return {
     shown: true,
     update(done: number): void {
       if (stopped) return;
       const secs = (performance.now() - t0) / 1000;
-      bar.update(Math.min(done, o.total), { rate: rate(secs > 0 ? done / secs : 0) });
+      bar.update(Math.min(done, total), { rate: rate(secs > 0 ? done / secs : 0) });
+    },
+    setTotal(n: number): void {
+      total = n;
+      bar.setTotal(n);
     },
     stop(): void {
       if (stopped) return;

@@ -135,11 +135,12 @@ export class Log2Histogram {
     }
     this.counts[Math.min(i, this.counts.length - 1)]!++;
   }
-  histogram(fmt: (n: number) => string = String): Histogram {
+  /** labels: "≤64", "≤128"… (each bucket holds what is above the previous edge), or with `ranges` "1", "2", "3-4"… */
+  histogram(fmt: (n: number) => string = String, ranges = false): Histogram {
     const labels: string[] = [];
     let lo = 0;
     for (let i = 0, edge = this.min; i < this.counts.length; i++, edge *= 2) {
-      labels.push(i === 0 ? `≤${fmt(edge)}` : `${fmt(lo + 1)}-${fmt(edge)}`);
+      labels.push(!ranges ? `≤${fmt(edge)}` : lo + 1 === edge ? fmt(edge) : `${fmt(lo + 1)}-${fmt(edge)}`);
       lo = edge;
     }
     return { labels, counts: [...this.counts] };

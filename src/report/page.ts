@@ -43,8 +43,10 @@ export const PAGE_JS = String.raw`
   }
   function table(parent, head, rows, cls) {
     var t = add(parent, "table");
-    var tr = add(t, "tr");
-    head.forEach(function (h) { add(tr, "th", null, h); });
+    if (head.some(function (h) { return h !== ""; })) {
+      var tr = add(t, "tr");
+      head.forEach(function (h) { add(tr, "th", null, h); });
+    }
     rows.forEach(function (r, i) {
       var row = add(t, "tr", cls ? { "class": cls(i) } : null);
       r.forEach(function (c) { add(row, "td", typeof c === "number" ? { "class": "num" } : null, typeof c === "number" ? c.toLocaleString("en-US") : c); });
@@ -125,9 +127,12 @@ export const PAGE_JS = String.raw`
     var H = top + nr * rowH + bottom;
     var cv = add(box, "canvas", { "class": "heat", width: String(W), height: String(H) });
     var ctx = cv.getContext("2d");
+    // colours span 0 .. the fullest cell, so a lightly used pool still shows its pattern
+    var vmax = 1;
+    for (var q = 0; q < raw.length; q++) vmax = Math.max(vmax, raw.charCodeAt(q));
     var img = ctx.createImageData(ns, nr);
     for (var s = 0; s < ns; s++) for (var r = 0; r < nr; r++) {
-      var c = ramp(raw.charCodeAt(s * nr + r)), o = 4 * (r * ns + s);
+      var v0 = raw.charCodeAt(s * nr + r), c = v0 === 0 ? [255, 255, 255] : ramp(40 + (215 * v0) / vmax), o = 4 * (r * ns + s);
       img.data[o] = c[0]; img.data[o + 1] = c[1]; img.data[o + 2] = c[2]; img.data[o + 3] = 255;
     }
     var off = document.createElement("canvas"); off.width = ns; off.height = nr;
@@ -153,6 +158,9 @@ export const PAGE_JS = String.raw`
     }
     ctx.fillStyle = "#d62728";
     P.full.forEach(function (x) { var p = px(x); ctx.beginPath(); ctx.moveTo(p - 4, 2); ctx.lineTo(p + 4, 2); ctx.lineTo(p, top - 2); ctx.fill(); });
+    box.setAttribute("data-max", String(vmax));
+    var note = add(box, "p", { "class": "note" }, "Darkest: " + Math.round((vmax / 255) * 100) + "% of a range's slots in use; white: none.");
+    note.setAttribute("data-role", "heat-scale");
     charts.push({ id: "pool-heatmap", kind: "canvas", series: nr, points: ns, canvas: cv });
   }
 
@@ -163,9 +171,9 @@ export const PAGE_JS = String.raw`
     var P = R.pool;
     if (P) {
       add(sec, "h3", null, "Slot occupancy of the " + P.pool + " pool (" + P.nslabs.toLocaleString("en-US") + " slots, " + P.nareas + " area" + (P.nareas === 1 ? "" : "s") + ")");
-      var lg = add(sec, "p", { "class": "note" }, "x: swiotlb map+unmap operations; y: slot ranges grouped by area; colour: share of the range's slots in use (white none, ");
+      var lg = add(sec, "p", { "class": "note" }, "x: swiotlb map+unmap operations; y: slot ranges (" + P.rows.length + " rows) grouped by area; colour: share of the range's slots in use at the sample (or its busiest neighbour), ");
       add(lg, "span", { "class": "legend-ramp" });
-      lg.appendChild(document.createTextNode(" all). Red marks: swiotlb buffer is full (" + P.fullCount.toLocaleString("en-US") + (P.fullCount > P.full.length ? ", first " + P.full.length + " marked" : "") + ")."));
+      lg.appendChild(document.createTextNode(". Red marks: swiotlb buffer is full (" + P.fullCount.toLocaleString("en-US") + (P.fullCount > P.full.length ? ", first " + P.full.length + " marked" : "") + ")."));
       heatmap(sec, P);
       chart(sec, "pool-used", "io_tlb_used and io_tlb_used_hiwater (slots)", P.x, [
         { label: "io_tlb_used", values: P.used },

@@ -213,7 +213,7 @@ export class PoolRecorder {
       summary,
       pool,
       mapSizes: this.sizes.histogram(shortBytes),
-      slotsPerMapping: this.slots.histogram(),
+      slotsPerMapping: this.slots.histogram(String, true),
       devices,
       hypercalls,
       kernelLog: kernelLog.slice(0, 300),
