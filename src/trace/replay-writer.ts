@@ -2,7 +2,7 @@
 // the header, then every map (the cpu, original address, size and masks the allocator was
 // given, including those it refused as full) and every unmap, in order. Replaying the file
 // drives the same allocator code from an empty pool, so it reproduces the run's slots when the
-// run's pool looks like the replay's (4 KiB pages, a 2 MiB-aligned start, no segment boundary):
+// run's pool looks like the replay's (4 KiB pages, a start aligned like the replay's, no segment boundary):
 // anything else is said in a `#` line at the top and in the returned warnings.
 // Each map line is followed by "# => <id> <slot> <tlb_offset>" (or "# => <id> full"): what the
 // run got, so `dmalab replay FILE` can be diffed against it.
@@ -15,7 +15,6 @@ import type { Machine } from "../machine/machine.js";
 import type { IoTlbMem } from "../swiotlb/swiotlb.js";
 
 const REPLAY_PAGE = 4096;
-const REPLAY_ALIGN = 2 * 1024 * 1024;
 
 export class ReplayTraceWriter {
   private readonly fd: number;
@@ -56,12 +55,17 @@ export class ReplayTraceWriter {
     const p = mem.pool;
     const why: string[] = [];
     if (p.pageSize !== REPLAY_PAGE) why.push(`the kernel's pages are ${p.pageSize / 1024} KiB (replays use 4 KiB)`);
-    if (p.start % REPLAY_ALIGN !== 0) why.push(`the pool starts at ${hex(p.start)}, not 2 MiB-aligned`);
+    // the search compares slot addresses with the original under the devices' min_align_mask
+    // and page alignment: the replay's pool (2 MiB-aligned) matches the run's when the run's is
+    // aligned to the largest of them, in physical and in every device's DMA view
+    let need = REPLAY_PAGE;
+    for (const d of m.devices) need = Math.max(need, 2 ** Math.ceil(Math.log2((d.dev.minAlignMask >>> 0) + 1)));
+    if (p.start % need !== 0) why.push(`the pool starts at ${hex(p.start)}, not ${hex(need)}-aligned`);
     for (const d of m.devices) {
       const dev = d.dev;
       if (dev.segBoundaryMask < 2 ** 53 - 1 && dev.segBoundaryMask + 1 < p.nslabs * IO_TLB_SIZE) why.push(`${d.name} has a segment boundary mask ${hex(dev.segBoundaryMask)}`);
-      const off = dev.physToDma(p.start);
-      if (off >= 0 && off % REPLAY_ALIGN !== 0) why.push(`${d.name} sees the pool at DMA address ${hex(off)}, not 2 MiB-aligned`);
+      const at = dev.physToDma(p.start);
+      if (at >= 0 && at % need !== 0) why.push(`${d.name} sees the pool at DMA address ${hex(at)}, not ${hex(need)}-aligned`);
     }
     if (mem.used !== 0 || p.areaIndexList().some((i) => i !== 0)) why.push("the boot left the pool in use (a replay starts from an empty pool)");
     this.put(`# dmalab run on machine ${m.desc.name}, kernel ${m.profile.version}: the default pool at ${hex(p.start)}\n`);
