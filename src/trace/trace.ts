@@ -36,7 +36,7 @@ export function openTrace(file: string, format: "chrome" | "replay"): RunTrace {
     },
     start: () => undefined,
     finish: () => {
-      const mm = m as Machine | null;
+      const mm: Machine | null = m;
       w.finish(mm === null ? {} : { machine: mm.desc.name, kernel: mm.profile.version });
       return [];
     },
