@@ -51,9 +51,11 @@ export interface PoolTimeline {
   usedPeak: number[];
   /** io_tlb_used_hiwater at each sample */
   hiwater: number[];
-  /** per area: used slots at each sample */
+  /** the areas the per-area series are for: all, or the 16 with the highest high-water mark */
+  areas: number[];
+  /** per area of `areas`: used slots at each sample */
   areaUsed: number[][];
-  /** per area: the largest used count reached so far, at each sample */
+  /** per area of `areas`: the largest used count reached so far, at each sample */
   areaHiwater: number[][];
   /** x of each "swiotlb buffer is full" (at most 1000; `fullCount` has them all) */
   full: number[];

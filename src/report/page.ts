@@ -180,15 +180,9 @@ export const PAGE_JS = String.raw`
         { label: "peak since last sample", values: P.usedPeak, dash: [4, 3] },
         { label: "io_tlb_used_hiwater", values: P.hiwater, color: "#d62728" },
       ], { xname: "pool operations", yname: "slots", draw: markers(P.full.slice(0, 200), "rgba(214,39,40,0.35)") });
-      var shown = [];
-      for (var a = 0; a < P.nareas; a++) shown.push(a);
-      if (shown.length > 16) {
-        shown.sort(function (p, q) { return P.areaHiwater[q][P.x.length - 1] - P.areaHiwater[p][P.x.length - 1]; });
-        shown = shown.slice(0, 16).sort(function (p, q) { return p - q; });
-        add(sec, "p", { "class": "note" }, "Per-area charts: the 16 areas with the highest high-water mark of " + P.nareas + ".");
-      }
-      chart(sec, "area-used", "used slots per area", P.x, shown.map(function (a, i) { return { label: "area " + a, values: P.areaUsed[a], color: color(i) }; }), { xname: "pool operations", yname: "slots" });
-      chart(sec, "area-hiwater", "high-water mark per area", P.x, shown.map(function (a, i) { return { label: "area " + a, values: P.areaHiwater[a], color: color(i) }; }), { xname: "pool operations", yname: "slots" });
+      if (P.areas.length < P.nareas) add(sec, "p", { "class": "note" }, "Per-area charts: the " + P.areas.length + " areas with the highest high-water mark, of " + P.nareas + ".");
+      chart(sec, "area-used", "used slots per area", P.x, P.areas.map(function (a, i) { return { label: "area " + a, values: P.areaUsed[i], color: color(i) }; }), { xname: "pool operations", yname: "slots" });
+      chart(sec, "area-hiwater", "high-water mark per area", P.x, P.areas.map(function (a, i) { return { label: "area " + a, values: P.areaHiwater[i], color: color(i) }; }), { xname: "pool operations", yname: "slots" });
     } else add(sec, "p", { "class": "note" }, "No default swiotlb pool: nothing to draw of its slots.");
     add(sec, "h3", null, "Mappings");
     var idx = function (n) { var r = []; for (var i = 0; i < n; i++) r.push(i); return r; };

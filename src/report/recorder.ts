@@ -12,6 +12,8 @@ import { Log2Histogram, shortBytes, type PoolTimeline, type RunSection } from ".
 /** heat-map rows the pool is cut into (whole areas grouped when there are more areas) */
 const ROWS = 64;
 const MAX_FULL_MARKS = 1000;
+/** per-area series kept in a report (the busiest areas past that) */
+const MAX_AREA_SERIES = 16;
 
 interface Row {
   area: number;
@@ -185,6 +187,8 @@ export class PoolRecorder {
     const p = this.pool;
     let pool: PoolTimeline | null = null;
     if (p !== null) {
+      let areas = this.areaMax.map((_, a) => a);
+      if (areas.length > MAX_AREA_SERIES) areas = areas.sort((a, b) => this.areaMax[b]! - this.areaMax[a]! || a - b).slice(0, MAX_AREA_SERIES).sort((a, b) => a - b);
       const flat = new Uint8Array(this.occ.length * this.rows.length);
       this.occ.forEach((r, i) => flat.set(r, i * this.rows.length));
       pool = {
@@ -198,8 +202,9 @@ export class PoolRecorder {
         used: this.used,
         usedPeak: this.usedPeak,
         hiwater: this.hiwater,
-        areaUsed: this.areaUsed,
-        areaHiwater: this.areaHiwater,
+        areas,
+        areaUsed: areas.map((a) => this.areaUsed[a]!),
+        areaHiwater: areas.map((a) => this.areaHiwater[a]!),
         full: [...this.full],
         fullCount: this.fullCount,
       };

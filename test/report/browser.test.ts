@@ -38,7 +38,8 @@ function expectedCharts(d: ReportData): Record<string, number> {
   const R = d.run;
   if (R) {
     if (R.pool) {
-      const shown = Math.min(16, R.pool.nareas);
+      const shown = R.pool.areas.length;
+      expect(shown).toBe(Math.min(16, R.pool.nareas));
       Object.assign(e, { "pool-heatmap": R.pool.rows.length, "pool-used": 3, "area-used": shown, "area-hiwater": shown });
     }
     Object.assign(e, { "map-sizes": 1, "slots-per-mapping": 1 });
