@@ -60,5 +60,24 @@ if (!haveUnicorn()) {
   }
 }
 
+// 2b. Debian's chromium for the report's browser test (test/report/browser.test.ts), driven by
+// playwright-core: never a browser download, only the distribution's package
+function ensureChromium() {
+  if (existsSync("/usr/bin/chromium") || process.env.DMALAB_CHROMIUM) return;
+  const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+  if (!isRoot) {
+    process.stderr.write(
+      "setup: chromium is missing and this is not root; the HTML report's browser test will be skipped.\n" +
+        "setup: install it with:  sudo apt-get update && sudo apt-get install -y chromium\n",
+    );
+    return;
+  }
+  log("installing chromium (apt-get update; apt-get install chromium) for the report's browser test");
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  sh("apt-get", ["update", "-qq"], { env });
+  sh("apt-get", ["install", "-y", "-qq", "--no-install-recommends", "chromium"], { env });
+}
+ensureChromium();
+
 // 3. compile when any source is newer than the last build (scripts/build.mjs, also npm pack's prepack)
 if (!build({ log })) process.exit(1);

@@ -22,6 +22,13 @@ import {
 import { PINGPONG_WARMUP, Pingpong, Ring, type Stepper } from "./workloads.js";
 import { IO_TLB_SEGSIZE } from "../kernel/swiotlb.js";
 
+/** Called now and then during a timed stretch on this thread (a progress bar's redraw); null: never. */
+let benchTick: (() => void) | null = null;
+
+export function onBenchTick(fn: (() => void) | null): void {
+  benchTick = fn;
+}
+
 export interface WorkloadJobSpec {
   kind: "workload";
   config: BenchMachineConfig;
@@ -41,6 +48,8 @@ export interface WorkloadThreadResult {
   latency: LatencyFigures;
   heapBytesPerPair: number;
   log: string[];
+  /** the sample's pair times in ns, clock cost taken off (reports draw their histogram) */
+  pairNs?: Float64Array;
 }
 
 
@@ -104,17 +113,32 @@ export class WorkloadJob {
   }
 
   timed(deadlineMs: number): TimedRun {
-    return runUntilMany(this.steppers, deadlineMs);
+    const tick = benchTick;
+    if (tick === null) return runUntilMany(this.steppers, deadlineMs);
+    // a progress bar is drawn: 100 ms slices, added up, with a redraw between them
+    const sum: TimedRun = { pairs: 0, bouncedBytes: 0, failures: 0, elapsedNs: 0 };
+    do {
+      const r = runUntilMany(this.steppers, Math.min(deadlineMs, performance.now() + 100));
+      sum.pairs += r.pairs;
+      sum.bouncedBytes += r.bouncedBytes;
+      sum.failures += r.failures;
+      sum.elapsedNs += r.elapsedNs;
+      tick();
+    } while (performance.now() < deadlineMs);
+    return sum;
   }
 
   /**
    * After the timed stretch: the heap growth per pair first (the steady state the timed pairs
    * ran in), then the individually timed latency sample.
    */
-  sample(): { latency: LatencyFigures; heap: number } {
+  sample(): { latency: LatencyFigures; heap: number; pairNs: Float64Array } {
     const heap = this.spec.measureHeap ? heapBytesPerPair(this.steppers[0]!) : 0;
-    const latency = latencyFigures(takeSample(this.steppers, this.spec.sampleN));
-    return { latency, heap };
+    const s = takeSample(this.steppers, this.spec.sampleN);
+    const latency = latencyFigures(s);
+    // a pair spans two clock edges, as latencyFigures counts it
+    const pairNs = s.pairNs.map((v) => Math.max(0, v - 2 * s.clockNs));
+    return { latency, heap, pairNs };
   }
 
   finish(): void {
@@ -286,6 +310,7 @@ export class KernelJob {
           }
         }
       }
+      benchTick?.();
     } while (performance.now() < deadlineMs);
     const t = performance.now();
     let sums = zeroSums();

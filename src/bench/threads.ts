@@ -152,9 +152,9 @@ export async function runWorkload(o: WorkloadRunOptions): Promise<WorkloadResult
     job.warmUp();
     const copy = job.copyLimit(performance.now() + copySeconds * 1000, 0, 1);
     const run = job.timed(performance.now() + o.seconds * 1000);
-    const { latency, heap } = job.sample();
+    const { latency, heap, pairNs } = job.sample();
     job.finish();
-    parts = [{ run, copy, latency, heapBytesPerPair: heap, log: job.m.log.lines }];
+    parts = [{ run, copy, latency, heapBytesPerPair: heap, log: job.m.log.lines, pairNs }];
   } else {
     const m = buildBenchMachine(o.config);
     areas = m.swiotlb.defaultMem!.pool.nareas;
@@ -180,7 +180,16 @@ export async function runWorkload(o: WorkloadRunOptions): Promise<WorkloadResult
     // locks would show as a slot still busy or a counter off
     if (!poolIsDrained(m)) throw new FaultError("benchmark threads left the shared pool inconsistent (a slot still busy or a counter off)");
   }
-  return mergeWorkload(o, areas, parts);
+  const r = mergeWorkload(o, areas, parts);
+  latencyTap?.(r, parts.map((p) => p.pairNs ?? new Float64Array(0)));
+  return r;
+}
+
+/** A listener for every workload run's latency samples (per thread), for reports; null: none. */
+let latencyTap: ((r: WorkloadResult, pairNs: Float64Array[]) => void) | null = null;
+
+export function tapLatency(fn: ((r: WorkloadResult, pairNs: Float64Array[]) => void) | null): void {
+  latencyTap = fn;
 }
 
 /**

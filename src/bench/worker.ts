@@ -25,9 +25,9 @@ function main(init: WorkerInit): void {
       arrive(ctl);
       waitPhase(ctl, PHASE_RUN);
       const run = job.timed(localDeadline(times[TIME_RUN_END]!));
-      const { latency, heap } = job.sample();
+      const { latency, heap, pairNs } = job.sample();
       job.finish();
-      parentPort!.postMessage({ ok: true, result: { run, copy, latency, heapBytesPerPair: heap, log: job.m.log.lines } });
+      parentPort!.postMessage({ ok: true, result: { run, copy, latency, heapBytesPerPair: heap, log: job.m.log.lines, pairNs } });
     } else {
       const job = new KernelJob(init.spec, shared);
       job.prepare();

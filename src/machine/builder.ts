@@ -161,15 +161,18 @@ function isSpec(c: MachineConfig | MachineSpec): c is MachineSpec {
  * outcome says "fault" and carries the oops. Bad configuration throws UsageError/InputError
  * before anything is built.
  */
-export function buildMachine(c: MachineConfig | MachineSpec): BuiltMachine {
+export function buildMachine(c: MachineConfig | MachineSpec, observe?: (m: Machine) => void): BuiltMachine {
   const spec = isSpec(c) ? c : machineSpec(c);
   if (spec.xen === "none") {
     const machine = new Machine(spec.desc, spec.profile);
+    // `observe`: a listener on the machine's events before it boots (reports, traces)
+    observe?.(machine);
     const report = bootMachine(machine, { ...spec.boot, xen: "none" });
     report.decisions.unshift(...spec.notes);
     return { spec, machine, report, xen: null, coherent: setUpCoherent(machine, null) };
   }
   const xb = new XenGuestBoot(spec.desc, spec.profile, { ...spec.xenConfig, role: spec.xen });
+  observe?.(xb.machine);
   xb.earlyInit();
   const report = bootMachine(xb.machine, { ...spec.boot, xen: spec.xen }, xb);
   report.decisions.unshift(...spec.notes);

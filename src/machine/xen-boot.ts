@@ -27,7 +27,7 @@
 // All of this lives in KernelProfile flags (swiotlb/profile.ts).
 
 import { InvalidArgumentError, LimitError, UsageError, hex } from "../errors.js";
-import { EEXIST, ENOSYS } from "../kernel/errno.js";
+import { EEXIST, ENOSYS, errnoString } from "../kernel/errno.js";
 import type { KernelOops } from "../kernel/oops.js";
 import { IO_TLB_SHIFT, SWIOTLB_FORCE_NAMES, SWIOTLB_NO_FORCE } from "../kernel/swiotlb.js";
 import { DEFAULT_CHUNK_SIZE, PhysicalMemory } from "../memory/physical-memory.js";
@@ -169,7 +169,12 @@ export class XenGuestBoot implements BootHooks {
     // the kernel image's static data and stack: where Linux keeps the structures it hands Xen
     this.scratchGpa = this.machine.memblock.allocBottomUp(EXCHANGE_SCRATCH_BYTES + XEN_PAGE_SIZE, XEN_PAGE_SIZE, 0, Infinity, "kernel");
     if (this.scratchGpa < 0) throw new LimitError(`${desc.name}: no room for the kernel's own data in the domain's RAM`);
-    this.hypercalls = new Hypercalls((regs) => void this.hv.dispatch(d, regs), this.machine.memory);
+    this.hypercalls = new Hypercalls((regs) => {
+      const rec = this.hv.dispatch(d, regs);
+      // the kernel's hypercalls show on its machine's event sink (reports, traces)
+      const ev = this.machine.events;
+      if (ev.active) ev.emit("hypercall", { domid: rec.domid, op: rec.sub !== undefined ? `${rec.op}/${rec.sub}` : rec.op, ret: errnoString(rec.ret) });
+    }, this.machine.memory);
     this.xen = new XenGuest(this.hypercalls, this.scratchGpa);
     this.contig = new ContiguousRegion(mode, this.xen, this.p2m, exchangeScratchAt(this.scratchGpa + XEN_PAGE_SIZE));
     if (mode === "x86-pv") {

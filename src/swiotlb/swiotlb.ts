@@ -608,7 +608,7 @@ export class Swiotlb {
       if (tlb < 0) {
         if ((attrs & DMA_ATTR_NO_WARN) === 0) {
           const offset = (orig & minAlign & (alignMask | (IO_TLB_SIZE - 1))) >>> 0;
-          this.warnFull(dev, mem, alignedSize(mappingSize + offset, alignMask));
+          this.warnFull(dev, mem, alignedSize(mappingSize + offset, alignMask), { orig, size: mappingSize, alloc: alignMask, min_align_mask: minAlign, cpu });
         }
         return -1;
       }
@@ -624,7 +624,7 @@ export class Swiotlb {
           this.log.print(
             `${PR}dmalab: find_slots would spin forever here (the real kernel soft-locks up) after ${pool.lastVisits - 1} visits; answering full`,
           );
-        if ((attrs & DMA_ATTR_NO_WARN) === 0) this.warnFull(dev, mem, allocSize);
+        if ((attrs & DMA_ATTR_NO_WARN) === 0) this.warnFull(dev, mem, allocSize, { orig, size: mappingSize, alloc: allocSize, min_align_mask: minAlign, cpu });
         return -1;
       }
     }
@@ -638,14 +638,17 @@ export class Swiotlb {
         throw e;
       }
     }
-    if (this.events.active) this.events.emit("swiotlb_map", { dev: dev.name, orig, tlb_addr: tlb, size: mappingSize, dir });
+    // cpu, alloc (alloc_align_mask in 6.x, alloc_size in 5.13) and min_align_mask: what a replay trace needs
+    if (this.events.active)
+      this.events.emit("swiotlb_map", { dev: dev.name, orig, tlb_addr: tlb, size: mappingSize, dir, cpu, alloc: allocSizeOrAlignMask, min_align_mask: minAlign, pool: mem.name });
     return tlb;
   }
 
-  private warnFull(dev: SwiotlbDevice, mem: IoTlbMem, sz: number): void {
+  /** `req`: the refused request (orig, size, alloc, min_align_mask, cpu), for traces */
+  private warnFull(dev: SwiotlbDevice, mem: IoTlbMem, sz: number, req: Record<string, number>): void {
     if (this.rsFull.allow(this.log))
       this.log.print(`${dev.name}: swiotlb buffer is full (sz: ${sz} bytes), total ${mem.nslabs} (slots), used ${mem.used} (slots)`);
-    if (this.events.active) this.events.emit("swiotlb_full", { dev: dev.name, size: sz, total: mem.nslabs, used: mem.used });
+    if (this.events.active) this.events.emit("swiotlb_full", { ...req, dev: dev.name, size: sz, total: mem.nslabs, used: mem.used, pool: mem.name, map_size: req["size"]! });
   }
 
   /**

@@ -26,6 +26,8 @@ export interface WorkloadOptions {
   rounds?: number;
   /** sg: most segments per list (default 8) */
   maxSegs?: number;
+  /** called with the ops done so far every 1024 ops (progress bars) */
+  progress?: (opsDone: number) => void;
 }
 
 /** What the coherent workload needs besides the DMA target (dma_alloc_coherent). */
@@ -41,13 +43,13 @@ export function runWorkload<D extends WorkloadDevice>(t: DmaTarget<D>, devices: 
   const t0 = performance.now();
   switch (o.workload) {
     case "ring":
-      runRing(e, { ops: o.ops, seed: o.seed, depth: o.depth ?? 32 });
+      runRing(e, { ops: o.ops, seed: o.seed, depth: o.depth ?? 32, progress: o.progress });
       break;
     case "pingpong":
-      runPingPong(e, { ops: o.ops, seed: o.seed, rounds: o.rounds ?? 8 });
+      runPingPong(e, { ops: o.ops, seed: o.seed, rounds: o.rounds ?? 8, progress: o.progress });
       break;
     case "sg":
-      runSg(e, { ops: o.ops, seed: o.seed, maxSegs: o.maxSegs ?? 8 });
+      runSg(e, { ops: o.ops, seed: o.seed, maxSegs: o.maxSegs ?? 8, progress: o.progress });
       break;
     case "coherent":
       if (!extras.coherent) throw new UsageError("the coherent workload needs dma_alloc_coherent (a booted machine)");

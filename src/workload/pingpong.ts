@@ -13,6 +13,8 @@ export interface PingPongOptions {
   seed: number;
   /** exchanges per mapping */
   rounds: number;
+  /** see WorkloadOptions.progress */
+  progress?: ((opsDone: number) => void) | undefined;
 }
 
 export function runPingPong<D extends WorkloadDevice>(e: Engine<D>, o: PingPongOptions): void {
@@ -38,6 +40,7 @@ export function runPingPong<D extends WorkloadDevice>(e: Engine<D>, o: PingPongO
   };
 
   for (let op = 0; op < o.ops; op++) {
+    if ((op & 1023) === 0 && o.progress !== undefined) o.progress(op);
     const di = op % e.devices.length;
     const dev = e.devices[di]!;
     const s = st[di]!;

@@ -13,6 +13,8 @@ export interface RingOptions {
   seed: number;
   /** descriptors in flight per device */
   depth: number;
+  /** see WorkloadOptions.progress */
+  progress?: ((opsDone: number) => void) | undefined;
 }
 
 class Ring {
@@ -63,6 +65,7 @@ export function runRing<D extends WorkloadDevice>(e: Engine<D>, o: RingOptions):
   };
 
   for (let op = 0; op < o.ops; op++) {
+    if ((op & 1023) === 0 && o.progress !== undefined) o.progress(op);
     const di = op % e.devices.length;
     const dev = e.devices[di]!;
     const ring = rings[di]!;

@@ -12,6 +12,8 @@ export interface SgOptions {
   ops: number;
   seed: number;
   maxSegs: number;
+  /** see WorkloadOptions.progress */
+  progress?: ((opsDone: number) => void) | undefined;
 }
 
 export function runSg<D extends WorkloadDevice>(e: Engine<D>, o: SgOptions): void {
@@ -21,6 +23,7 @@ export function runSg<D extends WorkloadDevice>(e: Engine<D>, o: SgOptions): voi
   const arenas = e.devices.map((d) => e.arena(d, MAXSEG + page, o.maxSegs));
   const seeds = new Uint32Array(o.maxSegs);
   for (let op = 0; op < o.ops; op++) {
+    if ((op & 1023) === 0 && o.progress !== undefined) o.progress(op);
     const di = op % e.devices.length;
     const dev = e.devices[di]!;
     const nents = r.range(1, o.maxSegs);

@@ -23,8 +23,14 @@ import {
 import { entriesOf, runSuite } from "../../bench/suite.js";
 import { runKernelBench, runWorkload } from "../../bench/threads.js";
 import { out, printJson } from "../output.js";
+import { onBenchTick } from "../../bench/job.js";
+import { BenchCollector } from "../../report/bench.js";
+import { writeReport } from "../../report/html.js";
+import { REPORT_SCHEMA } from "../../report/model.js";
+import { createProgress } from "../progress.js";
+import { addReportOptions, parseReportFlags, reportConfig, type ReportArgs, type ReportFlags } from "../report-options.js";
 
-interface BenchOpts {
+interface BenchOpts extends ReportFlags {
   t?: string;
   s?: string;
   n?: string;
@@ -53,7 +59,7 @@ function intOpt(name: string, v: string | undefined, min: number, max: number): 
 }
 
 export function registerBench(program: Command): void {
-  program
+  const c = program
     .command("bench")
     .description(
       "map/unmap benchmark: the kernel's dma_map_benchmark emulated (-t -s -n -b -d -x -g), or a throughput workload (--workload), or the suite",
@@ -76,13 +82,57 @@ export function registerBench(program: Command): void {
     .option("--compare <file>", "compare with a saved summary (bench/baseline.json): ratio per workload")
     .option("--suite", "run the whole regression set (medians of --runs runs)")
     .option("--out <file>", "write the JSON summary (or result) to this file")
-    .option("--runs <n>", "runs per workload for --suite / --compare (medians)")
-    .action(async (o: BenchOpts) => {
-      await bench(o);
-    });
+    .option("--runs <n>", "runs per workload for --suite / --compare (medians)");
+  addReportOptions(c).action(async (o: BenchOpts) => {
+    await withBenchReport(o, (collector) => bench(o, collector));
+  });
 }
 
-async function bench(o: BenchOpts): Promise<void> {
+/**
+ * --report and the progress bar around one bench command: the paths are checked first, the
+ * bar follows the seconds measured (redrawn from the timed loops and a timer), the report is
+ * written when the command's own output is done.
+ */
+async function withBenchReport(o: BenchOpts, body: (c: BenchCollector | null) => Promise<void>): Promise<void> {
+  const show: ReportArgs = parseReportFlags(o);
+  const collector = show.report !== undefined ? new BenchCollector() : null;
+  const secs = o.s === undefined ? undefined : Number(o.s);
+  const workloadMode = o.workload !== undefined || o.suite === true || o.compare !== undefined;
+  // a guess of the measured seconds (copy ceiling, run, latency sample); the bar never passes it
+  const total = o.suite === true || (o.compare !== undefined && o.workload === undefined) ? 0 : workloadMode ? (secs ?? 2) * 1.25 + 0.5 : (secs ?? 20);
+  const progress = createProgress({ total: Math.ceil(total), label: "bench", unit: "s", quiet: show.quiet, json: o.json });
+  const t0 = performance.now();
+  const tick = (): void => progress.update(Math.min(total * 0.99, (performance.now() - t0) / 1000));
+  let timer: NodeJS.Timeout | undefined;
+  if (progress.shown) {
+    onBenchTick(tick);
+    timer = setInterval(tick, 200);
+    timer.unref();
+  }
+  try {
+    await body(collector);
+  } finally {
+    onBenchTick(null);
+    if (timer !== undefined) clearInterval(timer);
+    progress.stop();
+  }
+  if (collector !== null && show.report !== undefined) {
+    const spec = machineSpec({ machine: o.machine, kernel: o.kernel, ...(o.swiotlb !== undefined ? { swiotlb: o.swiotlb } : {}), ...(o.mem !== undefined ? { mem: parseMemFlag(o.mem) } : {}) });
+    const extra: [string, string][] = [["mode", o.suite ? "suite" : o.workload !== undefined ? `workload ${o.workload}${o.workload === "pingpong" ? ` ${o.size ?? 64} B` : ""}` : "dma_map_benchmark"]];
+    if (o.t !== undefined) extra.push(["threads", o.t]);
+    if (o.areas !== undefined) extra.push(["areas", o.areas]);
+    writeReport(show.report, {
+      schema: REPORT_SCHEMA,
+      kind: "bench",
+      title: `dmalab bench on ${spec.desc.name}, kernel ${spec.profile.version}`,
+      config: reportConfig(spec, null, extra),
+      bench: collector.finish(),
+      notes: [],
+    });
+  }
+}
+
+async function bench(o: BenchOpts, collector: BenchCollector | null): Promise<void> {
   const raw: RawToolArgs = { threads: o.t, seconds: o.s, node: o.n, bits: o.b, dir: o.d, xdelay: o.x, granule: o.g };
   const args = parseToolArgs(raw);
   const areas = intOpt("--areas", o.areas, 1, 1024);
@@ -97,6 +147,7 @@ async function bench(o: BenchOpts): Promise<void> {
     checkToolArgs(args);
     const config = { machine: o.machine, kernel: o.kernel, swiotlb: o.swiotlb, areas, mem, mode: "kernel" as const };
     const r = await runKernelBench(config, args);
+    collector?.addKernel(r.lines, r.pairsPerSec, r.bouncedBytesPerSec);
     if (r.error !== null) {
       for (const l of r.dmesg) out(`[dmesg] ${l}`);
       throw r.error;
@@ -154,6 +205,7 @@ async function bench(o: BenchOpts): Promise<void> {
       entries: base !== undefined && !o.suite ? entriesOf(base) : undefined,
       progress,
     });
+    for (const [k, r] of Object.entries(summary.workloads)) collector?.addWorkload(k, r);
     if (o.out !== undefined) writeFileSync(o.out, JSON.stringify(summary, null, 2) + "\n");
     if (o.json) printJson({ schema: "dmalab/bench@1", ...summary });
     else {
@@ -176,6 +228,7 @@ async function bench(o: BenchOpts): Promise<void> {
   const threads = args.threads;
   const config = { machine: o.machine, kernel: o.kernel, swiotlb: o.swiotlb, areas, mem, mode: "workload" as const };
   const r: WorkloadResult = await runWorkload({ config, workload, size, threads, seconds: o.s === undefined ? 2 : args.seconds });
+  collector?.addWorkload(workloadKey(r), r);
   if (o.out !== undefined) writeFileSync(o.out, JSON.stringify({ schema: "dmalab/bench@1", ...r }, null, 2) + "\n");
   if (o.json) printJson({ schema: "dmalab/bench@1", machine: machineName, ...r });
   else for (const l of workloadLines(r)) out(l);

@@ -13,8 +13,12 @@ import { KERNEL_VERSIONS } from "../../swiotlb/profile.js";
 import { describeXenErrno } from "../../xen/guest/hypercall.js";
 import { addMachineOptions, machineConfig, type MachineFlags } from "../machine-options.js";
 import { out, printJson } from "../output.js";
+import { createProgress } from "../progress.js";
+import { addReportOptions, parseReportFlags, type ReportFlags } from "../report-options.js";
+import { writeReport } from "../../report/html.js";
+import { REPORT_SCHEMA, commandLine } from "../../report/model.js";
 
-export interface BootFlags extends MachineFlags {
+export interface BootFlags extends MachineFlags, ReportFlags {
   matrix?: boolean;
   json?: boolean;
 }
@@ -110,11 +114,13 @@ export interface MatrixFilter {
 }
 
 /** Every preset × kernel profile × Xen role (or the axes the filter narrows). A failed probe counts as "fault". */
-export function bootMatrix(f: MatrixFilter = {}): MatrixRow[] {
+export function bootMatrix(f: MatrixFilter = {}, each?: (done: number, total: number) => void): MatrixRow[] {
   const rows: MatrixRow[] = [];
+  const total = (f.machines ?? presetNames()).length * (f.kernels ?? KERNEL_VERSIONS).length * (f.roles ?? XEN_ROLES).length;
   for (const machine of f.machines ?? presetNames())
     for (const kernel of f.kernels ?? KERNEL_VERSIONS)
       for (const xen of f.roles ?? XEN_ROLES) {
+        each?.(rows.length, total);
         const { report } = executeBoot({ machine, kernel, xen });
         const row: MatrixRow = { machine, kernel, xen, outcome: report.outcome === "ok" ? "ok" : "fault" };
         const fl = bootFailure(report);
@@ -137,10 +143,12 @@ export function registerBoot(program: Command): void {
   const c = program
     .command("boot")
     .description("boot a machine with a kernel profile, natively or as a Xen dom0/domU, and probe its devices");
-  addMachineOptions(c, { contig: true })
+  addReportOptions(addMachineOptions(c, { contig: true }))
     .option("--matrix", "boot every preset × kernel profile × Xen role (--machine, --kernel, --xen narrow it) and print the outcomes")
     .option("--json", "one JSON document on stdout")
     .action((flags: BootFlags, cmd: Command) => {
+      const show = parseReportFlags(flags);
+      if (!flags.matrix && show.report !== undefined) throw new UsageError("--report: boot writes a report with --matrix (a single boot's account is what `dmalab boot` prints)");
       if (flags.matrix) {
         const given = (k: string): boolean => cmd.getOptionValueSource(k) === "cli";
         const refused = (
@@ -162,7 +170,33 @@ export function registerBoot(program: Command): void {
         }
         if (given("kernel")) filter.kernels = [flags.kernel!];
         if (given("xen")) filter.roles = [flags.xen as XenRole];
-        const rows = bootMatrix(filter);
+        const progress = createProgress({ total: 1, label: "boot --matrix", unit: "boots", quiet: show.quiet, json: flags.json });
+        let rows: MatrixRow[];
+        try {
+          rows = bootMatrix(filter, (done, total) => {
+            if (done === 0) progress.setTotal(total);
+            progress.update(done);
+          });
+        } finally {
+          progress.stop();
+        }
+        if (show.report !== undefined)
+          writeReport(show.report, {
+            schema: REPORT_SCHEMA,
+            kind: "boot-matrix",
+            title: "dmalab boot --matrix",
+            config: {
+              command: commandLine(),
+              machine: filter.machines?.join(", ") ?? "every preset",
+              kernel: filter.kernels?.join(", ") ?? KERNEL_VERSIONS.join(", "),
+              swiotlb: "(each preset's own)",
+              xen: { role: (filter.roles ?? XEN_ROLES).join(", ") },
+              extra: [["boots", String(rows.length)]],
+              generated: new Date().toISOString(),
+            },
+            matrix: { rows },
+            notes: [],
+          });
         if (flags.json) printJson({ schema: "dmalab/boot-matrix@1", rows });
         else for (const l of formatMatrix(rows)) out(l);
         return;

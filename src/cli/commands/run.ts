@@ -14,12 +14,18 @@ import { WORKLOADS, isWorkloadName, runWorkload, type WorkloadName, type Workloa
 import { addMachineOptions, machineConfig, type MachineFlags } from "../machine-options.js";
 import { out, printJson } from "../output.js";
 import { parseIntArg } from "../parse.js";
+import { createProgress } from "../progress.js";
+import { addReportOptions, parseReportFlags, reportConfig, type ReportArgs, type ReportFlags } from "../report-options.js";
+import { writeReport } from "../../report/html.js";
+import { REPORT_SCHEMA, type ReportData, type RunSection } from "../../report/model.js";
+import { PoolRecorder } from "../../report/recorder.js";
+import { openTrace } from "../../trace/trace.js";
 
 export const DEFAULT_OPS = 4096;
 export const DEFAULT_SEED = 1;
 
 /** Raw flag values as commander hands them over (strings), validated by parseRunArgs. */
-export interface RunFlags extends MachineFlags {
+export interface RunFlags extends MachineFlags, ReportFlags {
   workload?: string;
   ops?: string;
   seed?: string;
@@ -35,6 +41,8 @@ export interface RunArgs {
   seed: number;
   devices?: string[];
   json: boolean;
+  /** --report, --trace, --quiet (absent: none of them) */
+  show?: ReportArgs;
 }
 
 /** Checks every flag and resolves the machine before anything is built. */
@@ -43,7 +51,7 @@ export function parseRunArgs(f: RunFlags): RunArgs {
   if (!isWorkloadName(workload)) throw new UsageError(`--workload '${workload}': expected one of ${WORKLOADS.join(", ")}`);
   const ops = f.ops === undefined ? DEFAULT_OPS : parseIntArg("--ops", f.ops, 1, 100_000_000);
   const seed = f.seed === undefined ? DEFAULT_SEED : parseIntArg("--seed", f.seed, 0, 0xffff_ffff);
-  const a: RunArgs = { spec: machineSpec(machineConfig(f)), workload, ops, seed, json: f.json === true };
+  const a: RunArgs = { spec: machineSpec(machineConfig(f)), workload, ops, seed, json: f.json === true, show: parseReportFlags(f) };
   if (f.device !== undefined) a.devices = f.device.split(",").map((s) => s.trim()).filter((s) => s !== "");
   return a;
 }
@@ -84,10 +92,27 @@ export class BootFaultError extends FaultError {
  * FaultError when the boot faults (the oops is in the message).
  */
 export function executeRun(a: RunArgs): { report: RunReport; bootReport: BootReport } {
-  const built = buildMachine(a.spec);
+  const show = a.show;
+  const rec = show?.report !== undefined ? new PoolRecorder() : null;
+  const trace = show?.trace !== undefined ? openTrace(show.trace, show.traceFormat) : null;
+  // report and trace listen from before the boot: its hypercalls and kernel log are theirs too
+  const built = buildMachine(a.spec, rec === null && trace === null ? undefined : (mm) => {
+    rec?.attach(mm);
+    trace?.attach(mm);
+  });
   const br = built.report;
   const m = built.machine;
-  if (br.outcome === "fault") throw new BootFaultError(br);
+  const traceWarnings: string[] = [];
+  if (br.outcome === "fault") {
+    if (trace) traceWarnings.push(...trace.finish());
+    if (rec && show?.report !== undefined) {
+      const run = rec.finish([], [...br.kernelLog, ...(br.fault?.oops ?? [])], [["outcome", `boot fault: ${br.fault?.message ?? "unknown"}`]]);
+      writeReport(show.report, runReportData(a, built, run));
+    }
+    throw new BootFaultError(br);
+  }
+  rec?.start();
+  trace?.start();
   let devs = m.devices.filter((d) => d.probed);
   if (a.devices) {
     const wanted = a.devices.map((n) => m.device(n));
@@ -98,10 +123,18 @@ export function executeRun(a: RunArgs): { report: RunReport; bootReport: BootRep
   const bootLines = m.log.lines.length;
   const t = new MachineDmaTarget(m);
   let stats: WorkloadStats;
+  const progress = createProgress({ total: a.ops, label: "run", unit: "ops", quiet: show?.quiet, json: a.json });
   try {
-    stats = runWorkload(t, devs, { workload: a.workload, ops: a.ops, seed: a.seed }, { coherent: coherentTarget(built) });
+    stats = runWorkload(
+      t,
+      devs,
+      { workload: a.workload, ops: a.ops, seed: a.seed, ...(progress.shown ? { progress: (d: number) => progress.update(d) } : {}) },
+      { coherent: coherentTarget(built) },
+    );
   } finally {
+    progress.stop();
     t.close();
+    if (trace) traceWarnings.push(...trace.finish());
   }
   const ramBytes = a.spec.desc.ram.reduce((s, b) => s + b.size, 0);
   const fc = stats.firstCorruption;
@@ -119,8 +152,21 @@ export function executeRun(a: RunArgs): { report: RunReport; bootReport: BootRep
     boot: bootSummary(br),
     kernelLog: [...m.log.lines],
     bootLogLines: bootLines,
-    warnings: br.warnings,
+    warnings: [...br.warnings, ...traceWarnings],
   };
+  if (rec && show?.report !== undefined) {
+    const summary: [string, string][] = [
+      ["workload", `${a.workload}, ${num(a.ops)} ops, seed ${a.seed}`],
+      ["mappings", `${num(report.mappings)} (bounced ${num(report.bounced)}, direct ${num(report.direct)}, failed ${num(report.mapErrors)})`],
+      ["bytes bounced", `${num(report.bouncedBytes)} (${formatSize(report.bouncedBytes)})`],
+      ["io_tlb_used_hiwater", `${num(report.io_tlb_used_hiwater)} of ${num(report.io_tlb_nslabs)} slots`],
+      ["pool full", num(report.poolFull)],
+      ["integrity", report.corruptBytes === 0 ? `OK, ${num(report.verifiedBytes)} bytes verified` : `FAILED: ${num(report.corruptBytes)} corrupt bytes`],
+      ["throughput", `${num(report.mappingsPerSec)} mappings/s (${report.elapsedMs.toFixed(0)} ms)`],
+    ];
+    const devices = report.devices.map((d) => ({ name: d.device, bounced: d.bounced, direct: d.direct, failed: d.mapErrors }));
+    writeReport(show.report, runReportData(a, built, rec.finish(devices, report.kernelLog, summary)));
+  }
   return { report, bootReport: br };
 }
 
@@ -131,6 +177,22 @@ function coherentTarget(b: BuiltMachine): CoherentTarget<MachineDevice> {
     alloc: (d, size) => c.dmaAllocAttrs(d.dev, size),
     free: (d, size, phys, dma) => c.dmaFreeAttrs(d.dev, size, phys, dma),
     usedPages: () => c.direct.pages.usedPages,
+  };
+}
+
+function runReportData(a: RunArgs, built: ReturnType<typeof buildMachine>, run: RunSection): ReportData {
+  const m = built.machine;
+  const extra: [string, string][] = [
+    ["workload", `${a.workload}, ${a.ops} ops`],
+    ["CPUs", String(m.cpus)],
+  ];
+  return {
+    schema: REPORT_SCHEMA,
+    kind: "run",
+    title: `dmalab run: ${a.workload} on ${m.desc.name}, kernel ${m.profile.version}${built.spec.xen !== "none" ? `, Xen ${built.spec.xen}` : ""}`,
+    config: reportConfig(built.spec, built, extra, a.seed),
+    run,
+    notes: [],
   };
 }
 
@@ -224,14 +286,18 @@ function addRunOptions(c: Command, withMachine: boolean): Command {
     .option("--json", "one JSON document on stdout");
 }
 
+function addRunShowOptions(c: Command): Command {
+  return addReportOptions(c, { trace: true });
+}
+
 export function registerRun(program: Command): void {
-  addRunOptions(program.command("run").description("run a DMA workload on an emulated machine and check every byte"), true).action((flags: RunFlags) => {
+  addRunShowOptions(addRunOptions(program.command("run").description("run a DMA workload on an emulated machine and check every byte"), true)).action((flags: RunFlags) => {
     runAndPrint(parseRunArgs(flags));
   });
-  addRunOptions(
+  addRunShowOptions(addRunOptions(
     program.command("demo").description("`run` on the embedded demo board (demo-8g): 8 GiB at 0x4000_0000, a 32-bit NIC that bounces and a 64-bit NVMe that does not"),
     false,
-  ).action((flags: RunFlags) => {
+  )).action((flags: RunFlags) => {
     runAndPrint(parseRunArgs({ ...flags, machine: undefined }));
   });
 }
