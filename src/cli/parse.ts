@@ -50,3 +50,12 @@ export function parseMemFlag(v: string): number {
   if (p.value === 0) throw new UsageError(`--mem '${v}': must be a positive size`);
   return p.value;
 }
+
+/** `--shard K/N`: shard K (1-based) of N. */
+export function parseShard(v: string): { k: number; n: number } {
+  const m = /^\s*(\d{1,7})\s*\/\s*(\d{1,7})\s*$/.exec(v);
+  const k = m ? Number(m[1]) : Number.NaN;
+  const n = m ? Number(m[2]) : Number.NaN;
+  if (!(n >= 1 && k >= 1 && k <= n)) throw new UsageError(`--shard '${v.slice(0, 40)}': expected K/N with 1 <= K <= N (e.g. 3/1000)`);
+  return { k, n };
+}

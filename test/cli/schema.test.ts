@@ -87,7 +87,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe("the schema files", () => {
   it("compile in strict mode without warnings, and each $id and title names its command", () => {
-    expect(commandFiles).toEqual(["bench", "boot-matrix", "boot", "dt", "guest", "machines", "replay", "run"].map((c) => `${c}.schema.json`));
+    expect(commandFiles).toEqual(["bench", "boot-matrix", "boot", "dt", "fuzz-guest", "guest", "machines", "replay", "run"].map((c) => `${c}.schema.json`));
     for (const f of schemaFiles) {
       const s = schemas.get(f)!;
       expect(s.$schema).toBe("https://json-schema.org/draft/2020-12/schema");
@@ -99,7 +99,7 @@ describe("the schema files", () => {
       const cmd = f.replace(/\.schema\.json$/, "");
       const id = `dmalab/${cmd}@1`;
       const s = schemas.get(f)!;
-      expect(s.title, f).toMatch(new RegExp(`^dmalab ${cmd.split("-").join(" --")} `));
+      expect(s.title, f).toMatch(new RegExp(`^dmalab ${cmd === "boot-matrix" ? "boot --matrix" : cmd} `));
       expect(s.title, f).toContain(`(${id})`);
       // every document shape in the file pins `schema` to this id and to no other
       const consts = new Set<unknown>();
@@ -204,6 +204,11 @@ describe("dmalab replay, machines, dt --json", () => {
   });
   it("machines", () => {
     runAndValidate(["machines", "--json"], "dmalab/machines@1");
+  });
+  it("fuzz-guest: one shard, and a failure (host memory past a 64 MiB cap)", () => {
+    runAndValidate(["fuzz-guest", "--programs", "4", "--shard", "2/2", "--json"], "dmalab/fuzz-guest@1");
+    const doc = runAndValidate(["fuzz-guest", "--programs", "1", "--xen", "dom0", "--max-rss", "64", "--json"], "dmalab/fuzz-guest@1", 3);
+    expect(doc.failures).toEqual([expect.objectContaining({ kind: "memory", config: expect.objectContaining({ xen: "dom0" }) })]);
   });
   const dtbs = readdirSync(join(root, "fixtures", "dt")).filter((f) => f.endsWith(".dtb") && !["corrupt.dtb", "truncated.dtb"].includes(f));
   it.each(dtbs)("dt %s", (f) => {

@@ -154,6 +154,8 @@ export interface GuestArgs {
   device?: string | number;
   load?: number;
   maxInsns: number;
+  /** wall-clock limit of the run (default: the CPU's 30 s) */
+  timeLimitMs?: number;
   json: boolean;
 }
 
@@ -188,6 +190,7 @@ export function runGuest(a: GuestArgs): { result: RunResult; text: string; statu
       entry: load,
       stack: load - (load % 16),
       maxInsns: a.maxInsns,
+      ...(a.timeLimitMs !== undefined ? { timeLimitMs: a.timeLimitMs } : {}),
       regs: { 0: BigInt(bank.base), 1: BigInt(bank.size), 2: BigInt(ctx.engineBase), 3: BigInt(ctx.engineDevice) },
     });
     const md = ctx.machine.devices[ctx.engineDevice]!;

@@ -6,6 +6,7 @@ import { registerGuest } from "./guest.js";
 import { registerBench } from "./bench.js";
 import { registerMachines } from "./machines.js";
 import { registerDt } from "./dt.js";
+import { registerFuzzGuest } from "./fuzz-guest.js";
 
 export function registerCommands(program: Command): void {
   registerReplay(program);
@@ -15,4 +16,5 @@ export function registerCommands(program: Command): void {
   registerBench(program);
   registerMachines(program);
   registerDt(program);
+  registerFuzzGuest(program);
 }
