@@ -20,6 +20,7 @@ import {
   type BenchMachineConfig,
   type SharedState,
 } from "./setup.js";
+import { threadCpuNs } from "./thread-clock.js";
 import { PINGPONG_WARMUP, Pingpong, Ring, type Stepper } from "./workloads.js";
 import { IO_TLB_SEGSIZE } from "../kernel/swiotlb.js";
 
@@ -41,7 +42,7 @@ export interface WorkloadJobSpec {
 export interface WorkloadThreadResult {
   run: TimedRun;
   copy: CopyLimit;
-  /** bytes per ns of the workload and of the copy limit, turn by turn (WorkloadJob.measure) */
+  /** bytes per ns (of this thread's CPU time, else wall time) of the workload and of the copy limit, turn by turn (WorkloadJob.measure) */
   turns: { work: number[]; copy: number[] };
   latency: LatencyFigures;
   heapBytesPerPair: number;
@@ -134,15 +135,21 @@ export class WorkloadJob {
     for (let i = 0; i < rounds; i++) {
       const t = startMs + i * per;
       const c0 = limiter.result();
+      const cpu0 = threadCpuNs();
       limiter.runUntil(t + per * copyShare, batch);
+      const cpu1 = threadCpuNs();
       const c1 = limiter.result();
       const r = runUntilMany(this.steppers, t + per, batch);
+      const cpu2 = threadCpuNs();
       run.pairs += r.pairs;
       run.bouncedBytes += r.bouncedBytes;
       run.failures += r.failures;
       run.elapsedNs += r.elapsedNs;
-      turns.copy.push((c1.bytes - c0.bytes) / (c1.elapsedNs - c0.elapsedNs));
-      turns.work.push(r.bouncedBytes / r.elapsedNs);
+      // per CPU-second of this thread where it can be read (time the host ran something else
+      // counts for neither half), else per wall second
+      const cpu = cpu0 !== null && cpu1 !== null && cpu2 !== null && cpu1 > cpu0 && cpu2 > cpu1;
+      turns.copy.push((c1.bytes - c0.bytes) / (cpu ? cpu1 - cpu0 : c1.elapsedNs - c0.elapsedNs));
+      turns.work.push(r.bouncedBytes / (cpu ? cpu2 - cpu1 : r.elapsedNs));
     }
     return { run, copy: limiter.result(), turns };
   }

@@ -22,7 +22,10 @@ export interface WorkloadResult {
   bouncedBytesPerSec: number;
   /** the copy primitive's rate, same sizes and walk, measured right before */
   copyBytesPerSec: number;
-  /** bounced bytes per second over the copy limit's, the median of turns measured alike (≤ 1 within noise) */
+  /**
+   * bounced bytes over the copy limit's, per CPU-second of each thread (wall time where that
+   * cannot be read), the median of turns measured alike (≤ 1 within noise; see turnFraction)
+   */
   fractionOfCopyLimit: number;
   /** wall time per pair in the timed batches (per thread: threads × elapsed / pairs), the loop included */
   nsPerPair: number;

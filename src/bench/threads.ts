@@ -136,7 +136,7 @@ export interface WorkloadRunOptions {
   seconds: number;
   /**
    * seconds of copy-limit measurement, in turns with the workload's `seconds` (see
-   * WorkloadJob.measure); default max(0.25, min(1, seconds / 4))
+   * WorkloadJob.measure); default `seconds`
    */
   copySeconds?: number;
   sampleN?: number;
@@ -145,7 +145,8 @@ export interface WorkloadRunOptions {
 const nowEpoch = (): number => performance.timeOrigin + performance.now();
 
 export async function runWorkload(o: WorkloadRunOptions): Promise<WorkloadResult> {
-  const copySeconds = o.copySeconds ?? Math.max(0.25, Math.min(1, o.seconds / 4));
+  // as long as the workload by default: each turn's two halves see the host alike
+  const copySeconds = o.copySeconds ?? o.seconds;
   const copyShare = copySeconds / (copySeconds + o.seconds);
   const sampleN = o.sampleN ?? 20_000;
   const workers = Math.min(o.threads, cores());

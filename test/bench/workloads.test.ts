@@ -8,6 +8,8 @@ import { buildBenchMachine, workloadDevice, workloadOriginals, WORKLOAD_NSLABS }
 import { Pingpong, Ring, type BenchSwiotlb } from "../../src/bench/workloads.js";
 import { RING_DEPTH, XorShift32, ringOrig, ringSize } from "../../src/bench/xorshift.js";
 import type { SwiotlbDevice } from "../../src/swiotlb/device.js";
+import { threadCpuNs } from "../../src/bench/thread-clock.js";
+import { turnFraction } from "../../src/bench/threads.js";
 
 /** xorshift32 with BigInt arithmetic, written independently of the number version */
 function refXorshift(seed: bigint, n: number): number[] {
@@ -244,5 +246,30 @@ describe("measurement", () => {
     expect(nextSlot(3, 4096, 2, 32768)).toBe(4);
     expect(nextSlot(126, 8192, 2, 32768)).toBe(128);
     expect(nextSlot(32767, 4096, 2, 32768)).toBe(0);
+  });
+});
+
+describe("the copy limit's turns", () => {
+  it("the thread clock counts this thread's CPU time, in ns, and advances with work", () => {
+    const a = threadCpuNs();
+    if (a === null) return; // not Linux, or no koffi: the turns fall back to wall time
+    let x = 0;
+    for (let i = 0; i < 5e6; i++) x += i & 7;
+    const b = threadCpuNs()!;
+    expect(x).toBeGreaterThan(0);
+    expect(b).toBeGreaterThan(a);
+    expect(b - a).toBeLessThan(60e9);
+  });
+
+  it("the fraction is the median over the turns of the threads' summed rates", () => {
+    // two threads, three turns: Σwork / Σcopy per turn = 0.5, 0.9 and 3 (a turn gone wrong)
+    const parts = [
+      { turns: { work: [1, 4, 10], copy: [2, 5, 2] } },
+      { turns: { work: [1, 5, 2], copy: [2, 5, 2] } },
+    ];
+    expect(turnFraction(parts)).toBeCloseTo(0.9, 12);
+    // turns one thread did not reach are left out; none at all is 0
+    expect(turnFraction([{ turns: { work: [1, 1], copy: [2, 2] } }, { turns: { work: [1], copy: [2] } }])).toBeCloseTo(0.5, 12);
+    expect(turnFraction([{ turns: { work: [], copy: [] } }])).toBe(0);
   });
 });
