@@ -6,7 +6,7 @@ import { CopyLimiter, measureCopyLimit, nextSlot } from "../../src/bench/copy-li
 import { heapBytesPerPair, latencyFigures, quantile, runUntil, takeSample } from "../../src/bench/measure.js";
 import { buildBenchMachine, workloadDevice, workloadOriginals, WORKLOAD_NSLABS } from "../../src/bench/setup.js";
 import { Pingpong, Ring, type BenchSwiotlb } from "../../src/bench/workloads.js";
-import { RING_DEPTH, XorShift32, ringOrig, ringSize } from "../../src/bench/xorshift.js";
+import { ORIG_REGION_BYTES, RING_DEPTH, XorShift32, ringOrig, ringSize } from "../../src/bench/xorshift.js";
 import type { SwiotlbDevice } from "../../src/swiotlb/device.js";
 import { threadCpuNs } from "../../src/bench/thread-clock.js";
 import { turnFraction } from "../../src/bench/threads.js";
@@ -69,6 +69,22 @@ describe("the workload machine", () => {
     expect(machine("6.x", 2).swiotlb.defaultMem!.pool.nareas).toBe(2);
     expect(() => machine("5.13", 2)).toThrow(/single lock/);
   });
+});
+
+describe("the workloads' originals", () => {
+  // rpi4-1g's RAM starts at 0, server-64g's banks are elsewhere: nothing may assume 0x4000_0000
+  for (const name of ["qemu-virt-8g", "rpi4-1g", "server-64g"])
+    it(`${name}: in RAM the boot left free, clear of the pool, 2 MiB aligned`, () => {
+      const m = buildBenchMachine({ machine: name, kernel: "6.x", mode: "workload" });
+      const o = workloadOriginals(m);
+      expect(o % (2 << 20)).toBe(0);
+      expect(m.memory.isRam(o, ORIG_REGION_BYTES)).toBe(true);
+      const pool = m.swiotlb.defaultMem!.pool;
+      expect(o + ORIG_REGION_BYTES <= pool.start || o >= pool.end).toBe(true);
+      // taken: a second region does not overlap the first
+      const o2 = workloadOriginals(m);
+      expect(o2 + ORIG_REGION_BYTES <= o || o2 >= o + ORIG_REGION_BYTES).toBe(true);
+    });
 });
 
 describe("pingpong", () => {
