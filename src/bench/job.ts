@@ -7,7 +7,7 @@ import { FaultError, InvalidArgumentError, UsageError } from "../errors.js";
 import { DMA_FROM_DEVICE, DMA_TO_DEVICE, DMA_BIDIRECTIONAL, dmaBitMask, type DmaDirection } from "../kernel/dma-mapping.js";
 import { sgInitTable, type ScatterlistEntry } from "../dma/scatterlist.js";
 import type { Device } from "../dma/device.js";
-import { CopyLimiter, type CopyLimit } from "./copy-limit.js";
+import { CopyLimiter } from "./copy-limit.js";
 import { DMA_MAP_BENCH_SG_MODE, moduleCheck, zeroSums, type LatencySums, type ToolArgs } from "./kernel-tool.js";
 import { BATCH, heapBytesPerPair, latencyFigures, runUntilMany, takeSample, type LatencyFigures, type TimedRun } from "./measure.js";
 import type { WorkloadName } from "./result.js";
@@ -39,11 +39,21 @@ export interface WorkloadJobSpec {
   origBase: number;
 }
 
+/**
+ * The timed stretch turn by turn (WorkloadJob.measure): bytes the workload bounced and the copy
+ * limit copied, and the ns each took of this thread's CPU time (wall time where that cannot be
+ * read).
+ */
+export interface Turns {
+  workBytes: number[];
+  workNs: number[];
+  copyBytes: number[];
+  copyNs: number[];
+}
+
 export interface WorkloadThreadResult {
   run: TimedRun;
-  copy: CopyLimit;
-  /** bytes per ns (of this thread's CPU time, else wall time) of the workload and of the copy limit, turn by turn (WorkloadJob.measure) */
-  turns: { work: number[]; copy: number[] };
+  turns: Turns;
   latency: LatencyFigures;
   heapBytesPerPair: number;
   log: string[];
@@ -122,7 +132,7 @@ export class WorkloadJob {
    * host whose speed drifts moves both figures alike. Slices are cut from the same times in
    * every thread, so threads copy together and run the workload together.
    */
-  measure(startMs: number, endMs: number, copyShare: number): { run: TimedRun; copy: CopyLimit; turns: { work: number[]; copy: number[] } } {
+  measure(startMs: number, endMs: number, copyShare: number): { run: TimedRun; turns: Turns } {
     const limiter = this.limiter;
     if (limiter === null) throw new InvalidArgumentError("measure before warmCopy");
     const rounds = Math.max(1, Math.round((endMs - startMs) / SLICE_MS));
@@ -131,7 +141,7 @@ export class WorkloadJob {
     const pairBytes = this.spec.workload === "pingpong" ? 2 * this.spec.size : RING_PAIR_BYTES;
     const batch = Math.max(16, Math.min(BATCH, Math.floor(2 ** 19 / pairBytes)));
     const run: TimedRun = { pairs: 0, bouncedBytes: 0, failures: 0, elapsedNs: 0 };
-    const turns = { work: [] as number[], copy: [] as number[] };
+    const turns: Turns = { workBytes: [], workNs: [], copyBytes: [], copyNs: [] };
     for (let i = 0; i < rounds; i++) {
       const t = startMs + i * per;
       const c0 = limiter.result();
@@ -148,10 +158,12 @@ export class WorkloadJob {
       // per CPU-second of this thread where it can be read (time the host ran something else
       // counts for neither half), else per wall second
       const cpu = cpu0 !== null && cpu1 !== null && cpu2 !== null && cpu1 > cpu0 && cpu2 > cpu1;
-      turns.copy.push((c1.bytes - c0.bytes) / (cpu ? cpu1 - cpu0 : c1.elapsedNs - c0.elapsedNs));
-      turns.work.push(r.bouncedBytes / (cpu ? cpu2 - cpu1 : r.elapsedNs));
+      turns.copyBytes.push(c1.bytes - c0.bytes);
+      turns.copyNs.push(cpu ? cpu1 - cpu0 : c1.elapsedNs - c0.elapsedNs);
+      turns.workBytes.push(r.bouncedBytes);
+      turns.workNs.push(cpu ? cpu2 - cpu1 : r.elapsedNs);
     }
-    return { run, copy: limiter.result(), turns };
+    return { run, turns };
   }
 
   /**

@@ -20,7 +20,9 @@ export interface WorkloadResult {
   pairsPerSec: number;
   bouncedBytes: number;
   bouncedBytesPerSec: number;
-  /** the copy primitive's rate, same sizes and walk, measured right before */
+  /** bouncedBytes over the CPU time the workload's turns took (each thread's, threads added; wall time where unread) */
+  bouncedBytesPerCpuSec: number;
+  /** the copy limit: the hot path's copies alone, same sizes and walk, per CPU-second as above, in turns with the workload */
   copyBytesPerSec: number;
   /**
    * bounced bytes over the copy limit's, per CPU-second of each thread (wall time where that
@@ -199,7 +201,7 @@ export function workloadLines(r: WorkloadResult): string[] {
     `dmalab bench: ${what}, kernel ${r.kernel}, threads:${r.threads} areas:${r.areas} seconds:${r.seconds}`,
     `map+unmap pairs per second: ${Math.round(r.pairsPerSec)} (${fmtRate(r.pairsPerSec)})`,
     `bytes bounced per second: ${Math.round(r.bouncedBytesPerSec)} (${fmtBytesRate(r.bouncedBytesPerSec)})`,
-    `copy limit (same copies, no allocator): ${fmtBytesRate(r.copyBytesPerSec)}; fraction of copy limit: ${r.fractionOfCopyLimit.toFixed(3)}`,
+    `per CPU-second (the host's other work left out): bounced ${fmtBytesRate(r.bouncedBytesPerCpuSec)}, copy limit (same copies, no allocator) ${fmtBytesRate(r.copyBytesPerSec)}; fraction of copy limit: ${r.fractionOfCopyLimit.toFixed(3)}`,
     `per pair in the timed batches (loop included): ${r.nsPerPair.toFixed(1)} ns`,
     `timed one by one: pair p50 ${r.p50Ns.toFixed(0)} ns, p99 ${r.p99Ns.toFixed(0)} ns; map p50 ${r.p50MapNs.toFixed(0)} ns, unmap p50 ${r.p50UnmapNs.toFixed(0)} ns`,
     `mean of every sample (host preemptions and GC pauses included): map ${r.meanMapNs.toFixed(1)} ns, unmap ${r.meanUnmapNs.toFixed(1)} ns; heap bytes per pair ${r.heapBytesPerPair.toFixed(3)}`,

@@ -163,10 +163,10 @@ export async function runWorkload(o: WorkloadRunOptions): Promise<WorkloadResult
     job.warmUp();
     job.warmCopy(0, 1);
     const t0 = performance.now();
-    const { run, copy, turns } = job.measure(t0, t0 + (copySeconds + o.seconds) * 1000, copyShare);
+    const { run, turns } = job.measure(t0, t0 + (copySeconds + o.seconds) * 1000, copyShare);
     const { latency, heap } = job.sample();
     job.finish();
-    parts = [{ run, copy, turns, latency, heapBytesPerPair: heap, log: job.m.log.lines }];
+    parts = [{ run, turns, latency, heapBytesPerPair: heap, log: job.m.log.lines }];
   } else {
     const m = buildBenchMachine(o.config);
     checkWorkloadSize(m, o);
@@ -235,18 +235,29 @@ function shareWorkloadState(m: BenchMachine, origBase: number): SharedState {
  * bias, as it would be in a ratio of the totals.
  */
 export function turnFraction(parts: readonly Pick<WorkloadThreadResult, "turns">[]): number {
-  const n = Math.min(...parts.map((p) => Math.min(p.turns.work.length, p.turns.copy.length)));
+  const n = Math.min(...parts.map((p) => p.turns.workNs.length));
   const fr: number[] = [];
   for (let i = 0; i < n; i++) {
     let w = 0;
     let c = 0;
-    for (const p of parts) {
-      w += p.turns.work[i]!;
-      c += p.turns.copy[i]!;
+    for (const { turns: t } of parts) {
+      w += t.workBytes[i]! / t.workNs[i]!;
+      c += t.copyBytes[i]! / t.copyNs[i]!;
     }
     if (c > 0 && Number.isFinite(w / c)) fr.push(w / c);
   }
   return fr.length > 0 ? median(fr) : 0;
+}
+
+/** Bytes per second of CPU time (wall time where unread) over all turns, the threads' rates added. */
+function cpuRate(parts: readonly Pick<WorkloadThreadResult, "turns">[], side: "work" | "copy"): number {
+  let rate = 0;
+  for (const { turns: t } of parts) {
+    const bytes = (side === "work" ? t.workBytes : t.copyBytes).reduce((a, b) => a + b, 0);
+    const ns = (side === "work" ? t.workNs : t.copyNs).reduce((a, b) => a + b, 0);
+    if (ns > 0) rate += (bytes / ns) * 1e9;
+  }
+  return rate;
 }
 
 function mergeWorkload(o: WorkloadRunOptions, areas: number, parts: WorkloadThreadResult[]): WorkloadResult {
@@ -254,14 +265,11 @@ function mergeWorkload(o: WorkloadRunOptions, areas: number, parts: WorkloadThre
   let bytes = 0;
   let failures = 0;
   let elapsed = 0;
-  let copyRate = 0;
   for (const p of parts) {
     pairs += p.run.pairs;
     bytes += p.run.bouncedBytes;
     failures += p.run.failures;
     elapsed = Math.max(elapsed, p.run.elapsedNs);
-    // the threads copied at the same time: their rates add up
-    copyRate += p.copy.bytesPerSec;
   }
   const n = parts.length;
   const mean = (f: (p: WorkloadThreadResult) => number): number => parts.reduce((s, p) => s + f(p), 0) / n;
@@ -278,7 +286,8 @@ function mergeWorkload(o: WorkloadRunOptions, areas: number, parts: WorkloadThre
     pairsPerSec,
     bouncedBytes: bytes,
     bouncedBytesPerSec,
-    copyBytesPerSec: copyRate,
+    bouncedBytesPerCpuSec: cpuRate(parts, "work"),
+    copyBytesPerSec: cpuRate(parts, "copy"),
     fractionOfCopyLimit: turnFraction(parts),
     nsPerPair: pairs > 0 ? (elapsed * n) / pairs : 0,
     meanMapNs: mean((p) => p.latency.meanMapNs),

@@ -143,7 +143,7 @@ describe("dmalab bench: a 1-second run", () => {
   it("--workload --json has the fields the comparison reads", async () => {
     expect(await run("--workload", "pingpong", "--size", "4096", "-s", "1", "--json")).toBe(0);
     const j = JSON.parse(stdout.join("")) as Record<string, unknown>;
-    for (const k of ["workload", "kernel", "size", "threads", "areas", "pairsPerSec", "bouncedBytesPerSec", "copyBytesPerSec", "fractionOfCopyLimit", "nsPerPair", "meanMapNs", "meanUnmapNs", "p50MapNs", "p50UnmapNs", "p50Ns", "p99Ns", "heapBytesPerPair"])
+    for (const k of ["workload", "kernel", "size", "threads", "areas", "pairsPerSec", "bouncedBytesPerSec", "bouncedBytesPerCpuSec", "copyBytesPerSec", "fractionOfCopyLimit", "nsPerPair", "meanMapNs", "meanUnmapNs", "p50MapNs", "p50UnmapNs", "p50Ns", "p99Ns", "heapBytesPerPair"])
       expect(j).toHaveProperty(k);
     expect(j["bouncedBytesPerSec"]).toBeCloseTo((j["pairsPerSec"] as number) * 2 * 4096, -3);
     expect(j["nsPerPair"]).toBeCloseTo(1e9 / (j["pairsPerSec"] as number), 3);
@@ -175,6 +175,7 @@ const res = (o: Partial<WorkloadResult>): WorkloadResult => ({
   pairsPerSec: 1,
   bouncedBytes: 0,
   bouncedBytesPerSec: 0,
+  bouncedBytesPerCpuSec: 0,
   copyBytesPerSec: 1,
   fractionOfCopyLimit: 0,
   nsPerPair: 0,

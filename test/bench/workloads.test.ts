@@ -278,14 +278,14 @@ describe("the copy limit's turns", () => {
   });
 
   it("the fraction is the median over the turns of the threads' summed rates", () => {
+    // rates in bytes per ns: each turn's bytes over its own time
+    const t = (work: number[], copy: number[]) => ({
+      turns: { workBytes: work.map((w) => w * 10), workNs: work.map(() => 10), copyBytes: copy.map((c) => c * 4), copyNs: copy.map(() => 4) },
+    });
     // two threads, three turns: Σwork / Σcopy per turn = 0.5, 0.9 and 3 (a turn gone wrong)
-    const parts = [
-      { turns: { work: [1, 4, 10], copy: [2, 5, 2] } },
-      { turns: { work: [1, 5, 2], copy: [2, 5, 2] } },
-    ];
-    expect(turnFraction(parts)).toBeCloseTo(0.9, 12);
+    expect(turnFraction([t([1, 4, 10], [2, 5, 2]), t([1, 5, 2], [2, 5, 2])])).toBeCloseTo(0.9, 12);
     // turns one thread did not reach are left out; none at all is 0
-    expect(turnFraction([{ turns: { work: [1, 1], copy: [2, 2] } }, { turns: { work: [1], copy: [2] } }])).toBeCloseTo(0.5, 12);
-    expect(turnFraction([{ turns: { work: [], copy: [] } }])).toBe(0);
+    expect(turnFraction([t([1, 1], [2, 2]), t([1], [2])])).toBeCloseTo(0.5, 12);
+    expect(turnFraction([t([], [])])).toBe(0);
   });
 });

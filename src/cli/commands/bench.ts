@@ -168,7 +168,7 @@ async function bench(o: BenchOpts): Promise<void> {
     if (o.json) printJson({ schema: "dmalab/bench@1", ...summary, ...(rows !== undefined ? { compare: rows } : {}) });
     else {
       for (const [k, r] of Object.entries(summary.workloads))
-        out(`${k.padEnd(20)} ${fmtRate(r.pairsPerSec).padStart(10)} pairs/s  ${fmtBytesRate(r.bouncedBytesPerSec).padStart(11)} bounced  copy limit ${fmtBytesRate(r.copyBytesPerSec)}  fraction ${r.fractionOfCopyLimit.toFixed(3)}  p50 ${r.p50Ns.toFixed(0)} ns  p99 ${r.p99Ns.toFixed(0)} ns  heap/pair ${r.heapBytesPerPair.toFixed(2)}`);
+        out(`${k.padEnd(20)} ${fmtRate(r.pairsPerSec).padStart(10)} pairs/s  ${fmtBytesRate(r.bouncedBytesPerSec).padStart(11)} bounced  per CPU-s ${fmtBytesRate(r.bouncedBytesPerCpuSec)} of copy limit ${fmtBytesRate(r.copyBytesPerSec)}  fraction ${r.fractionOfCopyLimit.toFixed(3)}  p50 ${r.p50Ns.toFixed(0)} ns  p99 ${r.p99Ns.toFixed(0)} ns  heap/pair ${r.heapBytesPerPair.toFixed(2)}`);
       if (summary.ringScaling2x2 !== undefined) out(`ring scaling, 2 threads 2 areas vs 1 thread: ${summary.ringScaling2x2.toFixed(2)}x`);
       if (summary.copyScaling2x2 !== undefined) out(`copy limit scaling, same runs (the memory system's own): ${summary.copyScaling2x2.toFixed(2)}x`);
     }
