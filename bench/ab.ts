@@ -15,7 +15,7 @@ interface Stepper {
   run(n: number): void;
   prefill?: () => void;
 }
-type StepperClass = new (sw: unknown, dev: unknown, sizeOrCpu: number, cpuOrPass: number | boolean, pass?: boolean) => Stepper;
+type StepperClass = new (sw: unknown, dev: unknown, sizeOrCpu: number, cpuOrPass: number | boolean, passOrOrig: boolean | number, orig?: number) => Stepper;
 interface Tree {
   name: string;
   st: Stepper;
@@ -32,16 +32,20 @@ async function load(tree: string, workload: string, size: number): Promise<Stepp
   const setup = (await import(`${base}/setup.js`)) as {
     buildBenchMachine(c: object): { swiotlb: unknown };
     workloadDevice(): unknown;
+    /** builds that take the originals from free RAM have it; older ones put them at 0x4000_0000 */
+    workloadOriginals?: (m: { swiotlb: unknown }) => number;
   };
   const w = (await import(`${base}/workloads.js`)) as { Pingpong: StepperClass; Ring: StepperClass };
   const m = setup.buildBenchMachine({ machine: "qemu-virt-8g", kernel: "6.x", mode: "workload" });
   const dev = setup.workloadDevice();
+  // older builds: the originals at 0x4000_0000 by default (and the ring's fifth argument is its seed)
+  const orig = setup.workloadOriginals?.(m);
   if (workload === "ring") {
-    const r = new w.Ring(m.swiotlb, dev, 0, false);
+    const r = orig === undefined ? new w.Ring(m.swiotlb, dev, 0, false, 1) : new w.Ring(m.swiotlb, dev, 0, false, orig);
     r.prefill?.();
     return r;
   }
-  return new w.Pingpong(m.swiotlb, dev, size, 0, false);
+  return new w.Pingpong(m.swiotlb, dev, size, 0, false, orig ?? 0x4000_0000);
 }
 
 const args = process.argv.slice(2);

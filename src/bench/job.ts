@@ -3,12 +3,13 @@
 // run the timed stretch, take the latency sample. Logical CPUs beyond the number of workers
 // are multiplexed: a worker runs several emulated CPUs in turn, batch by batch.
 
-import { FaultError, UsageError } from "../errors.js";
-import { DMA_FROM_DEVICE, DMA_TO_DEVICE, DMA_BIDIRECTIONAL, dmaBitMask } from "../kernel/dma-mapping.js";
+import { FaultError, InvalidArgumentError, UsageError } from "../errors.js";
+import { DMA_FROM_DEVICE, DMA_TO_DEVICE, DMA_BIDIRECTIONAL, dmaBitMask, type DmaDirection } from "../kernel/dma-mapping.js";
+import { sgInitTable, type ScatterlistEntry } from "../dma/scatterlist.js";
 import type { Device } from "../dma/device.js";
-import { measureCopyLimit, type CopyLimit } from "./copy-limit.js";
-import { moduleCheck, zeroSums, type LatencySums, type ToolArgs } from "./kernel-tool.js";
-import { heapBytesPerPair, latencyFigures, runUntilMany, takeSample, type LatencyFigures, type TimedRun } from "./measure.js";
+import { CopyLimiter } from "./copy-limit.js";
+import { DMA_MAP_BENCH_SG_MODE, moduleCheck, zeroSums, type LatencySums, type ToolArgs } from "./kernel-tool.js";
+import { BATCH, heapBytesPerPair, latencyFigures, runUntilMany, takeSample, type LatencyFigures, type TimedRun } from "./measure.js";
 import type { WorkloadName } from "./result.js";
 import {
   attachShared,
@@ -19,6 +20,7 @@ import {
   type BenchMachineConfig,
   type SharedState,
 } from "./setup.js";
+import { threadCpuNs } from "./thread-clock.js";
 import { PINGPONG_WARMUP, Pingpong, Ring, type Stepper } from "./workloads.js";
 import { IO_TLB_SEGSIZE } from "../kernel/swiotlb.js";
 
@@ -40,11 +42,25 @@ export interface WorkloadJobSpec {
   sampleN: number;
   /** measure heap bytes per pair (one thread does) */
   measureHeap: boolean;
+  /** the originals' region (workloadOriginals, taken once in the main thread) */
+  origBase: number;
+}
+
+/**
+ * The timed stretch turn by turn (WorkloadJob.measure): bytes the workload bounced and the copy
+ * limit copied, and the ns each took of this thread's CPU time (wall time where that cannot be
+ * read).
+ */
+export interface Turns {
+  workBytes: number[];
+  workNs: number[];
+  copyBytes: number[];
+  copyNs: number[];
 }
 
 export interface WorkloadThreadResult {
   run: TimedRun;
-  copy: CopyLimit;
+  turns: Turns;
   latency: LatencyFigures;
   heapBytesPerPair: number;
   log: string[];
@@ -52,6 +68,11 @@ export interface WorkloadThreadResult {
   pairNs?: Float64Array;
 }
 
+
+/** One turn of the copy limit and the workload (see WorkloadJob.measure). */
+export const SLICE_MS = 50;
+/** the ring's mean bytes bounced per pair: 2 x the mean of 64 << (0..10) */
+const RING_PAIR_BYTES = (2 * 64 * 2047) / 11;
 
 export class WorkloadJob {
   readonly m: BenchMachine;
@@ -69,9 +90,10 @@ export class WorkloadJob {
     const sw = this.m.swiotlb;
     const passAllocSize = !this.m.profile.allocAlignMaskArg;
     this.steppers = spec.cpus.map((cpu) =>
-      spec.workload === "pingpong" ? new Pingpong(sw, this.dev, spec.size, cpu, passAllocSize) : new Ring(sw, this.dev, cpu, passAllocSize),
+      spec.workload === "pingpong" ? new Pingpong(sw, this.dev, spec.size, cpu, passAllocSize, spec.origBase) : new Ring(sw, this.dev, cpu, passAllocSize, spec.origBase),
     );
   }
+  private limiter: CopyLimiter | null = null;
 
   /** Untimed: 20,000 pingpong pairs, or the ring's 256-map prefill (per emulated CPU). */
   warmUp(): void {
@@ -84,10 +106,11 @@ export class WorkloadJob {
   }
 
   /**
-   * The copy limit for this thread: the same sizes, destinations walking this thread's part of
-   * the pool (its area when there is one per thread, else the whole pool).
+   * The copy limit for this thread (the same sizes and originals, destinations walking this
+   * thread's part of the pool: its area when there is one per thread, else the whole pool),
+   * warmed up, untimed.
    */
-  copyLimit(deadlineMs: number, threadIndex: number, threads: number): CopyLimit {
+  warmCopy(threadIndex: number, threads: number): void {
     const pool = this.m.swiotlb.defaultMem!.pool;
     let firstSlot = 0;
     let nslots = pool.nareas * pool.areaNslabs;
@@ -101,31 +124,57 @@ export class WorkloadJob {
       firstSlot = threadIndex * segs * IO_TLB_SEGSIZE;
       nslots = segs * IO_TLB_SEGSIZE;
     }
-    const seconds = Math.max(0.05, (deadlineMs - performance.now()) / 1000);
-    return measureCopyLimit({
+    this.limiter = new CopyLimiter({
       bounce: this.m.swiotlb.hotBounce()!,
       pool,
       firstSlot,
       nslots,
       size: this.spec.workload === "pingpong" ? this.spec.size : 0,
-      seconds,
+      origBase: this.spec.origBase,
     });
+    this.limiter.warmUp();
   }
 
-  timed(deadlineMs: number): TimedRun {
-    const tick = benchTick;
-    if (tick === null) return runUntilMany(this.steppers, deadlineMs);
-    // a progress bar is drawn: 100 ms slices, added up, with a redraw between them
-    const sum: TimedRun = { pairs: 0, bouncedBytes: 0, failures: 0, elapsedNs: 0 };
-    do {
-      const r = runUntilMany(this.steppers, Math.min(deadlineMs, performance.now() + 100));
-      sum.pairs += r.pairs;
-      sum.bouncedBytes += r.bouncedBytes;
-      sum.failures += r.failures;
-      sum.elapsedNs += r.elapsedNs;
-      tick();
-    } while (performance.now() < deadlineMs);
-    return sum;
+  /**
+   * The timed stretch [startMs, endMs) (performance.now() scale): the copy limit and the
+   * workload in turns, slice by slice (SLICE_MS; `copyShare` of each slice copies), so that a
+   * host whose speed drifts moves both figures alike. Slices are cut from the same times in
+   * every thread, so threads copy together and run the workload together.
+   */
+  measure(startMs: number, endMs: number, copyShare: number): { run: TimedRun; turns: Turns } {
+    const limiter = this.limiter;
+    if (limiter === null) throw new InvalidArgumentError("measure before warmCopy");
+    const rounds = Math.max(1, Math.round((endMs - startMs) / SLICE_MS));
+    const per = (endMs - startMs) / rounds;
+    // about half a MiB of copies between clock reads, so that a slice ends on time at any size
+    const pairBytes = this.spec.workload === "pingpong" ? 2 * this.spec.size : RING_PAIR_BYTES;
+    const batch = Math.max(16, Math.min(BATCH, Math.floor(2 ** 19 / pairBytes)));
+    const run: TimedRun = { pairs: 0, bouncedBytes: 0, failures: 0, elapsedNs: 0 };
+    const turns: Turns = { workBytes: [], workNs: [], copyBytes: [], copyNs: [] };
+    for (let i = 0; i < rounds; i++) {
+      const t = startMs + i * per;
+      const c0 = limiter.result();
+      const cpu0 = threadCpuNs();
+      limiter.runUntil(t + per * copyShare, batch);
+      const cpu1 = threadCpuNs();
+      const c1 = limiter.result();
+      const r = runUntilMany(this.steppers, t + per, batch);
+      const cpu2 = threadCpuNs();
+      run.pairs += r.pairs;
+      run.bouncedBytes += r.bouncedBytes;
+      run.failures += r.failures;
+      run.elapsedNs += r.elapsedNs;
+      // per CPU-second of this thread where it can be read (time the host ran something else
+      // counts for neither half), else per wall second
+      const cpu = cpu0 !== null && cpu1 !== null && cpu2 !== null && cpu1 > cpu0 && cpu2 > cpu1;
+      turns.copyBytes.push(c1.bytes - c0.bytes);
+      turns.copyNs.push(cpu ? cpu1 - cpu0 : c1.elapsedNs - c0.elapsedNs);
+      turns.workBytes.push(r.bouncedBytes);
+      turns.workNs.push(cpu ? cpu2 - cpu1 : r.elapsedNs);
+      // a progress bar is drawn: redraw between turns
+      benchTick?.();
+    }
+    return { run, turns };
   }
 
   /**
@@ -206,6 +255,10 @@ class KernelThread {
   big: LatencySums = zeroSums();
   error: string | null = null;
 
+  /** SG_MODE: one single-page entry per page of the buffer (the module's __get_free_page each) */
+  private readonly sg: ScatterlistEntry[] | null;
+  private readonly dir: DmaDirection;
+
   constructor(
     readonly m: BenchMachine,
     readonly dev: Device,
@@ -216,24 +269,41 @@ class KernelThread {
   ) {
     this.size = kernelBufferSize(m, args);
     this.buf = buffersTop - (cpu + 1) * this.size;
+    this.dir = args.dir === 1 ? DMA_TO_DEVICE : args.dir === 2 ? DMA_FROM_DEVICE : DMA_BIDIRECTIONAL;
+    const page = m.memory.granule;
+    this.sg = args.mode === DMA_MAP_BENCH_SG_MODE ? sgInitTable(Array.from({ length: args.granule }, (_, i) => ({ phys: this.buf + i * page, length: page }))) : null;
+    // the newer module (-m) stains the buffer once, when the thread prepares it
+    if (args.mode !== null && this.dir !== DMA_FROM_DEVICE) m.memory.fill(this.buf, this.size, 0x66);
   }
 
   /** One loop of map_benchmark_thread. Returns false when the thread ended with an error. */
   step(): boolean {
     const api = this.m.api;
     const dev = this.dev;
-    const dir = this.args.dir === 1 ? DMA_TO_DEVICE : this.args.dir === 2 ? DMA_FROM_DEVICE : DMA_BIDIRECTIONAL;
-    if (dir !== DMA_FROM_DEVICE) this.m.memory.fill(this.buf, this.size, 0x66);
+    const dir = this.dir;
+    const sg = this.sg;
+    // the older module stains it before every map
+    if (this.args.mode === null && dir !== DMA_FROM_DEVICE) this.m.memory.fill(this.buf, this.size, 0x66);
     const t0 = performance.now();
-    const dma = api.dmaMapSingleAttrs(dev, this.buf, this.size, dir, 0, this.cpu);
-    if (api.dmaMappingError(dev, dma) !== 0) {
-      this.error = `dma_map_single failed on ${dev.device}`;
-      return false;
+    let dma: number;
+    if (sg !== null) {
+      if (api.dmaMapSgAttrs(dev, sg, sg.length, dir, 0, this.cpu) === 0) {
+        this.error = `dma_map_sg failed on ${dev.device}`;
+        return false;
+      }
+      dma = sg[0]!.dmaAddress;
+    } else {
+      dma = api.dmaMapSingleAttrs(dev, this.buf, this.size, dir, 0, this.cpu);
+      if (api.dmaMappingError(dev, dma) !== 0) {
+        this.error = `dma_map_single failed on ${dev.device}`;
+        return false;
+      }
     }
     const t1 = performance.now();
     ndelay(this.args.xdelay);
     const t2 = performance.now();
-    api.dmaUnmapSingleAttrs(dev, dma, this.size, dir, 0);
+    if (sg !== null) api.dmaUnmapSgAttrs(dev, sg, sg.length, dir, 0);
+    else api.dmaUnmapSingleAttrs(dev, dma, this.size, dir, 0);
     const t3 = performance.now();
     if (this.pool !== null && dma >= this.pool.start && dma < this.pool.end) this.bounced++;
     // ktime deltas in ns, then div64_ul(delta, 100)

@@ -3,6 +3,11 @@
 // 2488655b), the module's ioctl checks (kernel/dma/map_benchmark.c at c771600c), the result
 // arithmetic (sums in 100 ns units, integer mean, variance, int_sqrt64) and the three report
 // lines. Spec linux-dma.md §8.
+// Newer kernels' tool (tools/dma/dma_map_benchmark.c at a54302cc, the module's map_mode from
+// the dma_map_sg series of 2025) adds `-m` (0 SINGLE_MODE, 1 SG_MODE: granule single-page
+// scatterlist entries), checked first, and prints its first line as
+// "dma mapping benchmark(SINGLE_MODE): ... granule:N". Given -m, dmalab is that tool and module;
+// without it, the older one.
 
 import { InvalidArgumentError, UsageError } from "../errors.js";
 
@@ -15,6 +20,11 @@ export const DMA_MAP_TO_DEVICE = 1;
 export const DMA_MAP_FROM_DEVICE = 2;
 /** the tool's `directions[]`, indexed by DMA_MAP_* */
 export const DIRECTION_NAMES = ["BIDIRECTIONAL", "TO_DEVICE", "FROM_DEVICE"] as const;
+/** include/linux/map_benchmark.h's map modes, and the newer tool's `mode[]` names */
+export const DMA_MAP_BENCH_SINGLE_MODE = 0;
+export const DMA_MAP_BENCH_SG_MODE = 1;
+export const DMA_MAP_BENCH_MODE_MAX = 2;
+export const MODE_NAMES = ["SINGLE_MODE", "SG_MODE"] as const;
 
 /**
  * C atoi() as glibc does it (strtol, then truncated to int): leading white space, an optional
@@ -56,10 +66,12 @@ export interface ToolArgs {
   dir: number;
   xdelay: number;
   granule: number;
+  /** -m (the newer tool); null: not given, the older tool and module */
+  mode: number | null;
 }
 
 /** The tool's defaults: one thread, 20 s, NUMA_NO_NODE, 32-bit mask, bidirectional, no delay, 1 page. */
-export const TOOL_DEFAULTS: Readonly<ToolArgs> = { threads: 1, seconds: 20, node: -1, bits: 32, dir: 0, xdelay: 0, granule: 1 };
+export const TOOL_DEFAULTS: Readonly<ToolArgs> = { threads: 1, seconds: 20, node: -1, bits: 32, dir: 0, xdelay: 0, granule: 1, mode: null };
 
 /** Raw option strings (as given after -t, -s, ...); absent ones take the tool's defaults. */
 export type RawToolArgs = Partial<Record<keyof ToolArgs, string>>;
@@ -78,6 +90,8 @@ export function parseToolArgs(raw: RawToolArgs): ToolArgs {
  * printing them; dmalab throws a UsageError (exit 2). -n is not checked here (the module does).
  */
 export function checkToolArgs(a: ToolArgs): void {
+  if (a.mode !== null && (a.mode < 0 || a.mode >= DMA_MAP_BENCH_MODE_MAX))
+    throw new UsageError(`invalid map mode, SINGLE_MODE:${DMA_MAP_BENCH_SINGLE_MODE}, SG_MODE: ${DMA_MAP_BENCH_SG_MODE}`);
   if (a.threads <= 0 || a.threads > DMA_MAP_MAX_THREADS)
     throw new UsageError(`invalid number of threads, must be in 1-${DMA_MAP_MAX_THREADS}`);
   if (a.seconds <= 0 || a.seconds > DMA_MAP_MAX_SECONDS)
@@ -173,10 +187,16 @@ export function us1(v100ns: bigint): string {
   return `${v100ns / 10n}.${v100ns % 10n}`;
 }
 
-/** The tool's three lines, in its wording (note the space after "granule:"). */
+/**
+ * The tool's three lines, in its wording: the older tool's first line has a space after
+ * "granule:", the newer one's (with -m) names the mode and has none.
+ */
 export function reportLines(a: ToolArgs, r: MapBenchmarkResult): string[] {
+  const dir = DIRECTION_NAMES[a.dir];
   return [
-    `dma mapping benchmark: threads:${a.threads} seconds:${a.seconds} node:${a.node} dir:${DIRECTION_NAMES[a.dir]} granule: ${a.granule}`,
+    a.mode === null
+      ? `dma mapping benchmark: threads:${a.threads} seconds:${a.seconds} node:${a.node} dir:${dir} granule: ${a.granule}`
+      : `dma mapping benchmark(${MODE_NAMES[a.mode]}): threads:${a.threads} seconds:${a.seconds} node:${a.node} dir:${dir} granule:${a.granule}`,
     `average map latency(us):${us1(r.avgMap100ns)} standard deviation:${us1(r.mapStddev)}`,
     `average unmap latency(us):${us1(r.avgUnmap100ns)} standard deviation:${us1(r.unmapStddev)}`,
   ];

@@ -20,12 +20,24 @@ export interface WorkloadResult {
   pairsPerSec: number;
   bouncedBytes: number;
   bouncedBytesPerSec: number;
-  /** the copy primitive's rate, same sizes and walk, measured right before */
+  /** bouncedBytes over the CPU time the workload's turns took (each thread's, threads added; wall time where unread) */
+  bouncedBytesPerCpuSec: number;
+  /** the copy limit: the hot path's copies alone, same sizes and walk, per CPU-second as above, in turns with the workload */
   copyBytesPerSec: number;
+  /**
+   * bounced bytes over the copy limit's, per CPU-second of each thread (wall time where that
+   * cannot be read), the median of turns measured alike (≤ 1 within noise; see turnFraction)
+   */
   fractionOfCopyLimit: number;
-  avgMapNs: number;
-  avgUnmapNs: number;
-  /** of one map+unmap pair, from individually timed samples */
+  /** wall time per pair in the timed batches (per thread: threads × elapsed / pairs), the loop included */
+  nsPerPair: number;
+  /** mean of the individually timed maps / unmaps: every sample, host preemptions and GC pauses included */
+  meanMapNs: number;
+  meanUnmapNs: number;
+  /** medians of the same samples */
+  p50MapNs: number;
+  p50UnmapNs: number;
+  /** of one map+unmap pair, from the same individually timed samples */
   p50Ns: number;
   p99Ns: number;
   /** JS heap growth per pair over a GC-free stretch (≈ 0 when the hot path allocates nothing) */
@@ -116,26 +128,57 @@ function isResult(r: unknown): r is WorkloadResult {
 
 export interface CompareRow {
   key: string;
+  /** median pairs per second of this invocation's runs */
   now: number;
   base: number | null;
   /** now / base, null when the baseline lacks the workload */
   ratio: number | null;
+  /**
+   * the noise band, relative: the largest deviation of one run from its median, among this
+   * invocation's repeated runs and the baseline's (a ratio within 1 ± noise is noise)
+   */
+  noise: number;
+  /** runs behind `now` */
+  runs: number;
+  verdict: "slower" | "faster" | "within noise" | "not in baseline";
 }
 
-export function compareResults(now: Record<string, WorkloadResult>, base: Record<string, WorkloadResult>): CompareRow[] {
+/** The largest |run - median| / median of a set of runs (0 for fewer than two). */
+export function spread(runs: readonly number[]): number {
+  if (runs.length < 2) return 0;
+  const m = median(runs);
+  return m > 0 ? Math.max(...runs.map((r) => Math.abs(r - m) / m)) : 0;
+}
+
+type WithRuns = WorkloadResult & { runs?: number[] };
+
+/**
+ * This invocation's medians against a saved summary's, with the noise band measured in both
+ * (see CompareRow.noise): a regression is a ratio below 1 - noise.
+ */
+export function compareResults(now: Record<string, WithRuns>, base: Record<string, WithRuns>): CompareRow[] {
   return Object.entries(now).map(([key, r]) => {
     const b = base[key];
+    const runs = r.runs ?? [r.pairsPerSec];
     const bp = b ? b.pairsPerSec : null;
-    return { key, now: r.pairsPerSec, base: bp, ratio: bp !== null && bp > 0 ? r.pairsPerSec / bp : null };
+    const noise = Math.max(spread(runs), b?.runs ? spread(b.runs) : 0);
+    const ratio = bp !== null && bp > 0 ? r.pairsPerSec / bp : null;
+    const verdict = ratio === null ? "not in baseline" : ratio < 1 - noise ? "slower" : ratio > 1 + noise ? "faster" : "within noise";
+    return { key, now: r.pairsPerSec, base: bp, ratio, noise, runs: runs.length, verdict };
   });
 }
 
 export function formatCompare(rows: readonly CompareRow[]): string[] {
-  const lines = ["workload              pairs/s now   pairs/s base   ratio"];
+  const lines = ["workload              pairs/s now   pairs/s base    ratio   noise band       verdict"];
   for (const r of rows) {
-    const ratio = r.ratio === null ? "   (not in baseline)" : `   ${r.ratio.toFixed(3)}x`;
-    lines.push(`${r.key.padEnd(20)} ${fmtRate(r.now).padStart(12)}   ${(r.base === null ? "-" : fmtRate(r.base)).padStart(12)}${ratio}`);
+    const ratio = r.ratio === null ? "-" : `${r.ratio.toFixed(3)}x`;
+    const band = `±${(r.noise * 100).toFixed(1)}% (${r.runs} runs)`;
+    lines.push(
+      `${r.key.padEnd(20)} ${fmtRate(r.now).padStart(12)}   ${(r.base === null ? "-" : fmtRate(r.base)).padStart(12)}   ${ratio.padStart(7)}   ${band.padEnd(16)} ${r.verdict}`,
+    );
   }
+  const slower = rows.filter((r) => r.verdict === "slower").map((r) => r.key);
+  lines.push(slower.length > 0 ? `regression outside the noise band: ${slower.join(", ")}` : "no regression outside the noise band");
   return lines;
 }
 
@@ -158,7 +201,9 @@ export function workloadLines(r: WorkloadResult): string[] {
     `dmalab bench: ${what}, kernel ${r.kernel}, threads:${r.threads} areas:${r.areas} seconds:${r.seconds}`,
     `map+unmap pairs per second: ${Math.round(r.pairsPerSec)} (${fmtRate(r.pairsPerSec)})`,
     `bytes bounced per second: ${Math.round(r.bouncedBytesPerSec)} (${fmtBytesRate(r.bouncedBytesPerSec)})`,
-    `copy limit (same copies, no allocator): ${fmtBytesRate(r.copyBytesPerSec)}; fraction of copy limit: ${r.fractionOfCopyLimit.toFixed(3)}`,
-    `average map ${r.avgMapNs.toFixed(1)} ns, unmap ${r.avgUnmapNs.toFixed(1)} ns; pair p50 ${r.p50Ns.toFixed(0)} ns, p99 ${r.p99Ns.toFixed(0)} ns; heap bytes per pair ${r.heapBytesPerPair.toFixed(3)}`,
+    `per CPU-second (the host's other work left out): bounced ${fmtBytesRate(r.bouncedBytesPerCpuSec)}, copy limit (same copies, no allocator) ${fmtBytesRate(r.copyBytesPerSec)}; fraction of copy limit: ${r.fractionOfCopyLimit.toFixed(3)}`,
+    `per pair in the timed batches (loop included): ${r.nsPerPair.toFixed(1)} ns`,
+    `timed one by one: pair p50 ${r.p50Ns.toFixed(0)} ns, p99 ${r.p99Ns.toFixed(0)} ns; map p50 ${r.p50MapNs.toFixed(0)} ns, unmap p50 ${r.p50UnmapNs.toFixed(0)} ns`,
+    `mean of every sample (host preemptions and GC pauses included): map ${r.meanMapNs.toFixed(1)} ns, unmap ${r.meanUnmapNs.toFixed(1)} ns; heap bytes per pair ${r.heapBytesPerPair.toFixed(3)}`,
   ];
 }

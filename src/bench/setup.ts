@@ -4,8 +4,8 @@
 // thread, which then attaches the main thread's shared RAM chunks and pool state
 // (SharedArrayBuffers), so all threads run over one pool and one memory.
 
-import { InvalidArgumentError, UsageError, hex } from "../errors.js";
-import { ORIG_BASE, ORIG_REGION_BYTES } from "./xorshift.js";
+import { InvalidArgumentError, UsageError } from "../errors.js";
+import { ORIG_ALIGN, ORIG_REGION_BYTES } from "./xorshift.js";
 import { Device } from "../dma/device.js";
 import { buildMachine, type MachineConfig } from "../machine/builder.js";
 import type { Machine } from "../machine/machine.js";
@@ -60,10 +60,19 @@ export function buildBenchMachine(config: BenchMachineConfig): BenchMachine {
   if (built.report.outcome === "fault") throw new InvalidArgumentError(`machine ${m.desc.name}: the boot faulted: ${built.report.fault?.message ?? "unknown fault"}`);
   if (config.mode === "workload" && m.swiotlb.defaultMem === null)
     throw new InvalidArgumentError(`machine ${m.desc.name}: no swiotlb pool could be allocated for the workload (swiotlb=${built.report.swiotlb.cmdline || "default"})`);
-  if (config.mode === "workload" && !m.memory.isRam(ORIG_BASE, ORIG_REGION_BYTES))
-    throw new UsageError(`machine ${m.desc.name}: the workloads' buffers live at [${hex(ORIG_BASE)}, +${ORIG_REGION_BYTES >> 20} MiB), which is not RAM on this board`);
   const { desc, profile, zones, memory, memblock, log, events, swiotlb, direct, api } = m;
   return { config, desc, profile, zones, memory, memblock, log, events, swiotlb, direct, api };
+}
+
+/**
+ * The workloads' originals (ORIG_REGION_BYTES, 2 MiB aligned), taken from the RAM the boot left
+ * free, as high as it goes (as kernelBuffers does for the kernel tool): the base. Once per run,
+ * in the main thread; workers get the address in their job spec.
+ */
+export function workloadOriginals(m: BenchMachine): number {
+  const base = m.memblock.allocTopDown(ORIG_REGION_BYTES, ORIG_ALIGN, Infinity, "bench originals");
+  if (base < 0) throw new UsageError(`machine ${m.desc.name}: the workloads' ${ORIG_REGION_BYTES >> 20} MiB of originals do not fit in its free RAM`);
+  return base;
 }
 
 /** The device the workloads map for: no masks, no alignment, no boundary (swiotlb sees it raw). */

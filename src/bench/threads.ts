@@ -1,24 +1,27 @@
 // The coordinator of a benchmark run: -t 1 runs in this thread; more threads run as one
 // worker per core at most (logical CPUs beyond that are multiplexed inside the workers), all
-// over one pool and one memory in SharedArrayBuffers. The phases (warm-up, copy limit, timed
-// run) start together: workers meet at a shared counter and wait for the phase word.
+// over one pool and one memory in SharedArrayBuffers. The phases (warm-up, the copy limit's
+// warm-up, the timed stretch of copy limit and workload in turns) start together: workers meet
+// at a shared counter and wait for the phase word.
 
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { FaultError, LimitError, UsageError, type DmalabError } from "../errors.js";
 import { KernelJob, WorkloadJob, kernelBuffers, ioctlError, type KernelJobSpec, type KernelThreadResult, type WorkloadJobSpec, type WorkloadThreadResult } from "./job.js";
 import { addSums, benchmarkResult, reportLines, type LatencySums, type MapBenchmarkResult, type ToolArgs } from "./kernel-tool.js";
-import type { WorkloadName, WorkloadResult } from "./result.js";
-import { buildBenchMachine, exportShared, poolIsDrained, touchRange, type BenchMachine, type BenchMachineConfig, type SharedState } from "./setup.js";
-import { ORIG_BASE, ORIG_REGION_BYTES } from "./xorshift.js";
+import { median, type WorkloadName, type WorkloadResult } from "./result.js";
+import { buildBenchMachine, exportShared, poolIsDrained, touchRange, workloadDevice, workloadOriginals, type BenchMachine, type BenchMachineConfig, type SharedState } from "./setup.js";
+import { ORIG_REGION_BYTES } from "./xorshift.js";
 
 export const CTL_PHASE = 0;
 export const CTL_ARRIVED = 1;
 // phase 0 (the word's initial value): the workers are starting
 export const PHASE_COPY = 1;
 export const PHASE_RUN = 2;
-export const TIME_COPY_END = 0;
+export const TIME_RUN_START = 0;
 export const TIME_RUN_END = 1;
+/** the share of each slice of the timed stretch that measures the copy limit */
+export const TIME_COPY_SHARE = 2;
 /** a worker that failed adds this to the arrival counter, so nobody waits for it */
 const FAILED = 1 << 16;
 
@@ -94,7 +97,7 @@ async function spawn<T>(
   drive: (ctl: Int32Array, times: Float64Array) => Promise<void>,
 ): Promise<T[]> {
   const control = new SharedArrayBuffer(16);
-  const timesBuf = new SharedArrayBuffer(16);
+  const timesBuf = new SharedArrayBuffer(24);
   const ctl = new Int32Array(control);
   const times = new Float64Array(timesBuf);
   const url = new URL("./worker.js", import.meta.url);
@@ -131,7 +134,10 @@ export interface WorkloadRunOptions {
   size: number;
   threads: number;
   seconds: number;
-  /** seconds of copy-limit measurement right before; default max(0.25, min(1, seconds / 4)) */
+  /**
+   * seconds of copy-limit measurement, in turns with the workload's `seconds` (see
+   * WorkloadJob.measure); default `seconds`
+   */
   copySeconds?: number;
   sampleN?: number;
 }
@@ -139,26 +145,34 @@ export interface WorkloadRunOptions {
 const nowEpoch = (): number => performance.timeOrigin + performance.now();
 
 export async function runWorkload(o: WorkloadRunOptions): Promise<WorkloadResult> {
-  const copySeconds = o.copySeconds ?? Math.max(0.25, Math.min(1, o.seconds / 4));
+  // as long as the workload by default: each turn's two halves see the host alike
+  const copySeconds = o.copySeconds ?? o.seconds;
+  const copyShare = copySeconds / (copySeconds + o.seconds);
   const sampleN = o.sampleN ?? 20_000;
   const workers = Math.min(o.threads, cores());
   const deal = dealCpus(o.threads, workers);
   let parts: WorkloadThreadResult[];
   let areas: number;
   if (o.threads === 1) {
-    const job = new WorkloadJob({ kind: "workload", config: o.config, workload: o.workload, size: o.size, cpus: [0], sampleN, measureHeap: true });
+    const m = buildBenchMachine(o.config);
+    checkWorkloadSize(m, o);
+    const origBase = workloadOriginals(m);
+    const job = new WorkloadJob({ kind: "workload", config: o.config, workload: o.workload, size: o.size, cpus: [0], sampleN, measureHeap: true, origBase }, undefined, m);
     areas = job.m.swiotlb.defaultMem!.pool.nareas;
-    prefault(job.m);
+    prefault(job.m, origBase);
     job.warmUp();
-    const copy = job.copyLimit(performance.now() + copySeconds * 1000, 0, 1);
-    const run = job.timed(performance.now() + o.seconds * 1000);
+    job.warmCopy(0, 1);
+    const t0 = performance.now();
+    const { run, turns } = job.measure(t0, t0 + (copySeconds + o.seconds) * 1000, copyShare);
     const { latency, heap, pairNs } = job.sample();
     job.finish();
-    parts = [{ run, copy, latency, heapBytesPerPair: heap, log: job.m.log.lines, pairNs }];
+    parts = [{ run, turns, latency, heapBytesPerPair: heap, log: job.m.log.lines, pairNs }];
   } else {
     const m = buildBenchMachine(o.config);
+    checkWorkloadSize(m, o);
+    const origBase = workloadOriginals(m);
     areas = m.swiotlb.defaultMem!.pool.nareas;
-    const shared = shareWorkloadState(m);
+    const shared = shareWorkloadState(m, origBase);
     const specs: WorkloadJobSpec[] = deal.map((cpus, i) => ({
       kind: "workload",
       config: o.config,
@@ -167,13 +181,16 @@ export async function runWorkload(o: WorkloadRunOptions): Promise<WorkloadResult
       cpus,
       sampleN: Math.ceil(sampleN / workers),
       measureHeap: i === 0,
+      origBase,
     }));
     parts = await spawn<WorkloadThreadResult>(specs, shared, async (ctl, times) => {
       if (!(await waitArrived(ctl, workers))) return;
-      times[TIME_COPY_END] = nowEpoch() + copySeconds * 1000;
       setPhase(ctl, PHASE_COPY);
       if (!(await waitArrived(ctl, 2 * workers))) return;
-      times[TIME_RUN_END] = nowEpoch() + o.seconds * 1000;
+      // a few ms ahead, so that every worker is waiting when the first slice starts
+      times[TIME_RUN_START] = nowEpoch() + 5;
+      times[TIME_RUN_END] = times[TIME_RUN_START] + (copySeconds + o.seconds) * 1000;
+      times[TIME_COPY_SHARE] = copyShare;
       setPhase(ctl, PHASE_RUN);
     });
     // every thread drained its ring or unmapped its last pair: a lost update under the
@@ -196,17 +213,60 @@ export function tapLatency(fn: ((r: WorkloadResult, pairNs: Float64Array[]) => v
  * Writes the whole pool region and the originals once, so that no timed stretch (copy limit
  * or workload) pays the host's first-touch page faults, and workers get every chunk shared.
  */
-export function prefault(m: BenchMachine): void {
+export function prefault(m: BenchMachine, origBase: number): void {
   const pool = m.swiotlb.defaultMem!.pool;
   touchRange(m.memory, pool.start, pool.end - pool.start);
-  touchRange(m.memory, ORIG_BASE, ORIG_REGION_BYTES);
+  touchRange(m.memory, origBase, ORIG_REGION_BYTES);
   m.memory.fill(pool.start, pool.end - pool.start, 0);
-  m.memory.fill(ORIG_BASE, ORIG_REGION_BYTES, 0x5a);
+  m.memory.fill(origBase, ORIG_REGION_BYTES, 0x5a);
 }
 
-function shareWorkloadState(m: BenchMachine): SharedState {
-  prefault(m);
+/**
+ * --size of a pingpong: 1 byte up to swiotlb_max_mapping_size for the workload's device (a
+ * mapping the pool can hold in one segment), else a usage error naming the limit.
+ */
+export function checkWorkloadSize(m: BenchMachine, o: Pick<WorkloadRunOptions, "workload" | "size">): void {
+  if (o.workload !== "pingpong") return;
+  const max = m.swiotlb.maxMappingSize(workloadDevice());
+  if (!Number.isInteger(o.size) || o.size < 1 || o.size > max)
+    throw new UsageError(`--size ${o.size}: must be 1-${max} (swiotlb_max_mapping_size of ${m.desc.name}'s pool, kernel ${m.profile.version})`);
+}
+
+function shareWorkloadState(m: BenchMachine, origBase: number): SharedState {
+  prefault(m, origBase);
   return exportShared(m);
+}
+
+/**
+ * The fraction of the copy limit: per turn of the timed stretch, the threads' bounced bytes per
+ * second over their copy limit's in the same turn (threads turn together), and the median of
+ * the turns — a turn where the host took the CPU away from one half only is an outlier, not a
+ * bias, as it would be in a ratio of the totals.
+ */
+export function turnFraction(parts: readonly Pick<WorkloadThreadResult, "turns">[]): number {
+  const n = Math.min(...parts.map((p) => p.turns.workNs.length));
+  const fr: number[] = [];
+  for (let i = 0; i < n; i++) {
+    let w = 0;
+    let c = 0;
+    for (const { turns: t } of parts) {
+      w += t.workBytes[i]! / t.workNs[i]!;
+      c += t.copyBytes[i]! / t.copyNs[i]!;
+    }
+    if (c > 0 && Number.isFinite(w / c)) fr.push(w / c);
+  }
+  return fr.length > 0 ? median(fr) : 0;
+}
+
+/** Bytes per second of CPU time (wall time where unread) over all turns, the threads' rates added. */
+function cpuRate(parts: readonly Pick<WorkloadThreadResult, "turns">[], side: "work" | "copy"): number {
+  let rate = 0;
+  for (const { turns: t } of parts) {
+    const bytes = (side === "work" ? t.workBytes : t.copyBytes).reduce((a, b) => a + b, 0);
+    const ns = (side === "work" ? t.workNs : t.copyNs).reduce((a, b) => a + b, 0);
+    if (ns > 0) rate += (bytes / ns) * 1e9;
+  }
+  return rate;
 }
 
 function mergeWorkload(o: WorkloadRunOptions, areas: number, parts: WorkloadThreadResult[]): WorkloadResult {
@@ -214,14 +274,11 @@ function mergeWorkload(o: WorkloadRunOptions, areas: number, parts: WorkloadThre
   let bytes = 0;
   let failures = 0;
   let elapsed = 0;
-  let copyRate = 0;
   for (const p of parts) {
     pairs += p.run.pairs;
     bytes += p.run.bouncedBytes;
     failures += p.run.failures;
     elapsed = Math.max(elapsed, p.run.elapsedNs);
-    // the threads copied at the same time: their rates add up
-    copyRate += p.copy.bytesPerSec;
   }
   const n = parts.length;
   const mean = (f: (p: WorkloadThreadResult) => number): number => parts.reduce((s, p) => s + f(p), 0) / n;
@@ -238,10 +295,14 @@ function mergeWorkload(o: WorkloadRunOptions, areas: number, parts: WorkloadThre
     pairsPerSec,
     bouncedBytes: bytes,
     bouncedBytesPerSec,
-    copyBytesPerSec: copyRate,
-    fractionOfCopyLimit: copyRate > 0 ? bouncedBytesPerSec / copyRate : 0,
-    avgMapNs: mean((p) => p.latency.avgMapNs),
-    avgUnmapNs: mean((p) => p.latency.avgUnmapNs),
+    bouncedBytesPerCpuSec: cpuRate(parts, "work"),
+    copyBytesPerSec: cpuRate(parts, "copy"),
+    fractionOfCopyLimit: turnFraction(parts),
+    nsPerPair: pairs > 0 ? (elapsed * n) / pairs : 0,
+    meanMapNs: mean((p) => p.latency.meanMapNs),
+    meanUnmapNs: mean((p) => p.latency.meanUnmapNs),
+    p50MapNs: mean((p) => p.latency.p50MapNs),
+    p50UnmapNs: mean((p) => p.latency.p50UnmapNs),
     p50Ns: mean((p) => p.latency.p50Ns),
     p99Ns: mean((p) => p.latency.p99Ns),
     heapBytesPerPair: parts[0]!.heapBytesPerPair,

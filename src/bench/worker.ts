@@ -5,7 +5,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { KernelJob, WorkloadJob } from "./job.js";
 import type { SharedState } from "./setup.js";
-import { CTL_ARRIVED, CTL_PHASE, PHASE_COPY, PHASE_RUN, TIME_COPY_END, TIME_RUN_END, arrive, waitPhase, type WorkerInit } from "./threads.js";
+import { CTL_ARRIVED, CTL_PHASE, PHASE_COPY, PHASE_RUN, TIME_COPY_SHARE, TIME_RUN_END, TIME_RUN_START, arrive, waitPhase, type WorkerInit } from "./threads.js";
 
 function localDeadline(epochMs: number): number {
   return epochMs - performance.timeOrigin;
@@ -21,13 +21,13 @@ function main(init: WorkerInit): void {
       job.warmUp();
       arrive(ctl);
       waitPhase(ctl, PHASE_COPY);
-      const copy = job.copyLimit(localDeadline(times[TIME_COPY_END]!), init.index, init.threads);
+      job.warmCopy(init.index, init.threads);
       arrive(ctl);
       waitPhase(ctl, PHASE_RUN);
-      const run = job.timed(localDeadline(times[TIME_RUN_END]!));
+      const { run, turns } = job.measure(localDeadline(times[TIME_RUN_START]!), localDeadline(times[TIME_RUN_END]!), times[TIME_COPY_SHARE]!);
       const { latency, heap, pairNs } = job.sample();
       job.finish();
-      parentPort!.postMessage({ ok: true, result: { run, copy, latency, heapBytesPerPair: heap, log: job.m.log.lines, pairNs } });
+      parentPort!.postMessage({ ok: true, result: { run, turns, latency, heapBytesPerPair: heap, log: job.m.log.lines, pairNs } });
     } else {
       const job = new KernelJob(init.spec, shared);
       job.prepare();

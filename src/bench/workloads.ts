@@ -2,16 +2,17 @@
 // swiotlb_tbl_map_single / swiotlb_tbl_unmap_single directly (bidirectional, device masks 0),
 // the same loop a native build of the kernel's allocator runs, so the two can be compared.
 //
-//   pingpong: map then unmap one buffer of `size` bytes whose original sits at 0x4000_0000
+//   pingpong: map then unmap one buffer of `size` bytes whose original sits at the originals'
+//             base (free RAM the boot left, see workloadOriginals)
 //   ring:     256 mappings in flight, FIFO; every step unmaps the oldest and maps a new one
-//             (sizes 64 << (r1 % 11), originals 0x4000_0000 + (r2 % 65520) * 4096, xorshift32)
+//             (sizes 64 << (r1 % 11), originals base + (r2 % 65520) * 4096, xorshift32)
 //
 // Timing never reads the clock per pair: run(n) does n pairs and the caller times batches.
 // The latency sample (sample()) is a separate stretch where each pair is timed on its own.
 
 import { DMA_BIDIRECTIONAL } from "../kernel/dma-mapping.js";
 import type { SwiotlbDevice } from "../swiotlb/device.js";
-import { ORIG_BASE, RING_DEPTH, XorShift32, ringOrig, ringSize } from "./xorshift.js";
+import { RING_DEPTH, XorShift32, ringOrig, ringSize } from "./xorshift.js";
 
 /** What the workloads call: the swiotlb entry points of the chosen profile. */
 export interface BenchSwiotlb {
@@ -56,7 +57,8 @@ export class Pingpong implements Stepper {
     private readonly cpu: number,
     /** the 5.13 signature: the fourth argument is alloc_size, not alloc_align_mask */
     passAllocSize: boolean,
-    private readonly orig = ORIG_BASE,
+    /** the original's address (the originals' base: workloadOriginals) */
+    private readonly orig: number,
   ) {
     this.arg4 = passAllocSize ? size : 0;
   }
@@ -125,6 +127,8 @@ export class Ring implements Stepper {
     private readonly cpu: number,
     /** the 5.13 signature: the fourth argument is alloc_size, not alloc_align_mask */
     private readonly passAllocSize: boolean,
+    /** the originals' region (workloadOriginals) */
+    private readonly origBase: number,
     seed = 1,
   ) {
     this.rng = new XorShift32(seed);
@@ -144,7 +148,7 @@ export class Ring implements Stepper {
     const r1 = this.rng.next();
     const r2 = this.rng.next();
     const size = ringSize(r1);
-    const tlb = this.sw.tblMapSingle(this.dev, ringOrig(r2), size, this.passAllocSize ? size : 0, DMA_BIDIRECTIONAL, 0, this.cpu);
+    const tlb = this.sw.tblMapSingle(this.dev, ringOrig(this.origBase, r2), size, this.passAllocSize ? size : 0, DMA_BIDIRECTIONAL, 0, this.cpu);
     this.tlb[i] = tlb;
     this.sizes[i] = size;
     if (tlb === -1) this.failures++;
@@ -172,6 +176,7 @@ export class Ring implements Stepper {
     const sizes = this.sizes;
     const bounced = this.bounced;
     const passAllocSize = this.passAllocSize;
+    const origBase = this.origBase;
     this.pairs += n;
     for (let k = 0; k < n; k++) {
       const head = this.head;
@@ -184,7 +189,7 @@ export class Ring implements Stepper {
       const r1 = rng.next();
       const r2 = rng.next();
       const size = ringSize(r1);
-      const tlb = sw.tblMapSingle(dev, ringOrig(r2), size, passAllocSize ? size : 0, DMA_BIDIRECTIONAL, 0, cpu);
+      const tlb = sw.tblMapSingle(dev, ringOrig(origBase, r2), size, passAllocSize ? size : 0, DMA_BIDIRECTIONAL, 0, cpu);
       tlbs[head] = tlb;
       sizes[head] = size;
       if (tlb === -1) this.failures++;

@@ -40,6 +40,20 @@ interface PlainExports {
   map: (size: number, cpu: number, locking: number) => number;
   unmap: (index: number, size: number, dir: number, attrs: number, locking: number) => number;
   copy: (slot: number, len: number, toBounce: number) => number;
+  walk: (state: number, first: number, nslots: number, size: number, steps: number) => number;
+}
+
+/** Bytes of a copy walk's state in the module's memory (see walk in plain-path.wat). */
+const WALK_STATE_BYTES = 48 + 256 * 16;
+
+/**
+ * The state of one copy walk (the benchmark's copy limit) in the module's memory: `i32` and
+ * `f64` view it from its start (layout in plain-path.wat, walk).
+ */
+export interface CopyWalkState {
+  readonly offset: number;
+  readonly i32: Int32Array;
+  readonly f64: Float64Array;
 }
 /** the minimal WebAssembly surface used here (the ES2022 lib has no WebAssembly types) */
 interface WasmApi {
@@ -72,6 +86,7 @@ export class PlainPath implements HotBounce {
   private readonly wmap: (size: number, cpu: number, locking: number) => number;
   private readonly wunmap: (index: number, size: number, dir: number, attrs: number, locking: number) => number;
   private readonly wcopy: (slot: number, len: number, toBounce: number) => number;
+  private readonly wwalk: (state: number, first: number, nslots: number, size: number, steps: number) => number;
   /** the chunk a miss asks for */
   private readonly miss: Int32Array;
   /** ORIG_TABLE x {chunk number (-1: empty), arena offset, length (0: not plain RAM)} */
@@ -160,6 +175,7 @@ export class PlainPath implements HotBounce {
     this.wmap = x.map;
     this.wunmap = x.unmap;
     this.wcopy = x.copy;
+    this.wwalk = x.walk;
   }
 
   /**
@@ -227,6 +243,34 @@ export class PlainPath implements HotBounce {
     }
     if (toBounce) this.copier.toSlot(this.pool, slot, this.origArg[0]!, len);
     else this.copier.fromSlot(this.pool, slot, this.origArg[0]!, len);
+  }
+
+  /**
+   * A new copy walk's state for walk(), zeroed, in the arena (next to the module's tables), or
+   * null when the arena has no room left.
+   */
+  newWalk(): CopyWalkState | null {
+    const off = this.arena.allocState(WALK_STATE_BYTES);
+    if (off < 0) return null;
+    const buf = this.arena.memory.buffer;
+    const i32 = new Int32Array(buf, off, WALK_STATE_BYTES >>> 2).fill(0);
+    return { offset: off, i32, f64: new Float64Array(buf, off, WALK_STATE_BYTES >>> 3) };
+  }
+
+  /**
+   * `steps` steps of the benchmark's copy walk (walk in plain-path.wat): the hot path's copies
+   * and prefetches alone. False when the module cannot do them (an original or slot that is not
+   * plain RAM in the arena); the steps done so far stay done.
+   */
+  walk(w: CopyWalkState, first: number, nslots: number, size: number, steps: number): boolean {
+    let left = steps;
+    for (;;) {
+      const r = this.wwalk(w.offset, first, nslots, size, left);
+      left -= w.i32[3]!;
+      if (r === 0) return true;
+      if (r >= GENERAL) return false;
+      this.fill(r);
+    }
   }
 
   /** Answers a miss: the chunk's table entry, filled; the module is called again. */

@@ -623,6 +623,92 @@
       (then (return (global.get $code))))
     (i32.const 0))
 
-  ;; what the prefetch loads came to (never used: it keeps them alive)
+;; The benchmark's copy limit (bench/copy-limit.ts): the bounce copies of `steps` workload
+  ;; steps and nothing else, with the hot path's own code ($copy: the word copies and memory.copy
+  ;; of map and unmap; chunk by chunk like them) and its $prefetch at the same moments (the walk
+  ;; entering another group of 16 slots, as the area hint does in map). Destinations walk slots
+  ;; [first, first + nslots) as the slot search hands them out: page aligned from PAGE_SIZE up,
+  ;; never across a segment, back to `first` at the end. `size` > 0: pingpong (copy in, then
+  ;; straight back); 0: the ring (xorshift32 sizes 64 << (r1 % 11), originals base + (r2 % pages)
+  ;; * 4096, each copied back when it leaves the 256-deep FIFO). State at $st (copy-limit.ts):
+  ;;   +0 i32 next slot (relative)  +4 i32 FIFO head  +8 i32 xorshift32 state  +12 i32 steps done
+  ;;   +16 f64 originals' base  +24 i32 pages  +32 f64 bytes copied  +48 FIFO: 256 x {i32 slot
+  ;;   (-1 none), i32 size, f64 original}
+  ;; 0 when done; else a code as map's (the step that missed is redone on the next call).
+  (func (export "walk") (param $st i32) (param $first i32) (param $nslots i32) (param $size i32) (param $steps i32) (result i32)
+    (local $k i32) (local $rel i32) (local $s i32) (local $n i32) (local $mask i32) (local $len i32)
+    (local $orig f64) (local $x i32) (local $r1 i32) (local $f i32) (local $old i32) (local $next i32)
+    (local $bytes f64)
+    (local.set $rel (i32.load (local.get $st)))
+    (local.set $x (i32.load offset=8 (local.get $st)))
+    (local.set $bytes (f64.load offset=32 (local.get $st)))
+    (block $out
+      (block $done
+      (loop $step
+        (br_if $done (i32.ge_u (local.get $k) (local.get $steps)))
+        (local.set $f (i32.const 0))
+        (if (local.get $size)
+          (then
+            (local.set $len (local.get $size))
+            (local.set $orig (f64.load offset=16 (local.get $st))))
+          (else
+            ;; the ring's two draws, then the mapping that leaves the FIFO: copied back first
+            (local.set $x (i32.xor (local.get $x) (i32.shl (local.get $x) (i32.const 13))))
+            (local.set $x (i32.xor (local.get $x) (i32.shr_u (local.get $x) (i32.const 17))))
+            (local.set $x (i32.xor (local.get $x) (i32.shl (local.get $x) (i32.const 5))))
+            (local.set $r1 (local.get $x))
+            (local.set $x (i32.xor (local.get $x) (i32.shl (local.get $x) (i32.const 13))))
+            (local.set $x (i32.xor (local.get $x) (i32.shr_u (local.get $x) (i32.const 17))))
+            (local.set $x (i32.xor (local.get $x) (i32.shl (local.get $x) (i32.const 5))))
+            (local.set $len (i32.shl (i32.const 64) (i32.rem_u (local.get $r1) (i32.const 11))))
+            (local.set $orig (f64.add (f64.load offset=16 (local.get $st))
+              (f64.mul (f64.convert_i32_u (i32.rem_u (local.get $x) (i32.load offset=24 (local.get $st)))) (f64.const 4096))))
+            (local.set $f (i32.add (i32.add (local.get $st) (i32.const 48)) (i32.shl (i32.load offset=4 (local.get $st)) (i32.const 4))))
+            (local.set $old (i32.load (local.get $f)))
+            (if (i32.ge_s (local.get $old) (i32.const 0))
+              (then
+                (if (call $span (local.get $old) (f64.load offset=8 (local.get $f)) (i32.load offset=4 (local.get $f)) (i32.const 0))
+                  (then (br $out)))))))
+        ;; where the search would put it
+        (local.set $n (i32.shr_u (i32.add (local.get $len) (i32.const 2047)) (i32.const 11)))
+        (local.set $mask (select (i32.sub (global.get $PAGE_SLOTS) (i32.const 1)) (i32.const 0)
+          (i32.ge_u (local.get $len) (i32.shl (global.get $PAGE_SLOTS) (i32.const 11)))))
+        (local.set $s (i32.add (local.get $rel)
+          (i32.and (i32.sub (i32.const 0) (i32.add (i32.add (local.get $first) (local.get $rel)) (global.get $PHASE))) (local.get $mask))))
+        (if (i32.gt_u (i32.add (i32.and (i32.add (local.get $first) (local.get $s)) (i32.const 127)) (local.get $n)) (i32.const 128))
+          (then (local.set $s (i32.add (local.get $s) (i32.sub (i32.const 128) (i32.and (i32.add (local.get $first) (local.get $s)) (i32.const 127)))))))
+        (if (i32.gt_u (i32.add (local.get $s) (local.get $n)) (local.get $nslots)) (then (local.set $s (i32.const 0))))
+        (local.set $next (i32.add (local.get $s) (local.get $n)))
+        (if (i32.and (i32.ne (i32.shr_u (local.get $next) (i32.const 4)) (i32.shr_u (local.get $rel) (i32.const 4)))
+                     (i32.le_u (i32.add (local.get $next) (i32.const 32)) (local.get $nslots)))
+          (then (call $prefetch (i32.add (local.get $first) (i32.add (i32.and (local.get $next) (i32.const -16)) (i32.const 16))) (local.get $len))))
+        (local.set $s (i32.add (local.get $first) (local.get $s)))
+        (if (call $span (local.get $s) (local.get $orig) (local.get $len) (i32.const 1)) (then (br $out)))
+        (if (local.get $size)
+          (then
+            (if (call $span (local.get $s) (local.get $orig) (local.get $len) (i32.const 0)) (then (br $out)))
+            (local.set $bytes (f64.add (local.get $bytes) (f64.convert_i32_u (i32.shl (local.get $len) (i32.const 1))))))
+          (else
+            (if (i32.ge_s (local.get $old) (i32.const 0))
+              (then (local.set $bytes (f64.add (local.get $bytes) (f64.convert_i32_u (i32.load offset=4 (local.get $f)))))))
+            (local.set $bytes (f64.add (local.get $bytes) (f64.convert_i32_u (local.get $len))))
+            (i32.store (local.get $f) (local.get $s))
+            (i32.store offset=4 (local.get $f) (local.get $len))
+            (f64.store offset=8 (local.get $f) (local.get $orig))
+            (i32.store offset=4 (local.get $st) (i32.and (i32.add (i32.load offset=4 (local.get $st)) (i32.const 1)) (i32.const 255)))))
+        ;; the step is done: commit it
+        (local.set $rel (select (i32.const 0) (local.get $next) (i32.ge_u (local.get $next) (local.get $nslots))))
+        (i32.store (local.get $st) (local.get $rel))
+        (i32.store offset=8 (local.get $st) (local.get $x))
+        (f64.store offset=32 (local.get $st) (local.get $bytes))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (br $step)))
+      (i32.store offset=12 (local.get $st) (local.get $k))
+      (return (i32.const 0)))
+    ;; a copy missed: the steps so far are committed, this one is redone
+    (i32.store offset=12 (local.get $st) (local.get $k))
+    (global.get $code))
+
+    ;; what the prefetch loads came to (never used: it keeps them alive)
   (func (export "seen") (result i32) (global.get $seen))
 )

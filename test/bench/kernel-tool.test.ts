@@ -52,7 +52,7 @@ describe("atoi, as glibc's", () => {
 
 describe("the selftest CLI's checks", () => {
   it("takes the tool's defaults", () => {
-    expect(parseToolArgs({})).toEqual({ threads: 1, seconds: 20, node: -1, bits: 32, dir: 0, xdelay: 0, granule: 1 });
+    expect(parseToolArgs({})).toEqual({ threads: 1, seconds: 20, node: -1, bits: 32, dir: 0, xdelay: 0, granule: 1, mode: null });
     expect(refusal(parseToolArgs({}))).toBeNull();
   });
   it("refuses out-of-range values with the tool's wording", () => {
@@ -152,5 +152,22 @@ describe("the result arithmetic of map_benchmark.c", () => {
       "average map latency(us):1.2 standard deviation:0.5",
       "average unmap latency(us):0.7 standard deviation:10.1",
     ]);
+  });
+
+  it("with -m, prints the newer tool's first line: the mode named, no space after granule:", () => {
+    const r = { avgMap100ns: 12n, mapStddev: 5n, avgUnmap100ns: 7n, unmapStddev: 101n };
+    expect(reportLines(args({ threads: 2, seconds: 3, node: 0, dir: 2, granule: 4, mode: 0 }), r)[0]).toBe(
+      "dma mapping benchmark(SINGLE_MODE): threads:2 seconds:3 node:0 dir:FROM_DEVICE granule:4",
+    );
+    expect(reportLines(args({ granule: 8, mode: 1 }), r)[0]).toBe("dma mapping benchmark(SG_MODE): threads:1 seconds:20 node:-1 dir:BIDIRECTIONAL granule:8");
+  });
+
+  it("parses -m with atoi and checks it before anything else", () => {
+    expect(parseToolArgs({}).mode).toBeNull();
+    expect(parseToolArgs({ mode: "1x" }).mode).toBe(1);
+    expect(parseToolArgs({ mode: "abc" }).mode).toBe(0);
+    expect(refusal(args({ mode: 2, threads: 0 }))).toBe("invalid map mode, SINGLE_MODE:0, SG_MODE: 1");
+    expect(refusal(args({ mode: -1 }))).toBe("invalid map mode, SINGLE_MODE:0, SG_MODE: 1");
+    expect(refusal(args({ mode: 1 }))).toBeNull();
   });
 });

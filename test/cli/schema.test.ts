@@ -189,6 +189,11 @@ describe("dmalab bench --json (dmalab/bench@1)", () => {
     runAndValidate(["bench", "--workload", "ring", "-s", "1", "--json"], "dmalab/bench@1");
     runAndValidate(["bench", "--workload", "pingpong", "--size", "64", "-s", "1", "--json"], "dmalab/bench@1");
   });
+  it("newer kernels' tool with -m (map_mode), and a workload with --compare (its rows)", () => {
+    expect(runAndValidate(["bench", "-s", "1", "-m", "1", "-g", "2", "--json"], "dmalab/bench@1").map_mode).toBe(1);
+    const c = runAndValidate(["bench", "--workload", "pingpong", "--size", "100", "-s", "1", "--compare", join(root, "bench", "baseline.json"), "--json"], "dmalab/bench@1");
+    expect((c.compare as { verdict: string }[])[0]!.verdict).toBe("not in baseline");
+  });
   it("the suite's summary (too slow to run here): bench/baseline.json with the schema field --json adds", () => {
     const base = JSON.parse(readFileSync(join(root, "bench", "baseline.json"), "utf8")) as Record<string, unknown>;
     expect(base.dmalab).toBe("bench-suite");

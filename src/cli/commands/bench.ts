@@ -15,8 +15,10 @@ import {
   fmtBytesRate,
   fmtRate,
   loadSummary,
+  medianRun,
   workloadKey,
   workloadLines,
+  type CompareRow,
   type WorkloadName,
   type WorkloadResult,
 } from "../../bench/result.js";
@@ -38,6 +40,7 @@ interface BenchOpts extends ReportFlags {
   d?: string;
   x?: string;
   g?: string;
+  m?: string;
   machine: string;
   mem?: string;
   kernel: string;
@@ -52,7 +55,8 @@ interface BenchOpts extends ReportFlags {
   runs?: string;
 }
 
-const PINGPONG_SIZES = [64, 512, 4096, 65536];
+/** runs --compare takes at least (and by default): its noise band is their spread */
+const MIN_COMPARE_RUNS = 3;
 
 function intOpt(name: string, v: string | undefined, min: number, max: number): number | undefined {
   return v === undefined ? undefined : parseIntArg(name, v, min, max);
@@ -70,7 +74,8 @@ export function registerBench(program: Command): void {
     .option("-b <bits>", "DMA mask bits, 20-64 (default 32)")
     .option("-d <dir>", "direction: 0 BIDIRECTIONAL, 1 TO_DEVICE, 2 FROM_DEVICE")
     .option("-x <ns>", "transfer delay in ns, 0-10000000")
-    .option("-g <pages>", "granule in pages, 1-1024")
+    .option("-g <pages>", "granule in pages, 1-1024 (SG_MODE: scatterlist entries of one page)")
+    .option("-m <mode>", "map mode of newer kernels' tool: 0 SINGLE_MODE, 1 SG_MODE (dma_map_sg)")
     .option("--machine <name|file>", "machine: a name from `dmalab machines` or a JSON file", DEFAULT_MACHINE)
     .option("--mem <size>", "with a device tree whose firmware fills in the memory node: the RAM size")
     .addOption(new Option("--kernel <version>", "kernel profile").choices(KERNEL_VERSIONS).default(DEFAULT_KERNEL))
@@ -78,11 +83,11 @@ export function registerBench(program: Command): void {
     .option("--areas <n>", "swiotlb areas (6.x)")
     .option("--json", "print JSON")
     .addOption(new Option("--workload <name>", "throughput workload").choices(["pingpong", "ring"]))
-    .option("--size <bytes>", "pingpong buffer size: 64, 512, 4096 or 65536", "64")
-    .option("--compare <file>", "compare with a saved summary (bench/baseline.json): ratio per workload")
+    .option("--size <bytes>", "pingpong buffer size: 1 up to the pool's swiotlb_max_mapping_size (256 KiB)", "64")
+    .option("--compare <file>", "compare with a saved summary (bench/baseline.json): ratio and noise band per workload; exit 1 on a regression outside the band")
     .option("--suite", "run the whole regression set (medians of --runs runs)")
     .option("--out <file>", "write the JSON summary (or result) to this file")
-    .option("--runs <n>", "runs per workload for --suite / --compare (medians)");
+    .option("--runs <n>", "runs per workload for --suite / --compare (medians; --compare: 3 or more, the noise band is their spread)");
   addReportOptions(c).action(async (o: BenchOpts) => {
     await withBenchReport(o, (collector) => bench(o, collector));
   });
@@ -133,7 +138,7 @@ async function withBenchReport(o: BenchOpts, body: (c: BenchCollector | null) =>
 }
 
 async function bench(o: BenchOpts, collector: BenchCollector | null): Promise<void> {
-  const raw: RawToolArgs = { threads: o.t, seconds: o.s, node: o.n, bits: o.b, dir: o.d, xdelay: o.x, granule: o.g };
+  const raw: RawToolArgs = { threads: o.t, seconds: o.s, node: o.n, bits: o.b, dir: o.d, xdelay: o.x, granule: o.g, mode: o.m };
   const args = parseToolArgs(raw);
   const areas = intOpt("--areas", o.areas, 1, 1024);
   const workloadMode = o.workload !== undefined || o.suite === true || o.compare !== undefined;
@@ -166,6 +171,7 @@ async function bench(o: BenchOpts, collector: BenchCollector | null): Promise<vo
         dma_dir: args.dir,
         dma_trans_ns: args.xdelay,
         granule: args.granule,
+        ...(args.mode !== null ? { map_mode: args.mode } : {}),
         avg_map_100ns: Number(r.result.avgMap100ns),
         map_stddev: Number(r.result.mapStddev),
         avg_unmap_100ns: Number(r.result.avgUnmap100ns),
@@ -186,11 +192,14 @@ async function bench(o: BenchOpts, collector: BenchCollector | null): Promise<vo
   }
 
   // workload modes: the kernel tool's letters that have no meaning here are refused
-  for (const [k, v] of [["-n", o.n], ["-b", o.b], ["-d", o.d], ["-x", o.x], ["-g", o.g]] as const)
+  for (const [k, v] of [["-n", o.n], ["-b", o.b], ["-d", o.d], ["-x", o.x], ["-g", o.g], ["-m", o.m]] as const)
     if (v !== undefined) throw new UsageError(`${k} applies to the kernel benchmark, not to --workload/--suite/--compare`);
   // -t and -s keep the tool's ranges
   checkToolArgs({ ...args, seconds: o.s === undefined ? 1 : args.seconds });
   const runs = intOpt("--runs", o.runs, 1, 100);
+  // the noise band is the spread of repeated runs: one or two runs have none to speak of
+  if (base !== undefined && runs !== undefined && runs < MIN_COMPARE_RUNS)
+    throw new UsageError(`--runs ${runs}: --compare needs ${MIN_COMPARE_RUNS} runs or more (its noise band is their spread)`);
 
   if (o.suite || (o.compare !== undefined && o.workload === undefined)) {
     const progress = (l: string): void => {
@@ -200,21 +209,25 @@ async function bench(o: BenchOpts, collector: BenchCollector | null): Promise<vo
       machine: o.machine,
       kernel: o.kernel,
       swiotlb: o.swiotlb,
-      runs: runs ?? (o.suite ? 5 : 3),
+      runs: runs ?? (o.suite ? 5 : MIN_COMPARE_RUNS),
       seconds: o.s === undefined ? 1 : args.seconds,
       entries: base !== undefined && !o.suite ? entriesOf(base) : undefined,
       progress,
     });
     for (const [k, r] of Object.entries(summary.workloads)) collector?.addWorkload(k, r);
     if (o.out !== undefined) writeFileSync(o.out, JSON.stringify(summary, null, 2) + "\n");
-    if (o.json) printJson({ schema: "dmalab/bench@1", ...summary });
+    const rows = base !== undefined ? compareResults(summary.workloads, base) : undefined;
+    if (o.json) printJson({ schema: "dmalab/bench@1", ...summary, ...(rows !== undefined ? { compare: rows } : {}) });
     else {
       for (const [k, r] of Object.entries(summary.workloads))
-        out(`${k.padEnd(20)} ${fmtRate(r.pairsPerSec).padStart(10)} pairs/s  ${fmtBytesRate(r.bouncedBytesPerSec).padStart(11)} bounced  copy limit ${fmtBytesRate(r.copyBytesPerSec)}  fraction ${r.fractionOfCopyLimit.toFixed(3)}  p50 ${r.p50Ns.toFixed(0)} ns  p99 ${r.p99Ns.toFixed(0)} ns  heap/pair ${r.heapBytesPerPair.toFixed(2)}`);
+        out(`${k.padEnd(20)} ${fmtRate(r.pairsPerSec).padStart(10)} pairs/s  ${fmtBytesRate(r.bouncedBytesPerSec).padStart(11)} bounced  per CPU-s ${fmtBytesRate(r.bouncedBytesPerCpuSec)} of copy limit ${fmtBytesRate(r.copyBytesPerSec)}  fraction ${r.fractionOfCopyLimit.toFixed(3)}  p50 ${r.p50Ns.toFixed(0)} ns  p99 ${r.p99Ns.toFixed(0)} ns  heap/pair ${r.heapBytesPerPair.toFixed(2)}`);
       if (summary.ringScaling2x2 !== undefined) out(`ring scaling, 2 threads 2 areas vs 1 thread: ${summary.ringScaling2x2.toFixed(2)}x`);
       if (summary.copyScaling2x2 !== undefined) out(`copy limit scaling, same runs (the memory system's own): ${summary.copyScaling2x2.toFixed(2)}x`);
     }
-    if (base !== undefined) for (const l of formatCompare(compareResults(summary.workloads, base))) out(l);
+    if (rows !== undefined) {
+      if (!o.json) for (const l of formatCompare(rows)) out(l);
+      flagRegression(rows);
+    }
     return;
   }
 
@@ -222,17 +235,31 @@ async function bench(o: BenchOpts, collector: BenchCollector | null): Promise<vo
   if (workload !== "pingpong" && workload !== "ring") throw new UsageError(`--workload '${o.workload}': must be pingpong or ring`);
   let size = 0;
   if (workload === "pingpong") {
-    size = intOpt("--size", o.size, 1, 262144) ?? 64;
-    if (!PINGPONG_SIZES.includes(size)) throw new UsageError(`--size ${size}: the pingpong sizes are ${PINGPONG_SIZES.join(", ")}`);
+    // the range (1 to swiotlb_max_mapping_size) is checked on the machine, before any measurement
+    const v = (o.size ?? "64").trim();
+    if (!/^[0-9]{1,15}$/.test(v)) throw new UsageError(`--size '${o.size}': not a whole number of bytes`);
+    size = Number(v);
   }
   const threads = args.threads;
   const config = { machine: o.machine, kernel: o.kernel, swiotlb: o.swiotlb, areas, mem, mode: "workload" as const };
-  const r: WorkloadResult = await runWorkload({ config, workload, size, threads, seconds: o.s === undefined ? 2 : args.seconds });
+  const seconds = o.s === undefined ? 2 : args.seconds;
+  // with --compare, repeated runs give the median and the noise band
+  const n = base !== undefined ? (runs ?? MIN_COMPARE_RUNS) : (runs ?? 1);
+  const all: WorkloadResult[] = [];
+  for (let i = 0; i < n; i++) all.push(await runWorkload({ config, workload, size, threads, seconds }));
+  const r: WorkloadResult & { runs?: number[] } = n === 1 ? all[0]! : medianRun(all);
   collector?.addWorkload(workloadKey(r), r);
+  const rows = base !== undefined ? compareResults({ [workloadKey(r)]: r }, base) : undefined;
   if (o.out !== undefined) writeFileSync(o.out, JSON.stringify({ schema: "dmalab/bench@1", ...r }, null, 2) + "\n");
-  if (o.json) printJson({ schema: "dmalab/bench@1", machine: machineName, ...r });
+  if (o.json) printJson({ schema: "dmalab/bench@1", machine: machineName, ...r, ...(rows !== undefined ? { compare: rows } : {}) });
   else for (const l of workloadLines(r)) out(l);
-  if (base !== undefined) {
-    for (const l of formatCompare(compareResults({ [workloadKey(r)]: r }, base))) out(l);
+  if (rows !== undefined) {
+    if (!o.json) for (const l of formatCompare(rows)) out(l);
+    flagRegression(rows);
   }
+}
+
+/** --compare's verdict: exit 1 when a workload is slower than the baseline by more than the noise band. */
+function flagRegression(rows: readonly CompareRow[]): void {
+  if (rows.some((r) => r.verdict === "slower")) process.exitCode = 1;
 }
