@@ -17,7 +17,7 @@ import { XEN_ROLES, bootMachine, type BootOptions, type BootReport, type PoolOve
 import { DEMO_MACHINE_NAME, demoMachine } from "./demo.js";
 import { Machine } from "./machine.js";
 import { dtbXenRole } from "./device-tree.js";
-import { presetNames, resolveMachine, stripSwiotlbPrefix, type MachineDesc } from "./preset.js";
+import { checkXenRamLimit, presetNames, resolveMachine, stripSwiotlbPrefix, type MachineDesc } from "./preset.js";
 import { XenGuestBoot, checkXenBootConfig, type DirectMapFeature, type XenBootConfig } from "./xen-boot.js";
 
 /** The machine every command boots unless told otherwise: the embedded demo board. */
@@ -143,6 +143,7 @@ export function machineSpec(c: MachineConfig): MachineSpec {
   if (c.contig !== undefined) xenConfig.contiguousRegion = c.contig as ContiguousRegionMode;
   // Xen's own rules (release, features, contig flavour and their combinations), checked now
   if (xen !== "none") checkXenBootConfig(desc, { ...xenConfig, role: xen });
+  if (xen !== "none") checkXenRamLimit(desc);
   return { desc, profile, xen, xenConfig, boot, notes };
 }
 
