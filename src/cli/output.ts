@@ -78,3 +78,59 @@ export function watchOutput(): void {
   process.stdout.on("error", (e: NodeJS.ErrnoException) => failOutput(e));
   process.stderr.on("error", () => process.exit(EXIT_USAGE));
 }
+
+/**
+ * Output of a command that streams (replay of a long trace): held in memory up to
+ * `holdBytes`, so that an input error found before then leaves stdout untouched, then written
+ * as it comes, waiting for a slow reader (`await drain()` when write() says so) so that
+ * memory stays bounded.
+ */
+export class StreamedOutput {
+  private held: string[] = [];
+  private heldBytes = 0;
+  private batch = "";
+  private streaming = false;
+  private blocked = false;
+
+  constructor(private readonly holdBytes: number) {}
+
+  /** Appends text; true when the caller should `await drain()` before writing more. */
+  write(s: string): boolean {
+    this.batch += s;
+    if (this.batch.length < 1 << 16) return false;
+    if (this.streaming) return this.flushBatch();
+    // held text in 64 KiB strings, not one string per line (each small string costs a header)
+    this.held.push(this.batch);
+    this.heldBytes += this.batch.length;
+    this.batch = "";
+    if (this.heldBytes <= this.holdBytes) return false;
+    this.streaming = true;
+    for (const h of this.held) if (!process.stdout.write(h)) this.blocked = true;
+    this.held = [];
+    return this.flushBatch();
+  }
+
+  private flushBatch(): boolean {
+    const e = stdoutError();
+    if (e !== null) failOutput(e);
+    if (this.batch.length > 0 && !process.stdout.write(this.batch)) this.blocked = true;
+    this.batch = "";
+    return this.blocked;
+  }
+
+  /** Waits until stdout has taken what was written (or exits 2 when it failed). */
+  async drain(): Promise<void> {
+    if (!this.blocked) return;
+    await new Promise<void>((resolve) => process.stdout.once("drain", resolve));
+    this.blocked = false;
+  }
+
+  /** Everything written, held or batched, goes out. */
+  async end(): Promise<void> {
+    this.streaming = true;
+    this.batch = this.held.join("") + this.batch;
+    this.held = [];
+    this.flushBatch();
+    await this.drain();
+  }
+}
