@@ -50,6 +50,11 @@ export function openInputFile(path: string, o: InputFileOptions): { fd: number; 
   }
 }
 
+/** Checks that `path` is a regular file within the size cap, without reading it. */
+export function checkInputFile(path: string, o: InputFileOptions): void {
+  closeSync(openInputFile(path, o).fd);
+}
+
 /** A regular file read whole, at most `maxBytes` (also when the file grows while it is read). */
 export function readInputFile(path: string, o: InputFileOptions & { maxBytes: number }): Buffer {
   const { fd, size } = openInputFile(path, o);
@@ -81,24 +86,24 @@ export function decodeUtf8(bytes: Uint8Array, what: string, path: string): strin
 }
 
 function firstBadUtf8(b: Uint8Array): number {
-  const d = new TextDecoder("utf-8", { fatal: true });
-  // bisect on the prefix that still decodes (a prefix may end mid-character: allow 3 bytes)
+  // a streaming decode accepts a prefix that ends mid-character, so "the prefix decodes" is
+  // monotonic: bisect for the shortest prefix that does not
+  const decodes = (n: number): boolean => {
+    try {
+      new TextDecoder("utf-8", { fatal: true }).decode(b.subarray(0, n), { stream: true });
+      return true;
+    } catch {
+      return false;
+    }
+  };
   let lo = 0;
   let hi = b.length;
   while (hi - lo > 1) {
     const mid = (lo + hi) >>> 1;
-    let ok = false;
-    for (let k = 0; k < 4 && !ok && mid - k >= lo; k++)
-      try {
-        d.decode(b.subarray(0, mid - k));
-        ok = true;
-      } catch {
-        /* not a valid prefix */
-      }
-    if (ok) lo = mid;
+    if (decodes(mid)) lo = mid;
     else hi = mid;
   }
-  return lo;
+  return hi - 1;
 }
 
 /**

@@ -74,7 +74,10 @@ export function flushAndExit(code: number): void {
  * A reader that goes away early (`dmalab bench --json | head -1`) counts: a script that
  * wanted the whole output must learn it did not get it. A failed stderr only exits 2.
  */
+let watching = false;
 export function watchOutput(): void {
+  if (watching) return;
+  watching = true;
   process.stdout.on("error", (e: NodeJS.ErrnoException) => failOutput(e));
   process.stderr.on("error", () => process.exit(EXIT_USAGE));
 }
