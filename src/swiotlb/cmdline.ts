@@ -43,6 +43,11 @@ function isXDigit(c: string | undefined): boolean {
   return c !== undefined && /^[0-9a-fA-F]$/.test(c);
 }
 
+/** the value as is when short (as the kernel would print it), else quoted by its start */
+function shown(value: string): string {
+  return value.length <= 40 ? value : quote(value, 40);
+}
+
 /** simple_strtoul(s + i, &end, 0): the value modulo 2^64 and the index after the digits */
 export function simpleStrtoul(s: string, i: number): { value: bigint; end: number } {
   let base = 10;
@@ -74,7 +79,7 @@ export function parseSwiotlbCmdline(value: string, profile: KernelProfile, opts:
     const nslabs = ((n.value + seg - 1n) & U64) & ~(seg - 1n);
     if (nslabs > BigInt(MAX_CMDLINE_NSLABS))
       throw new InputError(
-        `swiotlb=${quote(value, 40)}: ${nslabs} slabs is more than the ${MAX_CMDLINE_NSLABS} (a ${2 ** 52 / 2 ** 50} PiB pool, the 52-bit physical address space) dmalab models`,
+        `swiotlb=${shown(value)}: ${nslabs} slabs is more than the ${MAX_CMDLINE_NSLABS} (a ${2 ** 52 / 2 ** 50} PiB pool, the 52-bit physical address space) dmalab models`,
       );
     r.nslabs = Number(nslabs);
   }
@@ -91,7 +96,7 @@ export function parseSwiotlbCmdline(value: string, profile: KernelProfile, opts:
   const rest = value.slice(i);
   if (rest === "force" || rest === "noforce") r.force = rest;
   else if (rest !== "") {
-    if (opts.strict) throw new InputError(`swiotlb=${quote(value, 40)}: kernel ${profile.version} ignores ${quote(rest, 40)}`);
+    if (opts.strict) throw new InputError(`swiotlb=${shown(value)}: kernel ${profile.version} ignores ${quote(rest, 40)}`);
     r.ignored = rest;
   }
   return r;

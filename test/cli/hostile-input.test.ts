@@ -450,7 +450,7 @@ describe("flags", () => {
   it("swiotlb= beyond 2^41 slabs or the command line's length names the limit", () => {
     const p = kernelProfile("6.x");
     expect(() => parseSwiotlbCmdline("18446744073709551488", p)).toThrow(
-      /swiotlb='18446744073709551488': 18446744073709551488 slabs is more than the 2199023255552 \(a 4 PiB pool, the 52-bit physical address space\) dmalab models/,
+      /swiotlb=18446744073709551488: 18446744073709551488 slabs is more than the 2199023255552 \(a 4 PiB pool, the 52-bit physical address space\) dmalab models/,
     );
     expect(parseSwiotlbCmdline("2199023255552", p).nslabs).toBe(2 ** 41);
     expect(() => parseSwiotlbCmdline("1," + "y".repeat(200_000), p)).toThrow(/is longer than the kernel's command line \(COMMAND_LINE_SIZE 2048\)/);
