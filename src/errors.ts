@@ -61,3 +61,16 @@ export function hex(n: number | bigint): string {
   if (typeof n === "bigint") return "0x" + (n < 0n ? (n & 0xffff_ffff_ffff_ffffn) : n).toString(16);
   return "0x" + n.toString(16);
 }
+
+/** control characters, from code points (a regex literal would need escapes lint flags) */
+const CONTROL = new RegExp(`[${String.fromCharCode(0)}-${String.fromCharCode(0x1f)}${String.fromCharCode(0x7f)}]`, "g");
+
+/**
+ * A value quoted for a one-line message: whole when short, else its start and its length,
+ * so a 50 MB line or a 200 KB flag value is never echoed back.
+ */
+export function quote(s: string, max = 60): string {
+  const clean = (t: string): string => t.replace(CONTROL, (c) => (c === "\t" ? " " : "."));
+  if (s.length <= max) return `'${clean(s)}'`;
+  return `'${clean(s.slice(0, max))}…' (${s.length} characters)`;
+}

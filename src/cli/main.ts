@@ -4,7 +4,7 @@
 import { Command, CommanderError } from "commander";
 import { DmalabError, EXIT_USAGE, EXIT_FAULT } from "../errors.js";
 import { registerCommands } from "./commands/index.js";
-import { quietOnClosedPipe } from "./output.js";
+import { watchOutput } from "./output.js";
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -14,7 +14,16 @@ export function buildProgram(): Command {
     .version("0.1.0")
     .showHelpAfterError(false)
     // commander's own errors ("error: option … is invalid") get the one prefix every error has
-    .configureOutput({ writeErr: (s) => process.stderr.write(s.replace(/^error: /, "dmalab: ")) });
+    .configureOutput({
+      writeErr: (s) =>
+        process.stderr.write(
+          s
+            .replace(/^error: /, "dmalab: ")
+            .split("\n")
+            .map((l) => (l.length > MAX_ERROR_LINE ? oneLine(l) : l))
+            .join("\n"),
+        ),
+    });
   registerCommands(program);
   // every (sub)command reports usage errors through one path, with our exit code 2
   const override = (c: Command): void => {
@@ -26,7 +35,7 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  quietOnClosedPipe();
+  watchOutput();
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: "user" });
@@ -44,10 +53,20 @@ export function reportError(e: unknown): number {
     return EXIT_USAGE;
   }
   if (e instanceof DmalabError) {
-    process.stderr.write(`dmalab: ${e.message.split("\n")[0]}\n`);
+    process.stderr.write(`dmalab: ${oneLine(e.message)}\n`);
     return e.exitCode;
   }
   const msg = e instanceof Error ? e.message : String(e);
-  process.stderr.write(`dmalab: internal error: ${msg.split("\n")[0]}\n`);
+  process.stderr.write(`dmalab: internal error: ${oneLine(msg)}\n`);
   return EXIT_FAULT;
+}
+
+/** the longest error line printed: messages quote long values by their start, this is the backstop */
+export const MAX_ERROR_LINE = 400;
+
+/** The first line of a message, cut to MAX_ERROR_LINE characters (saying how long it was). */
+export function oneLine(msg: string): string {
+  const first = msg.split("\n", 1)[0] ?? "";
+  if (first.length <= MAX_ERROR_LINE) return first;
+  return `${first.slice(0, MAX_ERROR_LINE - 40)}… (${first.length} characters in all)`;
 }

@@ -36,6 +36,7 @@ export function checkWritable(flag: string, path: string): void {
     return;
   }
   if (isDir) throw new InputError(`${flag}: is a directory, not a file`, path);
+  if (!statSync(p).isFile()) throw new InputError(`${flag}: is not a regular file (a device, FIFO or socket)`, path);
   try {
     accessSync(p, constants.W_OK);
   } catch (e) {

@@ -21,7 +21,7 @@ import { DEMO_MACHINE_NAME, demoMachine } from "./demo.js";
 import { oopsContext } from "./fault.js";
 import { Machine } from "./machine.js";
 import { dtbXenRole } from "./device-tree.js";
-import { presetNames, resolveMachine, stripSwiotlbPrefix, type MachineDesc } from "./preset.js";
+import { checkXenRamLimit, presetNames, resolveMachine, stripSwiotlbPrefix, type MachineDesc } from "./preset.js";
 import { XenGuestBoot, checkXenBootConfig, type DirectMapFeature, type XenBootConfig } from "./xen-boot.js";
 
 /** The machine every command boots unless told otherwise: the embedded demo board. */
@@ -149,6 +149,7 @@ export function machineSpec(c: MachineConfig): MachineSpec {
   if (c.contig !== undefined) xenConfig.contiguousRegion = c.contig as ContiguousRegionMode;
   // Xen's own rules (release, features, contig flavour and their combinations), checked now
   if (xen !== "none") checkXenBootConfig(desc, { ...xenConfig, role: xen });
+  if (xen !== "none") checkXenRamLimit(desc);
   return { desc, profile, xen, xenConfig, boot, notes };
 }
 

@@ -23,8 +23,9 @@
 //    has `ranges` (else the kernel ignores the node); plus the FDT reservation block;
 //  - memory: every device_type = "memory" node's reg (translated when not under the root).
 
-import { readFileSync } from "node:fs";
+import { closeSync, readSync } from "node:fs";
 import { basename } from "node:path";
+import { openInputFile, readInputFile } from "../cli/input-file.js";
 import { InputError, UsageError, hex } from "../errors.js";
 import { KERNEL_VERSIONS, isKernelVersion, kernelProfile, type KernelVersion } from "../swiotlb/profile.js";
 import { XEN_VERSIONS } from "../xen/hypervisor/version.js";
@@ -130,24 +131,29 @@ export interface DtOptions {
 
 // ---- reading ----------------------------------------------------------------------------------
 
-/** Reads and parses a .dtb; a missing file is a usage error, a bad blob an InputError. */
+/** the largest blob read: arm64 Linux's MAX_FDT_SIZE (SZ_2M, arch/arm64/include/asm/boot.h) */
+export const MAX_DTB_BYTES = 2 << 20;
+
+/** Reads and parses a .dtb (a regular file of at most MAX_DTB_BYTES); errors are InputErrors. */
 export function readDtb(path: string): Fdt {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new UsageError(`cannot read device tree blob '${path}': ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-  }
-  return parseFdt(bytes, path);
+  return parseFdt(readInputFile(path, { what: "device tree blob", maxBytes: MAX_DTB_BYTES }), path);
 }
 
-/** The file starts with the FDT magic. Never throws. */
+/** The file is a regular file starting with the FDT magic. Never throws, reads 4 bytes. */
 export function isDtbFile(path: string): boolean {
+  let fd: number;
   try {
-    const b = readFileSync(path);
-    return b.length >= 4 && b.readUInt32BE(0) === FDT_MAGIC;
+    fd = openInputFile(path, { what: "file" }).fd;
   } catch {
     return false;
+  }
+  try {
+    const b = Buffer.alloc(4);
+    return readSync(fd, b, 0, 4, 0) === 4 && b.readUInt32BE(0) === FDT_MAGIC;
+  } catch {
+    return false;
+  } finally {
+    closeSync(fd);
   }
 }
 

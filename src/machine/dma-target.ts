@@ -2,7 +2,7 @@
 // through the DMA API (dma_map_page_attrs & co, so dma-debug and per-device dma_ops apply),
 // device accesses through each device's DeviceBus, counters from swiotlb.
 
-import { LimitError, hex } from "../errors.js";
+import { InputError, hex } from "../errors.js";
 import type { DmaDirection } from "../kernel/dma-mapping.js";
 import type { ScatterlistEntry } from "../dma/scatterlist.js";
 import type { DmaTarget } from "../workload/target.js";
@@ -39,7 +39,15 @@ export class MachineDmaTarget implements DmaTarget<MachineDevice> {
     const mb = this.m.memblock;
     const name = `${dev.desc.driver} buffers`;
     const a = dev.buffers === "low" ? mb.allocBottomUp(size, align, 0, Infinity, name) : mb.allocTopDown(size, align, Infinity, name);
-    if (a < 0) throw new LimitError(`${dev.name}: no ${hex(size)}-byte buffer left in RAM of machine ${this.m.desc.name}`);
+    // the workload's buffers do not fit the machine as described: the input is at fault (exit 2),
+    // not the emulated kernel, and no limit of dmalab's was reached
+    if (a < 0) {
+      const ram = this.m.desc.ram.reduce((s, b) => s + b.size, 0);
+      throw new InputError(
+        `${dev.name}: the workload's ${hex(size)}-byte buffer (${align}-byte aligned) does not fit in what is left of the machine's ${hex(ram)} bytes of RAM after the boot's allocations: give the machine more RAM`,
+        this.m.desc.name,
+      );
+    }
     return a;
   }
 

@@ -148,6 +148,8 @@ export function parseFdt(bytes: Uint8Array, source?: string): Fdt {
 
   let root: FdtNode | null = null;
   const stack: FdtNode[] = [];
+  // child names per node, so a blob with many siblings is checked in linear time
+  const childNames = new Map<FdtNode, Set<string>>();
   let ended = false;
   while (!ended) {
     const at = off;
@@ -169,7 +171,10 @@ export function parseFdt(bytes: Uint8Array, source?: string): Fdt {
         const path = parent === null ? "/" : parent.path === "/" ? `/${name}` : `${parent.path}/${name}`;
         const node: FdtNode = { name, path, parent, props: new Map(), children: [], offset: at };
         if (parent) {
-          if (parent.children.some((c) => c.name === name)) throw corrupt(at, `two nodes named ${path}`);
+          let seen = childNames.get(parent);
+          if (seen === undefined) childNames.set(parent, (seen = new Set()));
+          if (seen.has(name)) throw corrupt(at, `two nodes named ${path}`);
+          seen.add(name);
           parent.children.push(node);
         } else root = node;
         stack.push(node);

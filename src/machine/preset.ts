@@ -2,14 +2,38 @@
 // board, plus the kernel command line's `swiotlb=`. Presets live in fixtures/machines/*.json
 // and are validated here; every error names the JSON path, the value and why it is wrong.
 
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { decodeUtf8, readInputFile } from "../cli/input-file.js";
 import { InputError, UsageError, hex } from "../errors.js";
 import { DEFAULT_CHUNK_SIZE, type Granule } from "../memory/physical-memory.js";
 import { parseMask, parseNumber, parseUnsigned } from "./units.js";
 import { isDtbFile, machineFromDtb } from "./device-tree.js";
+
+// ---- limits ---------------------------------------------------------------------------------
+// What dmalab models, refused with the limit named (before any work) beyond it. Documented in
+// README.md ("Limits").
+
+/** total RAM: dmalab keeps state per 2 MiB chunk of RAM (backing is sparse, the tables are not) */
+export const MAX_RAM_BYTES = 4 * 2 ** 40;
+/** total RAM under Xen: the hypervisor's heap keeps state per 4 KiB machine frame */
+export const MAX_XEN_RAM_BYTES = 256 * 2 ** 30;
+/** RAM banks: memblock's static table (INIT_MEMBLOCK_MEMORY_REGIONS, mm/memblock.c) */
+export const MAX_RAM_BANKS = 128;
+/** reserved regions: MAX_RESERVED_REGIONS (drivers/of/of_reserved_mem.c) */
+export const MAX_RESERVED_REGIONS = 64;
+/** devices, MMIO windows and each device's dma-ranges entries: dmalab's own bounds */
+export const MAX_DEVICES = 256;
+export const MAX_MMIO_WINDOWS = 64;
+export const MAX_DMA_RANGES = 64;
+/** a machine description file, read whole */
+export const MAX_MACHINE_FILE_BYTES = 1 << 20;
+/** JSON nesting (a description needs 4 levels) */
+export const MAX_JSON_DEPTH = 32;
+/** errors listed in one message before "and N more" */
+const MAX_LISTED_ERRORS = 3;
 
 // ---- field types ---------------------------------------------------------------------------
 
@@ -68,7 +92,7 @@ const Device = z.strictObject({
   /** the interconnect's limit (dev->bus_dma_limit); derived from dmaRanges when absent */
   busDmaLimit: u64.optional(),
   /** DT `dma-ranges` of the device's bus: CPU physical ↔ DMA address windows */
-  dmaRanges: z.array(DmaRange).optional(),
+  dmaRanges: z.array(DmaRange).max(MAX_DMA_RANGES, `has more than the ${MAX_DMA_RANGES} dma-ranges entries dmalab models`).optional(),
   minAlignMask: num.optional(),
   /** dma_parms->segment_boundary_mask; defaults to ULONG_MAX */
   segmentBoundary: u64.optional(),
@@ -96,8 +120,8 @@ const MachineSchema = z.strictObject({
   paBits: z.number().int().min(32, "must be 32..52").max(52, "must be 32..52").optional(),
   granule: granule.optional(),
   cpus: z.number().int().min(1, "must be 1..1024").max(1024, "must be 1..1024").optional(),
-  ram: z.array(RamBank).min(1, "needs at least one RAM bank"),
-  reserved: z.array(Reserved).optional(),
+  ram: z.array(RamBank).min(1, "needs at least one RAM bank").max(MAX_RAM_BANKS, `has more than ${MAX_RAM_BANKS} RAM banks (memblock's INIT_MEMBLOCK_MEMORY_REGIONS)`),
+  reserved: z.array(Reserved).max(MAX_RESERVED_REGIONS, `has more than ${MAX_RESERVED_REGIONS} reserved regions (MAX_RESERVED_REGIONS)`).optional(),
   /** what firmware says about the DMA zone (spec 7.6: zone_dma_bits) */
   dmaZone: z
     .strictObject({
@@ -113,8 +137,8 @@ const MachineSchema = z.strictObject({
       cmdline: z.string().optional(),
     })
     .optional(),
-  devices: z.array(Device).optional(),
-  mmio: z.array(Mmio).optional(),
+  devices: z.array(Device).max(MAX_DEVICES, `has more than the ${MAX_DEVICES} devices dmalab models`).optional(),
+  mmio: z.array(Mmio).max(MAX_MMIO_WINDOWS, `has more than the ${MAX_MMIO_WINDOWS} MMIO windows dmalab models`).optional(),
   xen: Xen.optional(),
 });
 
@@ -267,6 +291,53 @@ function unknownKeys(path: readonly PropertyKey[], keys: readonly string[]): str
   return `${pathString(path)}: unknown field(s) ${keys.join(", ")}${list}`;
 }
 
+/** "a; b; c; and 7 more" */
+function listed(msgs: string[], total: number): string {
+  return msgs.join("; ") + (total > msgs.length ? `; and ${total - msgs.length} more` : "");
+}
+
+/** Nesting depth of a parsed JSON value, without recursion (a hostile value may be deep). */
+function jsonDepth(v: unknown): number {
+  let max = 0;
+  const todo: [unknown, number][] = [[v, 1]];
+  while (todo.length > 0) {
+    const [x, d] = todo.pop()!;
+    if (x === null || typeof x !== "object") continue;
+    if (d > max) max = d;
+    if (max > MAX_JSON_DEPTH) return max;
+    for (const c of Object.values(x)) if (c !== null && typeof c === "object") todo.push([c, d + 1]);
+  }
+  return max;
+}
+
+/** Nesting depth of JSON text, counted before parsing it (brackets outside strings). */
+function jsonTextDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) max = depth;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
+}
+
+/**
+ * Checks what only the Xen role adds: the hypervisor keeps per-frame state for all of the
+ * machine's RAM, so a Xen boot has a lower RAM limit than a native one.
+ */
+export function checkXenRamLimit(m: MachineDesc): void {
+  const total = totalRam(m);
+  if (total > MAX_XEN_RAM_BYTES)
+    throw new InputError(`${hex(total)} bytes (${(total / 2 ** 30).toFixed(0)} GiB) of RAM is more than the ${MAX_XEN_RAM_BYTES / 2 ** 30} GiB dmalab models under Xen`, m.name);
+}
+
 function overlaps(a: { base: number; size: number }, b: { base: number; size: number }): boolean {
   return a.base < b.base + b.size && b.base < a.base + a.size;
 }
@@ -276,14 +347,17 @@ function overlaps(a: { base: number; size: number }, b: { base: number; size: nu
  * "preset NAME") in error messages. Throws InputError naming path, value and reason.
  */
 export function parseMachine(raw: unknown, source: string): MachineDesc {
+  if (jsonDepth(raw) > MAX_JSON_DEPTH) throw new InputError(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`, source);
   const r = MachineSchema.safeParse(raw);
   if (!r.success) {
-    const msgs = r.error.issues.map((i) => {
-      const v = valueAt(raw, i.path);
+    const issues = r.error.issues;
+    const msgs = issues.slice(0, MAX_LISTED_ERRORS).map((i) => {
       if (i.code === "unrecognized_keys") return unknownKeys(i.path, i.keys);
-      return `${pathString(i.path)}: value ${show(v)} ${i.message}`;
+      // an array over its limit: its length, not its content
+      if (i.code === "too_big" && i.origin === "array") return `${pathString(i.path)}: ${i.message}`;
+      return `${pathString(i.path)}: value ${show(valueAt(raw, i.path))} ${i.message}`;
     });
-    throw new InputError(msgs.join("; "), source);
+    throw new InputError(listed(msgs, issues.length), source);
   }
   const m = r.data;
   const paBits = m.paBits ?? 48;
@@ -292,6 +366,9 @@ export function parseMachine(raw: unknown, source: string): MachineDesc {
   const P = new Problems();
 
   const ram: RamBankDesc[] = m.ram.map((b, i) => ({ name: b.name ?? `bank${i}`, base: b.base, size: b.size }));
+  const totalBytes = ram.reduce((s, b) => s + b.size, 0);
+  if (totalBytes > MAX_RAM_BYTES)
+    throw new InputError(`ram: ${hex(totalBytes)} bytes (${totalBytes / 2 ** 40} TiB) of RAM is more than the ${MAX_RAM_BYTES / 2 ** 40} TiB dmalab models`, source);
   ram.forEach((b, i) => {
     if (b.base % DEFAULT_CHUNK_SIZE !== 0) P.add(["ram", i, "base"], hex(b.base), `must be 2 MiB aligned (RAM is backed in 2 MiB chunks)`);
     if (b.size === 0 || b.size % gran !== 0) P.add(["ram", i, "size"], hex(b.size), `must be a positive multiple of the ${gran}-byte page granule`);
@@ -368,8 +445,13 @@ export function parseMachine(raw: unknown, source: string): MachineDesc {
   if (m.swiotlb?.cmdline !== undefined && /\s/.test(m.swiotlb.cmdline.trim()))
     P.add(["swiotlb", "cmdline"], m.swiotlb.cmdline, "must be one `swiotlb=` value without spaces");
 
+  if (m.xen?.dom0Mem !== undefined && m.xen.dom0Mem > totalBytes)
+    P.add(["xen", "dom0Mem"], hex(m.xen.dom0Mem), `is more than the machine's ${hex(totalBytes)} bytes of RAM`);
+  if (m.xen?.domUMem !== undefined && m.xen.domUMem > totalBytes)
+    P.add(["xen", "domUMem"], hex(m.xen.domUMem), `is more than the machine's ${hex(totalBytes)} bytes of RAM`);
+
   if (P.list.length > 0)
-    throw new InputError(P.list.map((p) => `${pathString(p.path)}: value ${show(p.value)} ${p.why}`).join("; "), source);
+    throw new InputError(listed(P.list.slice(0, MAX_LISTED_ERRORS).map((p) => `${pathString(p.path)}: value ${show(p.value)} ${p.why}`), P.list.length), source);
 
   const desc: MachineDesc = {
     name: m.name,
@@ -424,19 +506,19 @@ export function presetNames(): string[] {
     .sort();
 }
 
-/** Reads and validates one JSON file. */
+/**
+ * Reads and validates one JSON file: a regular file of at most MAX_MACHINE_FILE_BYTES of
+ * UTF-8, nested at most MAX_JSON_DEPTH levels.
+ */
 export function loadMachineFile(path: string): MachineDesc {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new InputError(`cannot read machine description: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, path);
-  }
+  const what = "machine description";
+  const text = decodeUtf8(readInputFile(path, { what, maxBytes: MAX_MACHINE_FILE_BYTES }), what, path);
+  if (jsonTextDepth(text) > MAX_JSON_DEPTH) throw new InputError(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`, path);
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new InputError(`not valid JSON: ${e instanceof Error ? e.message : String(e)}`, path);
+    throw new InputError(`not valid JSON: ${(e instanceof Error ? e.message : String(e)).slice(0, 200)}`, path);
   }
   return parseMachine(raw, path);
 }

@@ -6,8 +6,8 @@
 // it does not understand; dmalab returns that text as `ignored` so callers can warn, and
 // `strict` turns it into an InputError.
 
-import { InputError } from "../errors.js";
-import { IO_TLB_SEGSIZE } from "../kernel/swiotlb.js";
+import { InputError, quote } from "../errors.js";
+import { IO_TLB_SEGSIZE, IO_TLB_SIZE } from "../kernel/swiotlb.js";
 import type { KernelProfile } from "./profile.js";
 
 export interface SwiotlbCmdline {
@@ -27,11 +27,25 @@ export interface ParseOptions {
 
 const U64 = (1n << 64n) - 1n;
 
+/** arm64's COMMAND_LINE_SIZE: the kernel keeps no more of its command line */
+export const COMMAND_LINE_SIZE = 2048;
+/**
+ * The largest nslabs dmalab models: a pool of 2^52 bytes, arm64's largest physical address
+ * space. Below it a pool larger than RAM goes through the kernel's own allocation failure
+ * (and, on 6.x, its halving retry); above it the kernel's byte count would wrap.
+ */
+export const MAX_CMDLINE_NSLABS = 2 ** 52 / IO_TLB_SIZE;
+
 function isDigit(c: string | undefined): boolean {
   return c !== undefined && c >= "0" && c <= "9";
 }
 function isXDigit(c: string | undefined): boolean {
   return c !== undefined && /^[0-9a-fA-F]$/.test(c);
+}
+
+/** the value as is when short (as the kernel would print it), else quoted by its start */
+function shown(value: string): string {
+  return value.length <= 40 ? value : quote(value, 40);
 }
 
 /** simple_strtoul(s + i, &end, 0): the value modulo 2^64 and the index after the digits */
@@ -53,6 +67,8 @@ export function simpleStrtoul(s: string, i: number): { value: bigint; end: numbe
 
 /** Parses the value of `swiotlb=` (without the "swiotlb=" prefix). */
 export function parseSwiotlbCmdline(value: string, profile: KernelProfile, opts: ParseOptions = {}): SwiotlbCmdline {
+  if (value.length > COMMAND_LINE_SIZE - "swiotlb=".length)
+    throw new InputError(`swiotlb=${quote(value, 40)} is longer than the kernel's command line (COMMAND_LINE_SIZE ${COMMAND_LINE_SIZE})`);
   const r: SwiotlbCmdline = {};
   let i = 0;
   if (isDigit(value[i])) {
@@ -60,7 +76,12 @@ export function parseSwiotlbCmdline(value: string, profile: KernelProfile, opts:
     i = n.end;
     // ALIGN(n, IO_TLB_SEGSIZE) in unsigned long
     const seg = BigInt(IO_TLB_SEGSIZE);
-    r.nslabs = Number(((n.value + seg - 1n) & U64) & ~(seg - 1n));
+    const nslabs = ((n.value + seg - 1n) & U64) & ~(seg - 1n);
+    if (nslabs > BigInt(MAX_CMDLINE_NSLABS))
+      throw new InputError(
+        `swiotlb=${shown(value)}: ${nslabs} slabs is more than the ${MAX_CMDLINE_NSLABS} (a ${2 ** 52 / 2 ** 50} PiB pool, the 52-bit physical address space) dmalab models`,
+      );
+    r.nslabs = Number(nslabs);
   }
   if (value[i] === ",") i++;
   if (profile.cmdlineAreas) {
@@ -75,7 +96,7 @@ export function parseSwiotlbCmdline(value: string, profile: KernelProfile, opts:
   const rest = value.slice(i);
   if (rest === "force" || rest === "noforce") r.force = rest;
   else if (rest !== "") {
-    if (opts.strict) throw new InputError(`swiotlb=${value}: kernel ${profile.version} ignores '${rest}'`);
+    if (opts.strict) throw new InputError(`swiotlb=${shown(value)}: kernel ${profile.version} ignores ${quote(rest, 40)}`);
     r.ignored = rest;
   }
   return r;

@@ -7,6 +7,7 @@ import { Option, type Command } from "commander";
 import { UsageError } from "../../errors.js";
 import { DEFAULT_KERNEL, DEFAULT_MACHINE, machineSpec } from "../../machine/builder.js";
 import { KERNEL_VERSIONS } from "../../swiotlb/profile.js";
+import { checkInputFile } from "../input-file.js";
 import { checkWritable, parseIntArg, parseMemFlag } from "../parse.js";
 import { checkToolArgs, parseToolArgs, type RawToolArgs } from "../../bench/kernel-tool.js";
 import {
@@ -141,11 +142,15 @@ async function bench(o: BenchOpts, collector: BenchCollector | null): Promise<vo
   const raw: RawToolArgs = { threads: o.t, seconds: o.s, node: o.n, bits: o.b, dir: o.d, xdelay: o.x, granule: o.g, mode: o.m };
   const args = parseToolArgs(raw);
   const areas = intOpt("--areas", o.areas, 1, 1024);
+  // integer flags are checked even in a mode that ignores them
+  intOpt("--size", o.size, 1, 262144);
+  intOpt("--runs", o.runs, 1, 100);
   const workloadMode = o.workload !== undefined || o.suite === true || o.compare !== undefined;
   // everything that can be refused is refused before the first measurement
   if (o.out !== undefined) checkWritable("--out", o.out);
   const mem = o.mem === undefined ? undefined : parseMemFlag(o.mem);
   const machineName = machineSpec({ machine: o.machine, kernel: o.kernel, ...(o.swiotlb !== undefined ? { swiotlb: o.swiotlb } : {}), ...(mem !== undefined ? { mem } : {}) }).desc.name;
+  if (o.compare !== undefined) checkInputFile(o.compare, { what: "benchmark summary", maxBytes: 16 << 20 });
   const base = o.compare !== undefined ? loadSummary(o.compare) : undefined;
 
   if (!workloadMode) {
