@@ -21,6 +21,7 @@ import {
 } from "./setup.js";
 import { PINGPONG_WARMUP, Pingpong, Ring, type Stepper } from "./workloads.js";
 import { IO_TLB_SEGSIZE } from "../kernel/swiotlb.js";
+import type { DmaDebugSummary } from "../dma/debug.js";
 
 export interface WorkloadJobSpec {
   kind: "workload";
@@ -143,6 +144,8 @@ export interface KernelThreadResult {
   /** pr_err of a failed thread (the run's result is then its error) */
   error: string | null;
   log: string[];
+  /** with --dma-debug: this thread's dma-debug account */
+  dmaDebug?: DmaDebugSummary;
 }
 
 /** ndelay(): a busy wait, like the kernel's */
@@ -324,6 +327,7 @@ export class KernelJob {
       elapsedNs: (t - t0) * 1e6,
       error,
       log: [...this.m.log.lines],
+      ...(this.m.api.debug !== null ? { dmaDebug: this.m.api.debug.summary() } : {}),
     };
   }
 }

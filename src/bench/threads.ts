@@ -9,6 +9,7 @@ import { FaultError, LimitError, UsageError, type DmalabError } from "../errors.
 import { KernelJob, WorkloadJob, kernelBuffers, ioctlError, type KernelJobSpec, type KernelThreadResult, type WorkloadJobSpec, type WorkloadThreadResult } from "./job.js";
 import { addSums, benchmarkResult, reportLines, type LatencySums, type MapBenchmarkResult, type ToolArgs } from "./kernel-tool.js";
 import type { WorkloadName, WorkloadResult } from "./result.js";
+import type { DmaDebugSummary } from "../dma/debug.js";
 import { buildBenchMachine, exportShared, poolIsDrained, touchRange, type BenchMachine, type BenchMachineConfig, type SharedState } from "./setup.js";
 import { ORIG_BASE, ORIG_REGION_BYTES } from "./xorshift.js";
 
@@ -253,6 +254,8 @@ export interface KernelBenchOutcome {
   dmesg: string[];
   /** set when a thread failed: the run's error, after the dmesg lines */
   error: DmalabError | null;
+  /** with --dma-debug: every thread's reports (each thread's kernel tracks its own mappings) */
+  dmaDebug?: DmaDebugSummary;
 }
 
 export async function runKernelBench(config: BenchMachineConfig, args: ToolArgs): Promise<KernelBenchOutcome> {
@@ -306,7 +309,11 @@ export async function runKernelBench(config: BenchMachineConfig, args: ToolArgs)
     dmesg.push(...p.log.slice(bootLines));
   });
   const result = benchmarkResult(sums);
+  const dd = parts.map((p) => p.dmaDebug).filter((d) => d !== undefined);
+  const dmaDebug: DmaDebugSummary | undefined =
+    dd.length === 0 ? undefined : { mode: dd[0]!.mode, errorCount: dd.reduce((s, d) => s + d.errorCount, 0), reports: dd.flatMap((d) => d.reports) };
   return {
+    ...(dmaDebug !== undefined ? { dmaDebug } : {}),
     lines: reportLines(args, result),
     result,
     loops,

@@ -122,6 +122,9 @@ describe("dmalab run / demo --json (dmalab/run@1)", () => {
   it("demo --ops 200", () => {
     runAndValidate(["demo", "--ops", "200", "--json"], "dmalab/run@1");
   });
+  it("run --dma-debug=strict: a clean workload reports nothing", () => {
+    expect(runAndValidate(["run", "--ops", "200", "--dma-debug=strict", "--json"], "dmalab/run@1").dmaDebug).toEqual({ mode: "strict", errorCount: 0, reports: [] });
+  });
   it("run as a Xen dom0 (swiotlb-xen)", () => {
     const doc = runAndValidate(["run", "--machine", "rpi4-8g", "--kernel", "5.13", "--xen", "dom0", "--ops", "200", "--json"], "dmalab/run@1");
     expect(doc.xen).toBe("dom0");
@@ -170,6 +173,10 @@ describe.skipIf(!unicornAvailable())("dmalab guest --json (dmalab/guest@1)", () 
   it("dma-ring", () => {
     runAndValidate(["guest", "dma-ring", "--json"], "dmalab/guest@1");
   });
+  it("dma-buggy with --dma-debug: dmaDebug's reports", () => {
+    const doc = runAndValidate(["guest", "dma-buggy", "--dma-debug", "--json"], "dmalab/guest@1");
+    expect((doc.dmaDebug as { errorCount: number }).errorCount).toBeGreaterThan(0);
+  });
   it("a guest fault (exit 3) and the instruction limit (exit 4)", () => {
     expect(runAndValidate(["guest", UDF, "--json"], "dmalab/guest@1", 3).exit).toMatchObject({ reason: "fault", kind: "undefined-instruction", insn: "0x00000000" });
     expect(runAndValidate(["guest", "dma-ring", "--max-insns", "10", "--json"], "dmalab/guest@1", 4).exit).toEqual({ reason: "limit", limit: "insns" });
@@ -179,6 +186,9 @@ describe.skipIf(!unicornAvailable())("dmalab guest --json (dmalab/guest@1)", () 
 describe("dmalab bench --json (dmalab/bench@1)", () => {
   it("the kernel's dma_map_benchmark", () => {
     expect(runAndValidate(["bench", "-s", "1", "-b", "64", "--json"], "dmalab/bench@1").tool).toBe("dma_map_benchmark");
+  });
+  it("the kernel's dma_map_benchmark under --dma-debug", () => {
+    expect(runAndValidate(["bench", "-s", "1", "--dma-debug", "--json"], "dmalab/bench@1").dmaDebug).toEqual({ mode: "report", errorCount: 0, reports: [] });
   });
   it("one workload: ring, and pingpong", () => {
     runAndValidate(["bench", "--workload", "ring", "-s", "1", "--json"], "dmalab/bench@1");

@@ -23,6 +23,8 @@ import {
 import { entriesOf, runSuite } from "../../bench/suite.js";
 import { runKernelBench, runWorkload } from "../../bench/threads.js";
 import { out, printJson } from "../output.js";
+import { addDmaDebugOption, dmaDebugConfig } from "../machine-options.js";
+import { formatDmaDebug } from "../dma-debug-report.js";
 
 interface BenchOpts {
   t?: string;
@@ -44,6 +46,7 @@ interface BenchOpts {
   suite?: boolean;
   out?: string;
   runs?: string;
+  dmaDebug?: boolean | string;
 }
 
 const PINGPONG_SIZES = [64, 512, 4096, 65536];
@@ -53,7 +56,7 @@ function intOpt(name: string, v: string | undefined, min: number, max: number): 
 }
 
 export function registerBench(program: Command): void {
-  program
+  const c = program
     .command("bench")
     .description(
       "map/unmap benchmark: the kernel's dma_map_benchmark emulated (-t -s -n -b -d -x -g), or a throughput workload (--workload), or the suite",
@@ -76,8 +79,8 @@ export function registerBench(program: Command): void {
     .option("--compare <file>", "compare with a saved summary (bench/baseline.json): ratio per workload")
     .option("--suite", "run the whole regression set (medians of --runs runs)")
     .option("--out <file>", "write the JSON summary (or result) to this file")
-    .option("--runs <n>", "runs per workload for --suite / --compare (medians)")
-    .action(async (o: BenchOpts) => {
+    .option("--runs <n>", "runs per workload for --suite / --compare (medians)");
+  addDmaDebugOption(c).action(async (o: BenchOpts) => {
       await bench(o);
     });
 }
@@ -93,9 +96,11 @@ async function bench(o: BenchOpts): Promise<void> {
   const machineName = machineSpec({ machine: o.machine, kernel: o.kernel, ...(o.swiotlb !== undefined ? { swiotlb: o.swiotlb } : {}), ...(mem !== undefined ? { mem } : {}) }).desc.name;
   const base = o.compare !== undefined ? loadSummary(o.compare) : undefined;
 
+  const dmaDebug = dmaDebugConfig(o.dmaDebug);
+  if (workloadMode && dmaDebug !== undefined) throw new UsageError("--dma-debug applies to the kernel benchmark (its map/unmap go through the DMA API), not to --workload/--suite/--compare");
   if (!workloadMode) {
     checkToolArgs(args);
-    const config = { machine: o.machine, kernel: o.kernel, swiotlb: o.swiotlb, areas, mem, mode: "kernel" as const };
+    const config = { machine: o.machine, kernel: o.kernel, swiotlb: o.swiotlb, areas, mem, mode: "kernel" as const, ...(dmaDebug !== undefined ? { dmaDebug } : {}) };
     const r = await runKernelBench(config, args);
     if (r.error !== null) {
       for (const l of r.dmesg) out(`[dmesg] ${l}`);
@@ -124,6 +129,7 @@ async function bench(o: BenchOpts): Promise<void> {
         bouncedBytesPerSec: r.bouncedBytesPerSec,
         bouncedFraction: r.bouncedFraction,
         kernelLog: r.dmesg,
+        ...(r.dmaDebug !== undefined ? { dmaDebug: r.dmaDebug } : {}),
       });
       return;
     }
@@ -131,6 +137,7 @@ async function bench(o: BenchOpts): Promise<void> {
     out(`map+unmap pairs per second: ${Math.round(r.pairsPerSec)} (${fmtRate(r.pairsPerSec)}; ${(r.bouncedFraction * 100).toFixed(1)}% bounced)`);
     out(`bytes bounced per second: ${Math.round(r.bouncedBytesPerSec)} (${fmtBytesRate(r.bouncedBytesPerSec)})`);
     for (const l of r.dmesg) out(`[dmesg] ${l}`);
+    if (r.dmaDebug !== undefined) for (const l of formatDmaDebug(r.dmaDebug, [])) out(l);
     return;
   }
 

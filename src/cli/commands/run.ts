@@ -11,6 +11,8 @@ import { formatSize } from "../../machine/units.js";
 import { WORKLOADS, isWorkloadName, runWorkload, type WorkloadName, type WorkloadStats } from "../../workload/index.js";
 import { addMachineOptions, machineConfig, type MachineFlags } from "../machine-options.js";
 import { out, printJson } from "../output.js";
+import { formatDmaDebug, releaseDrivers } from "../dma-debug-report.js";
+import type { DmaDebugSummary } from "../../dma/debug.js";
 import { parseIntArg } from "../parse.js";
 
 export const DEFAULT_OPS = 4096;
@@ -66,6 +68,8 @@ export interface RunReport extends Omit<WorkloadStats, "devices" | "firstCorrupt
   /** how many of kernelLog's lines the boot printed (the rest came during the run) */
   bootLogLines: number;
   warnings: string[];
+  /** with --dma-debug: every report, printed or not */
+  dmaDebug?: DmaDebugSummary;
 }
 
 type Corruption = NonNullable<WorkloadStats["firstCorruption"]>;
@@ -101,6 +105,7 @@ export function executeRun(a: RunArgs): { report: RunReport; bootReport: BootRep
   } finally {
     t.close();
   }
+  const dmaDebug = releaseDrivers(m);
   const ramBytes = a.spec.desc.ram.reduce((s, b) => s + b.size, 0);
   const fc = stats.firstCorruption;
   const report: RunReport = {
@@ -119,6 +124,7 @@ export function executeRun(a: RunArgs): { report: RunReport; bootReport: BootRep
     bootLogLines: bootLines,
     warnings: br.warnings,
   };
+  if (dmaDebug !== null) report.dmaDebug = dmaDebug;
   return { report, bootReport: br };
 }
 
@@ -150,6 +156,7 @@ export function formatRunReport(r: RunReport, br: BootReport): string[] {
     o.push(`kernel log during the run (${runLog.length} line${runLog.length === 1 ? "" : "s"}${runLog.length > 10 ? ", first 10" : ""}):`);
     for (const l of runLog.slice(0, 10)) o.push(`  ${l}`);
   }
+  if (r.dmaDebug) o.push(...formatDmaDebug(r.dmaDebug, []));
   o.push(`memory            ${formatSize(r.allocatedBytes)} of ${formatSize(r.ramBytes)} RAM backed; peak RSS ${formatSize(r.peakRssKiB * 1024)}`);
   return o;
 }
