@@ -515,6 +515,7 @@ export class Swiotlb {
    * Returns tlb_addr (a physical address) or DMA_MAPPING_ERROR (-1).
    */
   tblMapSingle(dev: SwiotlbDevice, orig: number, mappingSize: number, allocSizeOrAlignMask: number, dir: DmaDirection, attrs: number, cpu = 0): number {
+    if (this.mapFaultHook !== null && this.mapFaultHook()) return this.injectedFull(dev, mappingSize, attrs);
     // the hot path: a plain request does exactly what the general path does (PlainPath).
     // Kept small so that callers inline it: no address crosses a call (the original goes
     // through PlainPath.origArg, the slot number comes back and the address is made here:
@@ -614,6 +615,18 @@ export class Swiotlb {
     }
     if (this.events.active) this.events.emit("swiotlb_map", { dev: dev.name, orig, tlb_addr: tlb, size: mappingSize, dir });
     return tlb;
+  }
+
+  /**
+   * Fault injection (`dmalab soak --inject pool-full@P`): when set and it answers true, the map
+   * finds the pool full, with the kernel's warning. null (the default) costs one test.
+   */
+  mapFaultHook: (() => boolean) | null = null;
+
+  private injectedFull(dev: SwiotlbDevice, size: number, attrs: number): number {
+    const mem = this.memFor(dev);
+    if (mem !== null && (attrs & DMA_ATTR_NO_WARN) === 0) this.warnFull(dev, mem, size);
+    return -1;
   }
 
   private warnFull(dev: SwiotlbDevice, mem: IoTlbMem, sz: number): void {

@@ -6,6 +6,8 @@ import { registerGuest } from "./guest.js";
 import { registerBench } from "./bench.js";
 import { registerMachines } from "./machines.js";
 import { registerDt } from "./dt.js";
+import { registerSoak } from "./soak.js";
+import { registerMerge } from "./merge.js";
 
 export function registerCommands(program: Command): void {
   registerReplay(program);
@@ -15,4 +17,6 @@ export function registerCommands(program: Command): void {
   registerBench(program);
   registerMachines(program);
   registerDt(program);
+  registerSoak(program);
+  registerMerge(program);
 }
