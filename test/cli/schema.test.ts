@@ -87,7 +87,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe("the schema files", () => {
   it("compile in strict mode without warnings, and each $id and title names its command", () => {
-    expect(commandFiles).toEqual(["bench", "boot-matrix", "boot", "dt", "guest", "machines", "replay", "run"].map((c) => `${c}.schema.json`));
+    expect(commandFiles).toEqual(["bench", "boot-matrix", "boot", "dt", "guest", "machines", "merge", "replay", "run", "soak"].map((c) => `${c}.schema.json`));
     for (const f of schemaFiles) {
       const s = schemas.get(f)!;
       expect(s.$schema).toBe("https://json-schema.org/draft/2020-12/schema");
@@ -198,6 +198,23 @@ describe("dmalab bench --json (dmalab/bench@1)", () => {
     const base = JSON.parse(readFileSync(join(root, "bench", "baseline.json"), "utf8")) as Record<string, unknown>;
     expect(base.dmalab).toBe("bench-suite");
     expectValid({ schema: "dmalab/bench@1", ...base }, "dmalab/bench@1");
+  });
+});
+
+describe("dmalab soak and merge --json (dmalab/soak@1, dmalab/merge@1)", () => {
+  it("a soak shard with injected faults, and merge of two shards", () => {
+    const a = join(tmp, "soak-0.json");
+    const b = join(tmp, "soak-1.json");
+    for (const [k, f] of [[0, a], [1, b]] as const) {
+      const doc = runAndValidate(["soak", "--ops", "600", "--shard", `${k}/3`, "--inject", "pool-full@0.1,device-error@0.1", "--json"], "dmalab/soak@1");
+      writeFileSync(f, JSON.stringify(doc));
+    }
+    const m = runAndValidate(["merge", a, b, "--json"], "dmalab/merge@1");
+    expect(m).toMatchObject({ documents: 2, ops: 1200, lostBytes: 0, violations: [], shards: { n: 3, present: 2, missing: [2], duplicates: [] } });
+  });
+  it("a self-test document", () => {
+    const doc = runAndValidate(["soak", "--self-test", "--ops", "3000", "--json"], "dmalab/soak@1");
+    expect(doc.selfTest).toMatchObject({ planted: 6, caught: 6 });
   });
 });
 
