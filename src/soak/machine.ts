@@ -495,6 +495,7 @@ export class SoakMachine {
           if (rc !== ENOMEM || done !== 0n) throw new SoakViolation("hypercall", `XENMEM_exchange with its extent failing = ${rc}, nr_exchanged ${done}; expected -ENOMEM, 0`);
           this.faults["exchange-enomem"]++;
         } else if (rc !== 0n || done !== 2n) throw new SoakViolation("hypercall", `XENMEM_exchange = ${rc}, nr_exchanged ${done}; expected 0, 2`);
+        else this.afterExchange(gfn, g2);
         this.checkBalloon("XENMEM_exchange");
         return true;
       }
@@ -509,6 +510,7 @@ export class SoakMachine {
   protected afterUnmap(_mp: ModelMapping): void {}
   protected afterDecrease(_gfn: number): void {}
   protected afterPopulate(_gfn: number): void {}
+  protected afterExchange(_gfn: number, _gfn2: number): void {}
 
   // ---- checks, in invariants.ts ----------------------------------------------------------------
 

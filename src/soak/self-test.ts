@@ -17,8 +17,8 @@ interface Plant {
   name: string;
   /** what the plant does, as the bug would */
   what: string;
-  /** the plant needs a Xen domain */
-  xen: boolean;
+  /** where it runs: natively, as dom0, or as a domU whose contiguous regions go through XENMEM_exchange */
+  on: "native" | "dom0" | "domU-exchange";
   make: (spec: MachineSpec) => SoakMachine;
 }
 
@@ -85,7 +85,7 @@ class P2mEntryNotRemoved extends SoakMachine {
   }
 }
 
-class ExchangeFrameTwice extends SoakMachine {
+class PopulateFrameTwice extends SoakMachine {
   protected override afterPopulate(gfn: number): void {
     // the frame handed back is also handed out again at another of the domain's pages
     const d = this.domain!;
@@ -97,13 +97,25 @@ class ExchangeFrameTwice extends SoakMachine {
   }
 }
 
+class ExchangeFrameTwice extends SoakMachine {
+  protected override afterExchange(gfn: number, gfn2: number): void {
+    // XENMEM_exchange returning the extent's first frame for both pages of the region
+    const d = this.domain!;
+    const e = d.p2m.lookup(gfn);
+    if (e === undefined) return;
+    d.p2m.remove(gfn2);
+    d.p2m.insert(gfn2, e.mfn, 1, "ram_rw");
+  }
+}
+
 export const PLANTS: readonly Plant[] = [
-  { name: "release-one-slot-short", what: "swiotlb_release_slots frees one slot fewer than it took", xen: false, make: (s) => new ReleaseOneShort(s) },
-  { name: "skipped-copy-back", what: "unmap of a bounced FROM_DEVICE/BIDIRECTIONAL mapping skips the copy back", xen: false, make: (s) => new SkippedCopyBack(s) },
-  { name: "copy-in-size-minus-1", what: "the bounce at map copies size - 1 bytes", xen: false, make: (s) => new CopyInShort(s) },
-  { name: "area-lock-not-taken", what: "an area's used count loses an update (area->lock not taken)", xen: false, make: (s) => new AreaLockNotTaken(s) },
-  { name: "p2m-entry-not-removed", what: "decrease_reservation leaves the page's P2M entry", xen: true, make: (s) => new P2mEntryNotRemoved(s) },
-  { name: "frame-returned-twice", what: "a frame handed back by populate_physmap is handed out at a second page too", xen: true, make: (s) => new ExchangeFrameTwice(s) },
+  { name: "release-one-slot-short", what: "swiotlb_release_slots frees one slot fewer than it took", on: "native", make: (s) => new ReleaseOneShort(s) },
+  { name: "skipped-copy-back", what: "unmap of a bounced FROM_DEVICE/BIDIRECTIONAL mapping skips the copy back", on: "native", make: (s) => new SkippedCopyBack(s) },
+  { name: "copy-in-size-minus-1", what: "the bounce at map copies size - 1 bytes", on: "native", make: (s) => new CopyInShort(s) },
+  { name: "area-lock-not-taken", what: "an area's used count loses an update (area->lock not taken)", on: "native", make: (s) => new AreaLockNotTaken(s) },
+  { name: "p2m-entry-not-removed", what: "decrease_reservation leaves the page's P2M entry", on: "dom0", make: (s) => new P2mEntryNotRemoved(s) },
+  { name: "populate-frame-twice", what: "a frame handed back by populate_physmap is handed out at a second page too", on: "dom0", make: (s) => new PopulateFrameTwice(s) },
+  { name: "exchange-frame-twice", what: "XENMEM_exchange returns one frame for two pages", on: "domU-exchange", make: (s) => new ExchangeFrameTwice(s) },
 ];
 
 export interface SelfTestRow {
@@ -118,10 +130,12 @@ export interface SelfTestRow {
   reproOps: number | null;
 }
 
-/** Plants every bug in turn (Xen ones on the dom0 spec) and soaks `ops` operations. */
-export function selfTest(native: MachineSpec, dom0: MachineSpec, ops: number, seed: number, plan: FaultPlan): SelfTestRow[] {
+export type SelfTestSpecs = Record<Plant["on"], MachineSpec>;
+
+/** Plants every bug in turn, each on its kind of machine, and soaks `ops` operations. */
+export function selfTest(specs: SelfTestSpecs, ops: number, seed: number, plan: FaultPlan): SelfTestRow[] {
   return PLANTS.map((p) => {
-    const r = runSoak({ spec: p.xen ? dom0 : native, ops, seed, plan, make: p.make, shrinkBudgetMs: 5000 });
+    const r = runSoak({ spec: specs[p.on], ops, seed, plan, make: p.make, shrinkBudgetMs: 5000 });
     const v = r.violations[0];
     return {
       bug: p.name,

@@ -163,9 +163,12 @@ function selfTestMain(f: SoakFlags): number {
   const ops = f.ops === undefined ? DEFAULT_SOAK_OPS : parseIntArg("--ops", f.ops, 1, MAX_SOAK_OPS);
   const seed = f.seed === undefined ? 1 : parseIntArg("--seed", f.seed, 0, 0xffff_ffff);
   const config = configOf(f);
-  const native = machineSpec({ ...config, xen: "none" });
-  const dom0 = machineSpec({ ...config, xen: "dom0" });
-  const rows = selfTest(native, dom0, ops, seed, faultPlanOff());
+  const rows = selfTest(
+    { native: machineSpec({ ...config, xen: "none" }), dom0: machineSpec({ ...config, xen: "dom0" }), "domU-exchange": machineSpec({ ...config, xen: "domU", contig: "x86-pv" }) },
+    ops,
+    seed,
+    faultPlanOff(),
+  );
   const caught = rows.filter((r) => r.caught).length;
   if (f.json) printJson({ schema: "dmalab/soak@1", selfTest: { planted: rows.length, caught, rows }, seed, opsPlanned: ops });
   else {
