@@ -27,6 +27,9 @@ export { XenGuestBoot, DIRECT_MAP_FEATURES, type DirectMapFeature } from "./mach
 export { KERNEL_VERSIONS, kernelProfile, type KernelProfile, type KernelVersion } from "./swiotlb/profile.js";
 export { replayTrace, type ReplayResult } from "./swiotlb/replay.js";
 export { DmaApi } from "./dma/mapping.js";
+export { DmaDebug, type DmaDebugErrorKind, type DmaDebugError, type DmaDebugMode, type DmaDebugSummary } from "./dma/debug.js";
+export { runSoak, type SoakOptions, type SoakResult } from "./soak/soak.js";
+export { parseInject } from "./soak/inject.js";
 export { Device } from "./dma/device.js";
 export { DeviceBus, BusFault } from "./dma/bus.js";
 export { PhysicalMemory } from "./memory/physical-memory.js";

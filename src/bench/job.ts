@@ -23,6 +23,7 @@ import {
 import { threadCpuNs } from "./thread-clock.js";
 import { PINGPONG_WARMUP, Pingpong, Ring, type Stepper } from "./workloads.js";
 import { IO_TLB_SEGSIZE } from "../kernel/swiotlb.js";
+import type { DmaDebugSummary } from "../dma/debug.js";
 
 /** Called now and then during a timed stretch on this thread (a progress bar's redraw); null: never. */
 let benchTick: (() => void) | null = null;
@@ -216,6 +217,8 @@ export interface KernelThreadResult {
   /** pr_err of a failed thread (the run's result is then its error) */
   error: string | null;
   log: string[];
+  /** with --dma-debug: this thread's dma-debug account */
+  dmaDebug?: DmaDebugSummary;
 }
 
 /** ndelay(): a busy wait, like the kernel's */
@@ -419,6 +422,7 @@ export class KernelJob {
       elapsedNs: (t - t0) * 1e6,
       error,
       log: [...this.m.log.lines],
+      ...(this.m.api.debug !== null ? { dmaDebug: this.m.api.debug.summary() } : {}),
     };
   }
 }

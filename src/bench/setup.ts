@@ -31,6 +31,8 @@ export interface BenchMachineConfig {
    * of the DMA zone's reach, as arm64 mem_init decides).
    */
   mode: "workload" | "kernel";
+  /** --dma-debug (the kernel benchmark: its map/unmap go through the DMA API) */
+  dmaDebug?: boolean | "strict";
 }
 
 export type BenchMachine = Pick<Machine, "desc" | "profile" | "zones" | "memory" | "log" | "events" | "swiotlb" | "direct" | "api"> & {
@@ -51,6 +53,7 @@ export function benchMachineConfig(config: BenchMachineConfig): MachineConfig {
     if (config.swiotlb === undefined) c.pool.nslabs = WORKLOAD_NSLABS;
   }
   if (config.areas !== undefined) c.pool = { ...c.pool, nareas: config.areas };
+  if (config.dmaDebug !== undefined) c.dmaDebug = config.dmaDebug;
   return c;
 }
 

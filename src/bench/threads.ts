@@ -12,6 +12,7 @@ import { addSums, benchmarkResult, reportLines, type LatencySums, type MapBenchm
 import { median, type WorkloadName, type WorkloadResult } from "./result.js";
 import { buildBenchMachine, exportShared, poolIsDrained, touchRange, workloadDevice, workloadOriginals, type BenchMachine, type BenchMachineConfig, type SharedState } from "./setup.js";
 import { ORIG_REGION_BYTES } from "./xorshift.js";
+import type { DmaDebugSummary } from "../dma/debug.js";
 
 export const CTL_PHASE = 0;
 export const CTL_ARRIVED = 1;
@@ -323,6 +324,8 @@ export interface KernelBenchOutcome {
   dmesg: string[];
   /** set when a thread failed: the run's error, after the dmesg lines */
   error: DmalabError | null;
+  /** with --dma-debug: every thread's reports (each thread's kernel tracks its own mappings) */
+  dmaDebug?: DmaDebugSummary;
 }
 
 export async function runKernelBench(config: BenchMachineConfig, args: ToolArgs): Promise<KernelBenchOutcome> {
@@ -376,7 +379,11 @@ export async function runKernelBench(config: BenchMachineConfig, args: ToolArgs)
     dmesg.push(...p.log.slice(bootLines));
   });
   const result = benchmarkResult(sums);
+  const dd = parts.map((p) => p.dmaDebug).filter((d) => d !== undefined);
+  const dmaDebug: DmaDebugSummary | undefined =
+    dd.length === 0 ? undefined : { mode: dd[0]!.mode, errorCount: dd.reduce((s, d) => s + d.errorCount, 0), reports: dd.flatMap((d) => d.reports) };
   return {
+    ...(dmaDebug !== undefined ? { dmaDebug } : {}),
     lines: reportLines(args, result),
     result,
     loops,

@@ -22,6 +22,8 @@ export interface MachineFlags {
   xenDebug?: boolean;
   swiotlb?: string;
   strict?: boolean;
+  /** --dma-debug (true) or --dma-debug=strict|report */
+  dmaDebug?: boolean | string;
 }
 
 export interface MachineOptionSet {
@@ -51,7 +53,23 @@ export function addMachineOptions(c: Command, set: MachineOptionSet = {}): Comma
   if (set.xenDebug === true) c.option("--xen-debug", "with --xen: a debug build of Xen, which clobbers the used argument registers and x16 with 0xDEADBEEF");
   c.option("--swiotlb <value>", "the kernel's `swiotlb=` value (replaces the machine's)");
   c.option("--strict", "text `swiotlb=` ignores is an error, not a warning");
+  addDmaDebugOption(c);
   return c;
+}
+
+/** --dma-debug[=strict]: CONFIG_DMA_API_DEBUG (the value must follow '=' or come after the positional arguments) */
+export function addDmaDebugOption(c: Command): Command {
+  return c.addOption(
+    new Option("--dma-debug [mode]", "CONFIG_DMA_API_DEBUG: report misuse in the kernel's words and go on (report, the default), or refuse it (strict)").choices(DMA_DEBUG_MODES),
+  );
+}
+
+const DMA_DEBUG_MODES = ["report", "strict"] as const;
+
+/** The builder's dmaDebug from --dma-debug's raw value. */
+export function dmaDebugConfig(v: boolean | string | undefined): MachineConfig["dmaDebug"] {
+  if (v === undefined) return undefined;
+  return v === "strict" ? "strict" : true;
 }
 
 /** The builder's configuration from the flags (the builder checks the combinations). */
@@ -66,5 +84,7 @@ export function machineConfig(f: MachineFlags): MachineConfig {
   if (f.contig !== undefined) c.contig = f.contig;
   if (f.xenDebug === true) c.xenDebug = true;
   if (f.swiotlb !== undefined) c.swiotlb = f.swiotlb;
+  const dd = dmaDebugConfig(f.dmaDebug);
+  if (dd !== undefined) c.dmaDebug = dd;
   return c;
 }

@@ -171,7 +171,11 @@ export function buildGuestContext(config: MachineConfig | MachineSpec, opts: Gue
     // the kernel's dma_map_page_attrs: dev->dma_ops (swiotlb-xen) when the boot installed them
     map: (n, phys, size, dir) => {
       const page = phys - (phys % g);
-      return api.dmaMapPageAttrs(m.devices[n]!.dev, page, phys - page, size, dir, 0, 0);
+      const dev = m.devices[n]!.dev;
+      const r = api.dmaMapPageAttrs(dev, page, phys - page, size, dir, 0, 0);
+      // the service answers DMA_MAPPING_ERROR itself: it is the caller's dma_mapping_error check
+      api.dmaMappingError(dev, r);
+      return r;
     },
     unmap: (n, addr, size, dir) => api.dmaUnmapPageAttrs(m.devices[n]!.dev, addr, size, dir, 0),
     syncForCpu: (n, addr, size, dir) => api.dmaSyncSingleForCpu(m.devices[n]!.dev, addr, size, dir),

@@ -6,6 +6,7 @@
 // Only the first `num_errors` (default 1) reports are printed unless all_errors is set; every
 // one counts in error_count. The WARN banner and the "Mapped at:" stack trace are not modelled.
 //
+// Without strict, misuse is reported and the call goes on as the kernel's would (mapping.ts).
 // dmalab's strict mode: a check that finds misuse throws an InvalidArgumentError *before* the
 // caller touches any state (mapping.ts runs the check first), so an unmap of an address that
 // is not mapped, a double unmap or a sync outside a mapping leaves the pool exactly as it was.
@@ -88,6 +89,18 @@ export interface DmaDebugError {
   readonly device: string;
   /** the full line as printed, "DMA-API: <driver> <dev>: ..." */
   readonly message: string;
+  /** it went to the kernel log (driver filter, num_errors / all_errors) */
+  readonly printed: boolean;
+}
+
+/** `--dma-debug` / `"dmaDebug"`: the kernel's report-and-continue, or refuse-before-touching */
+export type DmaDebugMode = "report" | "strict";
+
+/** What a command's JSON carries: every report, printed or not */
+export interface DmaDebugSummary {
+  mode: DmaDebugMode;
+  errorCount: number;
+  reports: DmaDebugError[];
 }
 
 interface Entry {
@@ -314,8 +327,9 @@ export class DmaDebug {
     this.errorCount++;
     const prefix = `DMA-API: ${dev ? dev.driver : "NULL"} ${dev ? dev.device : "NULL"}: `;
     const message = prefix + f.text;
-    this.errors.push({ kind: f.kind, device: dev ? dev.name : "NULL", message });
-    if (this.filterPasses(dev) && (this.allErrors || this.numErrors > 0)) {
+    const printed = this.filterPasses(dev) && (this.allErrors || this.numErrors > 0);
+    this.errors.push({ kind: f.kind, device: dev ? dev.name : "NULL", message, printed });
+    if (printed) {
       for (const line of message.split("\n")) if (line !== "") this.log.print(line);
     }
     if (!this.allErrors && this.numErrors > 0) this.numErrors--;
@@ -593,6 +607,20 @@ export class DmaDebug {
         `[mapped with ${dirName(last.direction)}] [mapped as ${TYPE_NAMES[last.type]}]`,
     });
     return count;
+  }
+
+  /**
+   * The devices' drivers are unbound in order (a run or guest program ending): each reports
+   * the mappings it left behind; returns the total count.
+   */
+  releaseDevices(devs: readonly Device[]): number {
+    let n = 0;
+    for (const d of devs) n += this.deviceUnbound(d);
+    return n;
+  }
+
+  summary(): DmaDebugSummary {
+    return { mode: this.strict ? "strict" : "report", errorCount: this.errorCount, reports: [...this.errors] };
   }
 
   /** debugfs dma-api/dump: "<dev> <driver> <type> idx <n> P=.. N=.. D=.. L=.. <dir> <map-err state>" */

@@ -252,6 +252,9 @@ export class DmaEngine implements MmioHandler {
     this.errorAddr = addr;
   }
 
+  /** Fault injection (`dmalab soak --inject device-error@P`): the transfer ends in ERROR when it answers true. */
+  faultHook: (() => boolean) | null = null;
+
   /** CTRL write: runs the command to completion. */
   doorbell(cmd: number): void {
     if (cmd === CMD_RESET) {
@@ -261,6 +264,11 @@ export class DmaEngine implements MmioHandler {
     this.status = STATUS_BUSY;
     this.error = ERR_NONE;
     this.errorAddr = 0;
+    if (this.faultHook !== null && this.faultHook()) {
+      // an injected target abort on the destination: nothing moves, as for a real bus error
+      this.fail(ERR_DST_FAULT, this.dst);
+      return;
+    }
     let err: [number, number] | undefined;
     switch (cmd) {
       case CMD_COPY:

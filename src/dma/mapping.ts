@@ -7,7 +7,10 @@
 //   * a size that is not a positive integer, or a buffer that is not RAM: the kernel would map
 //     garbage; dmalab refuses with an InvalidArgumentError naming the value, before any state changes;
 //   * with dma-debug in strict mode, misuse found at unmap/sync (not mapped, double unmap,
-//     outside the mapping...) throws before the unmap/sync runs, so the pool is untouched.
+//     outside the mapping...) throws before the unmap/sync runs, so the pool is untouched;
+//   * with dma-debug reporting (the kernel's way), the report is printed and the call goes on
+//     with the kernel's semantics (an unmap with the wrong size copies back that size and
+//     releases what was mapped; a double unmap of a free slot changes nothing).
 
 import { InvalidArgumentError, hex } from "../errors.js";
 import type { EventSink, KernelLog } from "../events.js";
@@ -143,11 +146,33 @@ export class DmaApi {
     this.checkAttrsCpu(fn, attrs, 0);
     const debug = this.debug;
     if (debug !== null) debug.validateUnmapPage(dev, dma, size, dir);
+    if (debug !== null && !debug.strict) this.unmapReporting(dev, dma, size, dir, attrs);
+    else this.opsUnmapPage(dev, dma, size, dir, attrs);
+    if (debug !== null) debug.unmapPage(dev, dma, size, dir);
+    if (this.events?.active) this.events.emit("dma_unmap", { device: dev.name, dma, size, dir });
+  }
+
+  private opsUnmapPage(dev: Device, dma: number, size: number, dir: DmaDirection, attrs: number): void {
     const ops = dev.dmaOps;
     if (ops === null) this.direct.unmapPage(dev, dma, size, dir, attrs);
     else if (ops.unmapPage) ops.unmapPage(dev, dma, size, dir, attrs);
-    if (debug !== null) debug.unmapPage(dev, dma, size, dir);
-    if (this.events?.active) this.events.emit("dma_unmap", { device: dev.name, dma, size, dir });
+  }
+
+  /**
+   * dma-debug's report-and-continue: the unmap goes on as in the kernel, misuse included. A
+   * swiotlb slot holding no mapping (never mapped, or already freed by a double unmap) has
+   * orig_addr INVALID_PHYS_ADDR (nothing is copied back) and alloc_size 0 (nr_slots gives 0:
+   * nothing is released), so the kernel's unmap changes nothing; swiotlb here refuses such an
+   * address before touching anything, and that refusal is the kernel's no-op. A slot inside
+   * someone else's mapping is left alone too (the kernel would release that mapping's tail
+   * from it: a corruption dmalab does not reproduce).
+   */
+  private unmapReporting(dev: Device, dma: number, size: number, dir: DmaDirection, attrs: number): void {
+    try {
+      this.opsUnmapPage(dev, dma, size, dir, attrs);
+    } catch (e) {
+      if (!(e instanceof InvalidArgumentError)) throw e;
+    }
   }
 
   dmaUnmapSingleAttrs(dev: Device, dma: number, size: number, dir: number, attrs = 0): void {
@@ -242,7 +267,10 @@ export class DmaApi {
       debug.unmapSg(dev, sg, nents, dir);
     }
     const ops = dev.dmaOps;
-    if (ops === null) this.direct.unmapSg(dev, sg, nents, dir, attrs);
+    // report-and-continue: unmap_sg's per-segment unmap (dma-direct's and swiotlb-xen's), each
+    // segment going on as the kernel's does (see unmapReporting)
+    if (debug !== null && !debug.strict) for (let i = 0; i < nents; i++) this.unmapReporting(dev, sg[i]!.dmaAddress, sg[i]!.dmaLength, dir, attrs);
+    else if (ops === null) this.direct.unmapSg(dev, sg, nents, dir, attrs);
     else if (ops.unmapSg) ops.unmapSg(dev, sg, nents, dir, attrs);
   }
 

@@ -9,6 +9,7 @@
 // decision, Xen's early init and xen_mm_init when there is Xen (xen-boot.ts), the DMA ops,
 // the driver probes (boot.ts).
 
+import { DmaDebug, type DmaDebugMode } from "../dma/debug.js";
 import { UsageError } from "../errors.js";
 import { CoherentApi, DmaDirectAlloc } from "../dma/coherent.js";
 import { PageAllocator, zoneSpans } from "../memory/page-alloc.js";
@@ -60,6 +61,8 @@ export interface MachineConfig {
   pool?: PoolOverride;
   /** 6.x: CONFIG_DMA_BOUNCE_UNALIGNED_KMALLOC; default the profile's arm64 config */
   kmallocBounce?: boolean;
+  /** CONFIG_DMA_API_DEBUG: true reports misuse and goes on (the kernel's way); "strict" refuses it; default the description's, else off */
+  dmaDebug?: boolean | "strict";
 }
 
 /** A checked configuration: everything resolved, nothing built yet. */
@@ -71,6 +74,8 @@ export interface MachineSpec {
   boot: Omit<BootOptions, "xen">;
   /** what the builder chose on its own (e.g. the Xen role a device tree implies), for the boot's account */
   notes: string[];
+  /** CONFIG_DMA_API_DEBUG: off, the kernel's report-and-continue, or strict */
+  dmaDebug?: DmaDebugMode;
 }
 
 export interface BuiltMachine {
@@ -150,7 +155,17 @@ export function machineSpec(c: MachineConfig): MachineSpec {
   // Xen's own rules (release, features, contig flavour and their combinations), checked now
   if (xen !== "none") checkXenBootConfig(desc, { ...xenConfig, role: xen });
   if (xen !== "none") checkXenRamLimit(desc);
-  return { desc, profile, xen, xenConfig, boot, notes };
+  const spec: MachineSpec = { desc, profile, xen, xenConfig, boot, notes };
+  const dd = c.dmaDebug ?? desc.dmaDebug ?? false;
+  if (dd !== false && dd !== true && dd !== "strict") throw new UsageError(`--dma-debug '${String(dd)}': expected strict (or no value)`);
+  if (dd !== false) spec.dmaDebug = dd === "strict" ? "strict" : "report";
+  return spec;
+}
+
+/** CONFIG_DMA_API_DEBUG on a machine before its boot: dma_debug_init, with the kernel's defaults */
+function enableDmaDebug(m: Machine, mode: DmaDebugMode | undefined): void {
+  if (mode === undefined) return;
+  m.api.debug = new DmaDebug({ log: m.log, events: m.events, pageSize: m.memory.granule, strict: mode === "strict" });
 }
 
 function isSpec(c: MachineConfig | MachineSpec): c is MachineSpec {
@@ -166,6 +181,7 @@ export function buildMachine(c: MachineConfig | MachineSpec, observe?: (m: Machi
   const spec = isSpec(c) ? c : machineSpec(c);
   if (spec.xen === "none") {
     const machine = new Machine(spec.desc, spec.profile);
+    enableDmaDebug(machine, spec.dmaDebug);
     // `observe`: a listener on the machine's events before it boots (reports, traces)
     observe?.(machine);
     const report = bootMachine(machine, { ...spec.boot, xen: "none" });
@@ -173,6 +189,7 @@ export function buildMachine(c: MachineConfig | MachineSpec, observe?: (m: Machi
     return { spec, machine, report, xen: null, coherent: setUpCoherent(machine, null) };
   }
   const xb = new XenGuestBoot(spec.desc, spec.profile, { ...spec.xenConfig, role: spec.xen });
+  enableDmaDebug(xb.machine, spec.dmaDebug);
   observe?.(xb.machine);
   xb.earlyInit();
   const report = bootMachine(xb.machine, { ...spec.boot, xen: spec.xen }, xb);

@@ -54,7 +54,10 @@ export class MachineDmaTarget implements DmaTarget<MachineDevice> {
   map(dev: MachineDevice, phys: number, size: number, dir: DmaDirection, cpu: number): number {
     const g = this.pageSize;
     const page = Math.floor(phys / g) * g;
-    return this.m.api.dmaMapPageAttrs(dev.dev, page, phys - page, size, dir, 0, cpu);
+    const dma = this.m.api.dmaMapPageAttrs(dev.dev, page, phys - page, size, dir, 0, cpu);
+    // the workload drivers check every map (dma-debug counts that as dma_mapping_error)
+    this.m.api.dmaMappingError(dev.dev, dma);
+    return dma;
   }
   unmap(dev: MachineDevice, dma: number, size: number, dir: DmaDirection): void {
     this.m.api.dmaUnmapPageAttrs(dev.dev, dma, size, dir, 0);

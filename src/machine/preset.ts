@@ -140,6 +140,8 @@ const MachineSchema = z.strictObject({
   devices: z.array(Device).max(MAX_DEVICES, `has more than the ${MAX_DEVICES} devices dmalab models`).optional(),
   mmio: z.array(Mmio).max(MAX_MMIO_WINDOWS, `has more than the ${MAX_MMIO_WINDOWS} MMIO windows dmalab models`).optional(),
   xen: Xen.optional(),
+  /** CONFIG_DMA_API_DEBUG: true reports as the kernel does and goes on; "strict" refuses misuse */
+  dmaDebug: z.union([z.boolean(), z.literal("strict")]).optional(),
 });
 
 // ---- the validated description --------------------------------------------------------------
@@ -201,6 +203,8 @@ export interface MachineDesc {
   devices: DeviceDesc[];
   mmio: MmioDesc[];
   xen?: XenDesc;
+  /** CONFIG_DMA_API_DEBUG from the description (false = off) */
+  dmaDebug?: boolean | "strict";
 }
 
 const ULONG_MAX = (1n << 64n) - 1n;
@@ -468,6 +472,7 @@ export function parseMachine(raw: unknown, source: string): MachineDesc {
   };
   if (m.dmaZone?.dtMaxCpuAddress !== undefined) desc.dmaZone.dtMaxCpuAddress = m.dmaZone.dtMaxCpuAddress;
   if (m.dmaZone?.acpiMaxCpuAddress !== undefined) desc.dmaZone.acpiMaxCpuAddress = m.dmaZone.acpiMaxCpuAddress;
+  if (m.dmaDebug !== undefined) desc.dmaDebug = m.dmaDebug;
   if (m.xen) {
     const x: XenDesc = {};
     if (m.xen.version !== undefined) x.version = m.xen.version;

@@ -541,6 +541,7 @@ export class Swiotlb {
    * Returns tlb_addr (a physical address) or DMA_MAPPING_ERROR (-1).
    */
   tblMapSingle(dev: SwiotlbDevice, orig: number, mappingSize: number, allocSizeOrAlignMask: number, dir: DmaDirection, attrs: number, cpu = 0): number {
+    if (this.mapFaultHook !== null && this.mapFaultHook()) return this.injectedFull(dev, mappingSize, attrs);
     // the hot path: a plain request does exactly what the general path does (PlainPath).
     // Kept small so that callers inline it: no address crosses a call (the original goes
     // through PlainPath.origArg, the slot number comes back and the address is made here:
@@ -642,6 +643,18 @@ export class Swiotlb {
     if (this.events.active)
       this.events.emit("swiotlb_map", { dev: dev.name, orig, tlb_addr: tlb, size: mappingSize, dir, cpu, alloc: allocSizeOrAlignMask, min_align_mask: minAlign, pool: mem.name });
     return tlb;
+  }
+
+  /**
+   * Fault injection (`dmalab soak --inject pool-full@P`): when set and it answers true, the map
+   * finds the pool full, with the kernel's warning. null (the default) costs one test.
+   */
+  mapFaultHook: (() => boolean) | null = null;
+
+  private injectedFull(dev: SwiotlbDevice, size: number, attrs: number): number {
+    const mem = this.memFor(dev);
+    if (mem !== null && (attrs & DMA_ATTR_NO_WARN) === 0) this.warnFull(dev, mem, size, { size });
+    return -1;
   }
 
   /** `req`: the refused request (orig, size, alloc, min_align_mask, cpu), for traces */

@@ -87,7 +87,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe("the schema files", () => {
   it("compile in strict mode without warnings, and each $id and title names its command", () => {
-    expect(commandFiles).toEqual(["bench", "boot-matrix", "boot", "dt", "fuzz-guest", "guest", "machines", "replay", "run"].map((c) => `${c}.schema.json`));
+    expect(commandFiles).toEqual(["bench", "boot-matrix", "boot", "dt", "fuzz-guest", "guest", "machines", "merge", "replay", "run", "soak"].map((c) => `${c}.schema.json`));
     for (const f of schemaFiles) {
       const s = schemas.get(f)!;
       expect(s.$schema).toBe("https://json-schema.org/draft/2020-12/schema");
@@ -121,6 +121,9 @@ describe("the schema files", () => {
 describe("dmalab run / demo --json (dmalab/run@1)", () => {
   it("demo --ops 200", () => {
     runAndValidate(["demo", "--ops", "200", "--json"], "dmalab/run@1");
+  });
+  it("run --dma-debug=strict: a clean workload reports nothing", () => {
+    expect(runAndValidate(["run", "--ops", "200", "--dma-debug=strict", "--json"], "dmalab/run@1").dmaDebug).toEqual({ mode: "strict", errorCount: 0, reports: [] });
   });
   it("run as a Xen dom0 (swiotlb-xen)", () => {
     const doc = runAndValidate(["run", "--machine", "rpi4-8g", "--kernel", "5.13", "--xen", "dom0", "--ops", "200", "--json"], "dmalab/run@1");
@@ -175,6 +178,10 @@ describe.skipIf(!unicornAvailable())("dmalab guest --json (dmalab/guest@1)", () 
   it("dma-ring", () => {
     runAndValidate(["guest", "dma-ring", "--json"], "dmalab/guest@1");
   });
+  it("dma-buggy with --dma-debug: dmaDebug's reports", () => {
+    const doc = runAndValidate(["guest", "dma-buggy", "--dma-debug", "--json"], "dmalab/guest@1");
+    expect((doc.dmaDebug as { errorCount: number }).errorCount).toBeGreaterThan(0);
+  });
   it("a guest fault (exit 3) and the instruction limit (exit 4)", () => {
     expect(runAndValidate(["guest", UDF, "--json"], "dmalab/guest@1", 3).exit).toMatchObject({ reason: "fault", kind: "undefined-instruction", insn: "0x00000000" });
     expect(runAndValidate(["guest", "dma-ring", "--max-insns", "10", "--json"], "dmalab/guest@1", 4).exit).toEqual({ reason: "limit", limit: "insns" });
@@ -184,6 +191,9 @@ describe.skipIf(!unicornAvailable())("dmalab guest --json (dmalab/guest@1)", () 
 describe("dmalab bench --json (dmalab/bench@1)", () => {
   it("the kernel's dma_map_benchmark", () => {
     expect(runAndValidate(["bench", "-s", "1", "-b", "64", "--json"], "dmalab/bench@1").tool).toBe("dma_map_benchmark");
+  });
+  it("the kernel's dma_map_benchmark under --dma-debug", () => {
+    expect(runAndValidate(["bench", "-s", "1", "--dma-debug", "--json"], "dmalab/bench@1").dmaDebug).toEqual({ mode: "report", errorCount: 0, reports: [] });
   });
   it("one workload: ring, and pingpong", () => {
     runAndValidate(["bench", "--workload", "ring", "-s", "1", "--json"], "dmalab/bench@1");
@@ -198,6 +208,23 @@ describe("dmalab bench --json (dmalab/bench@1)", () => {
     const base = JSON.parse(readFileSync(join(root, "bench", "baseline.json"), "utf8")) as Record<string, unknown>;
     expect(base.dmalab).toBe("bench-suite");
     expectValid({ schema: "dmalab/bench@1", ...base }, "dmalab/bench@1");
+  });
+});
+
+describe("dmalab soak and merge --json (dmalab/soak@1, dmalab/merge@1)", () => {
+  it("a soak shard with injected faults, and merge of two shards", () => {
+    const a = join(tmp, "soak-0.json");
+    const b = join(tmp, "soak-1.json");
+    for (const [k, f] of [[0, a], [1, b]] as const) {
+      const doc = runAndValidate(["soak", "--ops", "600", "--shard", `${k}/3`, "--inject", "pool-full@0.1,device-error@0.1", "--json"], "dmalab/soak@1");
+      writeFileSync(f, JSON.stringify(doc));
+    }
+    const m = runAndValidate(["merge", a, b, "--json"], "dmalab/merge@1");
+    expect(m).toMatchObject({ documents: 2, ops: 1200, lostBytes: 0, violations: [], shards: { n: 3, present: 2, missing: [2], duplicates: [] } });
+  });
+  it("a self-test document", () => {
+    const doc = runAndValidate(["soak", "--self-test", "--ops", "3000", "--json"], "dmalab/soak@1");
+    expect(doc.selfTest).toMatchObject({ planted: 7, caught: 7 });
   });
 });
 

@@ -8,6 +8,7 @@ import {
 } from "../../src/kernel/dma-mapping.js";
 import { sgInitTable } from "../../src/dma/scatterlist.js";
 import { NIC32, NVME64, firstDiff, makeBoard, pattern, poolSnapshot } from "./helpers.js";
+import { padHex } from "../../src/kernel/printk.js";
 
 const HIGH = 0x1_2000_0000;
 const LOW = 0x8000_0000;
@@ -248,5 +249,109 @@ describe.each(["5.13", "6.x"] as const)("dma-debug strict mode (%s): misuse thro
     expect(b.dbg.errorCount).toBe(0);
     expect(b.dbg.entryCount()).toBe(0);
     expect(b.swiotlb.defaultMem!.used).toBe(0);
+  });
+});
+
+describe.each(["5.13", "6.x"] as const)("dma-debug report-and-continue (%s): reported, then the kernel's semantics", (kernel) => {
+  function bounced(size = 3000) {
+    const b = board(false, kernel);
+    b.mem.write(HIGH, pattern(size, 60));
+    const dma = b.api.dmaMapSingleAttrs(b.dev, HIGH, size, DMA_BIDIRECTIONAL);
+    expect(b.api.dmaMappingError(b.dev, dma)).toBe(0);
+    expect(dma).toBeLessThan(2 ** 32); // bounced
+    b.bus(b.dev).write(dma, pattern(size, 61));
+    return { ...b, dma };
+  }
+
+  it("an unmap with the wrong size copies back that many bytes and still releases every slot", () => {
+    const b = bounced();
+    b.api.dmaUnmapSingleAttrs(b.dev, b.dma, 1000, DMA_BIDIRECTIONAL);
+    expect(b.dbg.errors.map((e) => e.kind)).toEqual(["free-different-size"]);
+    expect(b.log.lines[0]).toBe(`${P}device driver frees DMA memory with different size [device address=${padHex(b.dma)}] [map size=3000 bytes] [unmap size=1000 bytes]`);
+    const got = b.mem.read(HIGH, 3000);
+    expect(firstDiff(got.subarray(0, 1000), pattern(3000, 61).subarray(0, 1000))).toBe(-1);
+    expect(firstDiff(got.subarray(1000), pattern(3000, 60).subarray(1000))).toBe(-1);
+    expect(b.swiotlb.defaultMem!.used).toBe(0);
+    expect(b.dbg.entryCount()).toBe(0);
+  });
+
+  it("an unmap with the wrong direction copies back as that direction says (TO_DEVICE: nothing)", () => {
+    const b = bounced();
+    b.api.dmaUnmapSingleAttrs(b.dev, b.dma, 3000, DMA_TO_DEVICE);
+    expect(b.dbg.errors.map((e) => e.kind)).toEqual(["free-different-direction"]);
+    expect(firstDiff(b.mem.read(HIGH, 3000), pattern(3000, 60))).toBe(-1);
+    expect(b.swiotlb.defaultMem!.used).toBe(0);
+  });
+
+  it("a double unmap of slots nobody holds changes nothing (alloc_size 0: no slot released)", () => {
+    const b = bounced();
+    b.api.dmaUnmapSingleAttrs(b.dev, b.dma, 3000, DMA_BIDIRECTIONAL);
+    const pool = poolSnapshot(b.swiotlb);
+    const orig = b.mem.read(HIGH, 3000);
+    b.api.dmaUnmapSingleAttrs(b.dev, b.dma, 3000, DMA_BIDIRECTIONAL);
+    expect(b.dbg.errors.map((e) => e.kind)).toEqual(["free-not-allocated"]);
+    expect(firstDiff(poolSnapshot(b.swiotlb), pool)).toBe(-1);
+    expect(firstDiff(b.mem.read(HIGH, 3000), orig)).toBe(-1);
+  });
+
+  it("a double unmap after the slots went to another mapping frees that mapping, as the kernel does", () => {
+    const b = bounced();
+    b.api.dmaUnmapSingleAttrs(b.dev, b.dma, 3000, DMA_BIDIRECTIONAL);
+    const other = b.device({ ...NIC32, device: "0000:00:04.0" });
+    b.mem.write(HIGH + 0x10000, pattern(3000, 62));
+    // the search is next-fit: map until a mapping lands on the freed slots, keep only that one
+    let o = -1;
+    for (let i = 0; i < 1024 && o !== b.dma; i++) {
+      o = b.api.dmaMapSingleAttrs(other, HIGH + 0x10000, 3000, DMA_TO_DEVICE);
+      b.api.dmaMappingError(other, o);
+      if (o !== b.dma) b.api.dmaUnmapSingleAttrs(other, o, 3000, DMA_TO_DEVICE);
+    }
+    expect(o).toBe(b.dma);
+    expect(b.swiotlb.defaultMem!.used).toBe(2);
+    b.api.dmaUnmapSingleAttrs(b.dev, b.dma, 3000, DMA_BIDIRECTIONAL);
+    expect(b.dbg.errors.map((e) => e.kind)).toEqual(["free-not-allocated"]);
+    expect(b.swiotlb.defaultMem!.used).toBe(0);
+    // the other driver's unmap now finds its entry (dma-debug keys on the device) but no slots
+    b.api.dmaUnmapSingleAttrs(other, o, 3000, DMA_TO_DEVICE);
+    expect(b.dbg.errorCount).toBe(1);
+  });
+
+  it("unmap_sg with a segment that was never mapped goes on with the others", () => {
+    const b = board(false, kernel);
+    const sg = sgInitTable([
+      { phys: HIGH, length: 100 },
+      { phys: HIGH + 0x4000, length: 200 },
+    ]);
+    expect(b.api.dmaMapSgAttrs(b.dev, sg, 2, DMA_TO_DEVICE)).toBe(2);
+    const bad = sgInitTable([
+      { phys: HIGH, length: 100 },
+      { phys: HIGH + 0x4000, length: 200 },
+    ]);
+    bad[0]!.dmaAddress = sg[0]!.dmaAddress;
+    bad[0]!.dmaLength = 100;
+    bad[1]!.dmaAddress = sg[1]!.dmaAddress + 0x10_0000;
+    bad[1]!.dmaLength = 200;
+    b.api.dmaUnmapSgAttrs(b.dev, bad, 2, DMA_TO_DEVICE);
+    expect(b.dbg.errors.map((e) => e.kind)).toContain("free-not-allocated");
+    expect(b.swiotlb.defaultMem!.used).toBe(Math.ceil(200 / 2048));
+  });
+
+  it("num_errors: the first report prints, all are listed with printed false after it; summary and unbind", () => {
+    const b = makeBoard({ kernel, debug: true });
+    const dev = b.device(NIC32);
+    b.api.dmaUnmapSingleAttrs(dev, LOW, 8, DMA_TO_DEVICE);
+    b.api.dmaMapSingleAttrs(dev, LOW + 0x3000, 64, DMA_FROM_DEVICE);
+    expect(b.debug!.releaseDevices([dev, b.device(NVME64)])).toBe(1);
+    const s = b.debug!.summary();
+    expect(s).toMatchObject({ mode: "report", errorCount: 2 });
+    expect(s.reports.map((r) => [r.kind, r.printed])).toEqual([
+      ["free-not-allocated", true],
+      ["pending-at-unbind", false],
+    ]);
+    expect(s.reports[1]!.message).toBe(
+      "DMA-API: e1000e 0000:00:02.0: device driver has pending DMA allocations while released from device [count=1]\n" +
+        "One of leaked entries details: [device address=0x0000000080003000] [size=64 bytes] [mapped with DMA_FROM_DEVICE] [mapped as single]",
+    );
+    expect(b.log.lines).toHaveLength(1);
   });
 });

@@ -32,6 +32,8 @@ import { writeReport } from "../../report/html.js";
 import { REPORT_SCHEMA } from "../../report/model.js";
 import { createProgress } from "../progress.js";
 import { addReportOptions, parseReportFlags, reportConfig, type ReportArgs, type ReportFlags } from "../report-options.js";
+import { addDmaDebugOption, dmaDebugConfig } from "../machine-options.js";
+import { formatDmaDebug } from "../dma-debug-report.js";
 
 interface BenchOpts extends ReportFlags {
   t?: string;
@@ -54,6 +56,7 @@ interface BenchOpts extends ReportFlags {
   suite?: boolean;
   out?: string;
   runs?: string;
+  dmaDebug?: boolean | string;
 }
 
 /** runs --compare takes at least (and by default): its noise band is their spread */
@@ -89,7 +92,7 @@ export function registerBench(program: Command): void {
     .option("--suite", "run the whole regression set (medians of --runs runs)")
     .option("--out <file>", "write the JSON summary (or result) to this file")
     .option("--runs <n>", "runs per workload for --suite / --compare (medians; --compare: 3 or more, the noise band is their spread)");
-  addReportOptions(c).action(async (o: BenchOpts) => {
+  addDmaDebugOption(addReportOptions(c)).action(async (o: BenchOpts) => {
     await withBenchReport(o, (collector) => bench(o, collector));
   });
 }
@@ -153,9 +156,11 @@ async function bench(o: BenchOpts, collector: BenchCollector | null): Promise<vo
   if (o.compare !== undefined) checkInputFile(o.compare, { what: "benchmark summary", maxBytes: 16 << 20 });
   const base = o.compare !== undefined ? loadSummary(o.compare) : undefined;
 
+  const dmaDebug = dmaDebugConfig(o.dmaDebug);
+  if (workloadMode && dmaDebug !== undefined) throw new UsageError("--dma-debug applies to the kernel benchmark (its map/unmap go through the DMA API), not to --workload/--suite/--compare");
   if (!workloadMode) {
     checkToolArgs(args);
-    const config = { machine: o.machine, kernel: o.kernel, swiotlb: o.swiotlb, areas, mem, mode: "kernel" as const };
+    const config = { machine: o.machine, kernel: o.kernel, swiotlb: o.swiotlb, areas, mem, mode: "kernel" as const, ...(dmaDebug !== undefined ? { dmaDebug } : {}) };
     const r = await runKernelBench(config, args);
     collector?.addKernel(r.lines, r.pairsPerSec, r.bouncedBytesPerSec);
     if (r.error !== null) {
@@ -186,6 +191,7 @@ async function bench(o: BenchOpts, collector: BenchCollector | null): Promise<vo
         bouncedBytesPerSec: r.bouncedBytesPerSec,
         bouncedFraction: r.bouncedFraction,
         kernelLog: r.dmesg,
+        ...(r.dmaDebug !== undefined ? { dmaDebug: r.dmaDebug } : {}),
       });
       return;
     }
@@ -193,6 +199,7 @@ async function bench(o: BenchOpts, collector: BenchCollector | null): Promise<vo
     out(`map+unmap pairs per second: ${Math.round(r.pairsPerSec)} (${fmtRate(r.pairsPerSec)}; ${(r.bouncedFraction * 100).toFixed(1)}% bounced)`);
     out(`bytes bounced per second: ${Math.round(r.bouncedBytesPerSec)} (${fmtBytesRate(r.bouncedBytesPerSec)})`);
     for (const l of r.dmesg) out(`[dmesg] ${l}`);
+    if (r.dmaDebug !== undefined) for (const l of formatDmaDebug(r.dmaDebug, [])) out(l);
     return;
   }
 

@@ -22,6 +22,8 @@ import { bankOf, buildGuestContext } from "../../cpu/guest-context.js";
 import type { ExitReason, RunResult } from "../../cpu/arm64-cpu.js";
 import { machineSpec, type MachineSpec } from "../../machine/builder.js";
 import { addMachineOptions, machineConfig, type MachineFlags } from "../machine-options.js";
+import { formatDmaDebug, releaseDrivers } from "../dma-debug-report.js";
+import type { DmaDebugSummary } from "../../dma/debug.js";
 import { parseIntArg } from "../parse.js";
 import type { BootReport } from "../../machine/boot.js";
 import { errnoName } from "../../kernel/errno.js";
@@ -94,7 +96,7 @@ function callJson(l: RunResult["log"][number]): Record<string, unknown> {
 }
 
 /** The `--json` document. */
-export function guestJson(r: RunResult, boot: BootReport): string {
+export function guestJson(r: RunResult, boot: BootReport, debug?: { dmaDebug: DmaDebugSummary; kernelLog: string[] }): string {
   const exit: Record<string, unknown> =
     r.exit.kind === "exit"
       ? { reason: "exit", code: r.exit.code }
@@ -124,7 +126,8 @@ export function guestJson(r: RunResult, boot: BootReport): string {
     insns: r.insns,
     console: r.console,
     hypercalls: r.log.map(callJson),
-    kernelLog: boot.kernelLog,
+    kernelLog: debug?.kernelLog ?? boot.kernelLog,
+    ...(debug ? { dmaDebug: debug.dmaDebug } : {}),
   };
   return JSON.stringify(doc, null, 2);
 }
@@ -193,6 +196,7 @@ export function runGuest(a: GuestArgs): { result: RunResult; text: string; statu
       ...(a.timeLimitMs !== undefined ? { timeLimitMs: a.timeLimitMs } : {}),
       regs: { 0: BigInt(bank.base), 1: BigInt(bank.size), 2: BigInt(ctx.engineBase), 3: BigInt(ctx.engineDevice) },
     });
+    const dmaDebug = releaseDrivers(ctx.machine);
     const md = ctx.machine.devices[ctx.engineDevice]!;
     const xs = ctx.xen?.xenSwiotlb ?? null;
     const mem = ctx.machine.swiotlb.defaultMem;
@@ -206,7 +210,7 @@ export function runGuest(a: GuestArgs): { result: RunResult; text: string; statu
     if (ctx.domain) info.domain = ctx.domain;
     if (ctx.hypervisor) info.hypervisor = ctx.hypervisor;
     let text: string;
-    if (a.json) text = guestJson(result, ctx.boot);
+    if (a.json) text = guestJson(result, ctx.boot, dmaDebug === null ? undefined : { dmaDebug, kernelLog: [...ctx.machine.log.lines] });
     else {
       const lines: string[] = [];
       const d = ctx.domain;
@@ -217,6 +221,7 @@ export function runGuest(a: GuestArgs): { result: RunResult; text: string; statu
       if (result.console.length > 0) lines.push(result.console.replace(/\n$/, ""));
       lines.push(describeExit(result.exit));
       lines.push(`instructions: ${result.insns}`);
+      if (dmaDebug !== null) lines.push(...formatDmaDebug(dmaDebug, ctx.machine.log.lines.slice(ctx.boot.kernelLog.length)));
       if (result.log.length > 0) {
         lines.push("hypercalls and services:");
         for (const l of result.log) lines.push(`  ${l.kind} ${l.op}(${l.args.map(u64hex).join(", ")}) = ${l.ret}`);

@@ -7,6 +7,8 @@ import { registerBench } from "./bench.js";
 import { registerMachines } from "./machines.js";
 import { registerDt } from "./dt.js";
 import { registerFuzzGuest } from "./fuzz-guest.js";
+import { registerSoak } from "./soak.js";
+import { registerMerge } from "./merge.js";
 
 export function registerCommands(program: Command): void {
   registerReplay(program);
@@ -17,4 +19,6 @@ export function registerCommands(program: Command): void {
   registerMachines(program);
   registerDt(program);
   registerFuzzGuest(program);
+  registerSoak(program);
+  registerMerge(program);
 }

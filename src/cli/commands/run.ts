@@ -13,6 +13,8 @@ import { formatSize } from "../../machine/units.js";
 import { WORKLOADS, isWorkloadName, runWorkload, type WorkloadName, type WorkloadStats } from "../../workload/index.js";
 import { addMachineOptions, machineConfig, type MachineFlags } from "../machine-options.js";
 import { out, printJson } from "../output.js";
+import { formatDmaDebug, releaseDrivers } from "../dma-debug-report.js";
+import type { DmaDebugSummary } from "../../dma/debug.js";
 import { parseIntArg } from "../parse.js";
 import { createProgress } from "../progress.js";
 import { addReportOptions, parseReportFlags, reportConfig, type ReportArgs, type ReportFlags } from "../report-options.js";
@@ -76,6 +78,8 @@ export interface RunReport extends Omit<WorkloadStats, "devices" | "firstCorrupt
   /** how many of kernelLog's lines the boot printed (the rest came during the run) */
   bootLogLines: number;
   warnings: string[];
+  /** with --dma-debug: every report, printed or not */
+  dmaDebug?: DmaDebugSummary;
 }
 
 type Corruption = NonNullable<WorkloadStats["firstCorruption"]>;
@@ -136,6 +140,7 @@ export function executeRun(a: RunArgs): { report: RunReport; bootReport: BootRep
     t.close();
     if (trace) traceWarnings.push(...trace.finish());
   }
+  const dmaDebug = releaseDrivers(m);
   const ramBytes = a.spec.desc.ram.reduce((s, b) => s + b.size, 0);
   const fc = stats.firstCorruption;
   const report: RunReport = {
@@ -154,6 +159,7 @@ export function executeRun(a: RunArgs): { report: RunReport; bootReport: BootRep
     bootLogLines: bootLines,
     warnings: [...br.warnings, ...traceWarnings],
   };
+  if (dmaDebug !== null) report.dmaDebug = dmaDebug;
   if (rec && show?.report !== undefined) {
     const summary: [string, string][] = [
       ["workload", `${a.workload}, ${num(a.ops)} ops, seed ${a.seed}`],
@@ -224,6 +230,7 @@ export function formatRunReport(r: RunReport, br: BootReport): string[] {
     o.push(`kernel log during the run (${runLog.length} line${runLog.length === 1 ? "" : "s"}${runLog.length > 10 ? ", first 10" : ""}):`);
     for (const l of runLog.slice(0, 10)) o.push(`  ${l}`);
   }
+  if (r.dmaDebug) o.push(...formatDmaDebug(r.dmaDebug, []));
   o.push(`memory            ${formatSize(r.allocatedBytes)} of ${formatSize(r.ramBytes)} RAM backed; peak RSS ${formatSize(r.peakRssKiB * 1024)}`);
   return o;
 }

@@ -233,8 +233,17 @@ export class XenHypervisor {
     return src === target || (src.target !== undefined && src.target === target.id) || src.isControl;
   }
 
+  /**
+   * Fault injection (`dmalab soak --inject`): when set and it answers true, alloc_domheap_pages
+   * (hypercall-fail) or XENMEM_exchange's allocation of an output extent (exchange-enomem) finds
+   * no memory. null by default.
+   */
+  allocFaultHook: (() => boolean) | null = null;
+  exchangeFaultHook: (() => boolean) | null = null;
+
   /** alloc_domheap_pages(d, order): honours max_pages and the address limit; counts the pages. */
   allocDomheap(d: Domain, order: number, addressBits: number): number | undefined {
+    if (this.allocFaultHook !== null && this.allocFaultHook()) return undefined;
     const n = 2 ** order;
     if (d.totPages + n > d.maxPages) return undefined;
     const mfn = this.frames.alloc(order, addressBits > 0 ? { addressBits, owner: d.id } : { owner: d.id });

@@ -294,7 +294,7 @@ function memoryExchange(hv: XenHypervisor, caller: Domain, guest: GuestMemory, a
     }
     // allocate the chunk's output extents, anonymous for now
     for (let j = 0; j < 2 ** outChunkOrder; j++) {
-      const m = hv.frames.alloc(x.out.extentOrder, { addressBits });
+      const m = hv.exchangeFaultHook !== null && hv.exchangeFaultHook() ? undefined : hv.frames.alloc(x.out.extentOrder, { addressBits });
       if (m === undefined) return fail(err("ENOMEM"));
       outs.push(m);
     }

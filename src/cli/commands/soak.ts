@@ -1,0 +1,202 @@
+// `dmalab soak`: the long randomized run that proves nothing is lost (src/soak/), its replay of
+// a reproduction, and its self-test with planted bugs. Exit 0 clean, 3 on a violation (or a
+// planted bug not caught), 2 for bad flags or a bad replay file.
+
+import { writeFileSync } from "node:fs";
+import type { Command } from "commander";
+import { UsageError } from "../../errors.js";
+import { machineSpec, type MachineConfig } from "../../machine/builder.js";
+import { parseInject } from "../../soak/inject.js";
+import { faultPlanOff, type FaultPlan } from "../../soak/ops.js";
+import { REPRO_SCHEMA, readRepro } from "../../soak/repro.js";
+import { shardSeed } from "../../soak/rng.js";
+import { selfTest } from "../../soak/self-test.js";
+import { replayOps, runSoak, type SoakResult } from "../../soak/soak.js";
+import { SoakMachine } from "../../soak/machine.js";
+import { addMachineOptions, machineConfig, type MachineFlags } from "../machine-options.js";
+import { checkWritable, parseIntArg } from "../parse.js";
+import { flushAndExit, out, printJson } from "../output.js";
+
+export const DEFAULT_SOAK_OPS = 100_000;
+const MAX_SOAK_OPS = 1_000_000_000;
+const MAX_SHARDS = 1_000_000;
+
+interface SoakFlags extends MachineFlags {
+  ops?: string;
+  seed?: string;
+  inject?: string;
+  shard?: string;
+  json?: boolean;
+  replay?: string;
+  repro?: string;
+  selfTest?: boolean;
+}
+
+/** `--shard K/N`: shard K (0-based) of N */
+export function parseShard(v: string): { k: number; n: number } {
+  const m = /^([0-9]{1,7})\/([0-9]{1,7})$/.exec(v.trim());
+  if (m === null) throw new UsageError(`--shard '${v.slice(0, 40)}': expected K/N, e.g. 0/1000 (K from 0 to N-1)`);
+  const k = Number(m[1]);
+  const n = Number(m[2]);
+  if (n < 1 || n > MAX_SHARDS || k >= n) throw new UsageError(`--shard '${v}': K must be 0..N-1 and N 1..${MAX_SHARDS}`);
+  return { k, n };
+}
+
+const num = (n: number): string => Math.round(n).toLocaleString("en-US");
+
+function soakText(d: SoakDoc): string[] {
+  const o: string[] = [];
+  o.push(`dmalab soak: ${d.machine}, kernel ${d.kernel}, xen ${d.xen}, seed ${d.seed}${d.shard ? ` (shard ${d.shard.k}/${d.shard.n}, stream seed ${d.shardSeed})` : ""}${d.dmaDebug ? `, dma-debug ${d.dmaDebug}` : ""}`);
+  o.push(`ops               ${num(d.ops)} of ${num(d.opsPlanned)} (${(d.elapsedMs / 1000).toFixed(1)} s, ${num(d.ops / Math.max(d.elapsedMs / 1000, 1e-9))} ops/s)`);
+  o.push(`invariant checks  ${num(d.invariantChecks)}`);
+  o.push(`faults injected   ${Object.entries(d.faultsInjected).map(([k, v]) => `${k} ${num(v)}`).join(", ")}`);
+  o.push(`invalid inputs    ${Object.entries(d.invalidInputs).map(([k, v]) => `${k} ${num(v)}`).join(", ")}`);
+  o.push(`maps the pool refused (not injected) ${num(d.mapFailures)}`);
+  o.push(`lostBytes         ${num(d.lostBytes)}`);
+  if (d.violations.length === 0) o.push("violations        none; drained back to the state after the boot");
+  else {
+    const v = d.violations[0]!;
+    o.push(`VIOLATION (${v.invariant}) ${v.op >= 0 ? `after op ${v.op}` : "at the end"}: ${v.message}`);
+    if (d.reproFile) o.push(`reproduction      ${d.reproOps} ops in ${d.reproFile}: dmalab soak --replay ${d.reproFile}`);
+  }
+  return o;
+}
+
+interface SoakDoc {
+  schema: "dmalab/soak@1";
+  machine: string;
+  kernel: string;
+  xen: string;
+  seed: number;
+  shard?: { k: number; n: number };
+  shardSeed: number;
+  dmaDebug?: "report" | "strict";
+  inject: FaultPlan;
+  opsPlanned: number;
+  ops: number;
+  invariantChecks: number;
+  violations: SoakResult["violations"];
+  lostBytes: number;
+  faultsInjected: Record<string, number>;
+  invalidInputs: Record<string, number>;
+  mapFailures: number;
+  elapsedMs: number;
+  reproFile?: string;
+  reproOps?: number;
+}
+
+function configOf(f: SoakFlags): MachineConfig {
+  return machineConfig(f);
+}
+
+function runMain(f: SoakFlags): number {
+  const ops = f.ops === undefined ? DEFAULT_SOAK_OPS : parseIntArg("--ops", f.ops, 1, MAX_SOAK_OPS);
+  const seed = f.seed === undefined ? 1 : parseIntArg("--seed", f.seed, 0, 0xffff_ffff);
+  const plan = f.inject === undefined ? faultPlanOff() : parseInject(f.inject);
+  const shard = f.shard === undefined ? undefined : parseShard(f.shard);
+  const config = configOf(f);
+  const spec = machineSpec(config);
+  const stream = shard ? shardSeed(seed, shard.k) : seed;
+  const reproPath = f.repro ?? `soak-repro-seed${stream}.json`;
+  if (f.repro !== undefined) checkWritable("--repro", f.repro);
+  const r = runSoak({ spec, ops, seed: stream, plan, progress: f.json ? undefined : (n) => process.stderr.write(`soak: ${num(n)} ops\r`) });
+  if (!f.json) process.stderr.write("\n");
+  const doc: SoakDoc = {
+    schema: "dmalab/soak@1",
+    machine: spec.desc.name,
+    kernel: spec.profile.version,
+    xen: spec.xen,
+    seed,
+    shardSeed: stream,
+    inject: plan,
+    opsPlanned: ops,
+    ops: r.opsRun,
+    invariantChecks: r.invariantChecks,
+    violations: r.violations,
+    lostBytes: r.lostBytes,
+    faultsInjected: { ...r.faultsInjected },
+    invalidInputs: { ...r.invalidInputs },
+    mapFailures: r.mapFailures,
+    elapsedMs: r.elapsedMs,
+  };
+  if (shard) doc.shard = shard;
+  if (spec.dmaDebug) doc.dmaDebug = spec.dmaDebug;
+  if (r.repro && r.violations[0]) {
+    const v = r.violations[0];
+    writeFileSync(reproPath, JSON.stringify({ schema: REPRO_SCHEMA, config, seed: stream, op: v.op, violation: { invariant: v.invariant, message: v.message }, ops: r.repro.ops }, null, 1) + "\n");
+    doc.reproFile = reproPath;
+    doc.reproOps = r.repro.ops.length;
+  }
+  if (f.json) printJson(doc);
+  else for (const l of soakText(doc)) out(l);
+  if (r.violations.length > 0) {
+    process.stderr.write(`dmalab: soak violation (${r.violations[0]!.invariant}): ${r.violations[0]!.message}\n`);
+    return 3;
+  }
+  return 0;
+}
+
+function replayMain(path: string, f: SoakFlags): number {
+  const rep = readRepro(path);
+  const spec = machineSpec(rep.config);
+  const v = replayOps(spec, rep.ops, (s) => new SoakMachine(s));
+  const doc = {
+    schema: "dmalab/soak@1",
+    replay: path,
+    machine: spec.desc.name,
+    kernel: spec.profile.version,
+    xen: spec.xen,
+    seed: rep.seed,
+    ops: rep.ops.length,
+    recorded: rep.violation,
+    violations: v === null ? [] : [v],
+  };
+  if (f.json) printJson(doc);
+  else {
+    out(`dmalab soak --replay ${path}: ${rep.ops.length} ops on ${spec.desc.name}, kernel ${spec.profile.version}, xen ${spec.xen} (seed ${rep.seed}, recorded: ${rep.violation.invariant}: ${rep.violation.message})`);
+    out(v === null ? "no violation: the replay ran clean" : `VIOLATION (${v.invariant}) ${v.op >= 0 ? `at op ${v.op}` : "at the end"}: ${v.message}`);
+  }
+  return v === null ? 0 : 3;
+}
+
+function selfTestMain(f: SoakFlags): number {
+  const ops = f.ops === undefined ? DEFAULT_SOAK_OPS : parseIntArg("--ops", f.ops, 1, MAX_SOAK_OPS);
+  const seed = f.seed === undefined ? 1 : parseIntArg("--seed", f.seed, 0, 0xffff_ffff);
+  const config = configOf(f);
+  const rows = selfTest(
+    { native: machineSpec({ ...config, xen: "none" }), dom0: machineSpec({ ...config, xen: "dom0" }), "domU-exchange": machineSpec({ ...config, xen: "domU", contig: "x86-pv" }) },
+    ops,
+    seed,
+    faultPlanOff(),
+  );
+  const caught = rows.filter((r) => r.caught).length;
+  if (f.json) printJson({ schema: "dmalab/soak@1", selfTest: { planted: rows.length, caught, rows }, seed, opsPlanned: ops });
+  else {
+    for (const r of rows) out(`${r.caught ? "caught " : "MISSED "} ${r.bug.padEnd(24)} ${r.caught ? `after op ${r.atOp}, ${r.invariant}: ${r.message!.slice(0, 140)} (reproduction: ${r.reproOps} ops)` : r.what}`);
+    out(`self-test: ${caught}/${rows.length} planted bugs caught within ${num(ops)} ops`);
+  }
+  return caught === rows.length ? 0 : 3;
+}
+
+export function registerSoak(program: Command): void {
+  const c = program
+    .command("soak")
+    .description("a seeded random mix of DMA-API operations, device transfers, CPU writes and Xen memory_ops, each checked against an independent model");
+  addMachineOptions(c, { contig: true })
+    .option("--ops <n>", `operations (default ${DEFAULT_SOAK_OPS})`)
+    .option("--seed <s>", "seed (decimal or 0x hex)", "1")
+    .option("--inject <spec>", "faults: pool-full@P,exchange-enomem@K,device-error@P,hypercall-fail@P")
+    .option("--shard <K/N>", "run shard K (0..N-1) of an N-shard campaign: its own seed stream")
+    .option("--repro <file>", "where a violation's shrunk reproduction goes (default soak-repro-seed<S>.json)")
+    .option("--replay <file>", "rerun a reproduction file")
+    .option("--self-test", "plant each bug class in turn and show the soak catches it")
+    .option("--json", "one JSON document on stdout (dmalab/soak@1)")
+    .action((f: SoakFlags) => {
+      if (f.replay !== undefined && (f.selfTest === true || f.shard !== undefined || f.inject !== undefined))
+        throw new UsageError("--replay runs the file's own ops: it takes no --self-test, --shard or --inject");
+      const code = f.replay !== undefined ? replayMain(f.replay, f) : f.selfTest === true ? selfTestMain(f) : runMain(f);
+      flushAndExit(code);
+    });
+}
+
+
