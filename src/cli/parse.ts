@@ -52,11 +52,18 @@ export function parseMemFlag(v: string): number {
   return p.value;
 }
 
-/** `--shard K/N`: shard K (1-based) of N. */
+/** the most shards a campaign is split into */
+const MAX_SHARDS = 1_000_000;
+
+/**
+ * `--shard K/N`: shard K of N, K from 0 to N-1 (as a Kubernetes indexed Job's
+ * JOB_COMPLETION_INDEX or a Slurm array's task id from 0 count).
+ */
 export function parseShard(v: string): { k: number; n: number } {
-  const m = /^\s*(\d{1,7})\s*\/\s*(\d{1,7})\s*$/.exec(v);
-  const k = m ? Number(m[1]) : Number.NaN;
-  const n = m ? Number(m[2]) : Number.NaN;
-  if (!(n >= 1 && k >= 1 && k <= n)) throw new UsageError(`--shard '${v.slice(0, 40)}': expected K/N with 1 <= K <= N (e.g. 3/1000)`);
+  const m = /^([0-9]{1,7})\/([0-9]{1,7})$/.exec(v.trim());
+  if (m === null) throw new UsageError(`--shard '${v.slice(0, 40)}': expected K/N, e.g. 0/1000 (K from 0 to N-1)`);
+  const k = Number(m[1]);
+  const n = Number(m[2]);
+  if (n < 1 || n > MAX_SHARDS || k >= n) throw new UsageError(`--shard '${v}': K must be 0..N-1 and N 1..${MAX_SHARDS}`);
   return { k, n };
 }

@@ -29,7 +29,7 @@ export const FAILURE_KINDS = ["crash", "hang", "output", "memory"] as const;
 export type FailureKind = (typeof FAILURE_KINDS)[number];
 
 export interface Shard {
-  /** 1-based */
+  /** 0 .. n-1 */
   k: number;
   n: number;
 }
@@ -81,7 +81,7 @@ export interface CampaignSummary {
 /** The program indices of one shard: round-robin, so every shard gets the same mix of machines. */
 export function shardIndices(first: number, programs: number, shard: Shard | undefined): number[] {
   const out: number[] = [];
-  for (let i = 0; i < programs; i++) if (shard === undefined || i % shard.n === shard.k - 1) out.push(first + i);
+  for (let i = 0; i < programs; i++) if (shard === undefined || i % shard.n === shard.k) out.push(first + i);
   return out;
 }
 

@@ -238,7 +238,7 @@ describe("dmalab replay, machines, dt --json", () => {
     runAndValidate(["machines", "--json"], "dmalab/machines@1");
   });
   it("fuzz-guest: one shard, and a failure (host memory past a 64 MiB cap)", () => {
-    runAndValidate(["fuzz-guest", "--programs", "4", "--shard", "2/2", "--json"], "dmalab/fuzz-guest@1");
+    runAndValidate(["fuzz-guest", "--programs", "4", "--shard", "1/2", "--json"], "dmalab/fuzz-guest@1");
     const doc = runAndValidate(["fuzz-guest", "--programs", "1", "--xen", "dom0", "--max-rss", "64", "--json"], "dmalab/fuzz-guest@1", 3);
     expect(doc.failures).toEqual([expect.objectContaining({ kind: "memory", config: expect.objectContaining({ xen: "dom0" }) })]);
   });

@@ -14,12 +14,11 @@ import { selfTest } from "../../soak/self-test.js";
 import { replayOps, runSoak, type SoakResult } from "../../soak/soak.js";
 import { SoakMachine } from "../../soak/machine.js";
 import { addMachineOptions, machineConfig, type MachineFlags } from "../machine-options.js";
-import { checkWritable, parseIntArg } from "../parse.js";
+import { checkWritable, parseIntArg, parseShard } from "../parse.js";
 import { flushAndExit, out, printJson } from "../output.js";
 
 export const DEFAULT_SOAK_OPS = 100_000;
 const MAX_SOAK_OPS = 1_000_000_000;
-const MAX_SHARDS = 1_000_000;
 
 interface SoakFlags extends MachineFlags {
   ops?: string;
@@ -30,16 +29,6 @@ interface SoakFlags extends MachineFlags {
   replay?: string;
   repro?: string;
   selfTest?: boolean;
-}
-
-/** `--shard K/N`: shard K (0-based) of N */
-export function parseShard(v: string): { k: number; n: number } {
-  const m = /^([0-9]{1,7})\/([0-9]{1,7})$/.exec(v.trim());
-  if (m === null) throw new UsageError(`--shard '${v.slice(0, 40)}': expected K/N, e.g. 0/1000 (K from 0 to N-1)`);
-  const k = Number(m[1]);
-  const n = Number(m[2]);
-  if (n < 1 || n > MAX_SHARDS || k >= n) throw new UsageError(`--shard '${v}': K must be 0..N-1 and N 1..${MAX_SHARDS}`);
-  return { k, n };
 }
 
 const num = (n: number): string => Math.round(n).toLocaleString("en-US");
