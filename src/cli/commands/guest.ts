@@ -18,8 +18,9 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { EXIT_FAULT, EXIT_GUEST, EXIT_LIMIT, EXIT_OK, InputError, UsageError, hex } from "../../errors.js";
-import { bankOf, buildGuestContext } from "../../cpu/guest-context.js";
-import type { ExitReason, RunResult } from "../../cpu/arm64-cpu.js";
+import { bankOf, BootFaultError, buildGuestContext } from "../../cpu/guest-context.js";
+import { CONSOLE_CAP, type ExitReason, type RunResult } from "../../cpu/arm64-cpu.js";
+import { DEFAULT_LOG_CALLS_CAP, RECENT_CALLS } from "../../cpu/traps.js";
 import { machineSpec, type MachineSpec } from "../../machine/builder.js";
 import { addMachineOptions, machineConfig, type MachineFlags } from "../machine-options.js";
 import { parseIntArg } from "../parse.js";
@@ -125,8 +126,60 @@ export function guestJson(r: RunResult, boot: BootReport): string {
     console: r.console,
     hypercalls: r.log.map(callJson),
     kernelLog: boot.kernelLog,
+    ...callLogJson(r),
   };
   return JSON.stringify(doc, null, 2);
+}
+
+// ---- bounded call log and console (--log-calls), a boot that faults under --json -----------
+
+/** What the bounded log kept, and the console bytes beyond its cap. */
+function callLogJson(r: RunResult): Record<string, unknown> {
+  const c = r.calls;
+  return { calls: { total: c.total, logged: c.logged, kept: c.kept, dropped: c.dropped, byOp: c.byOp }, consoleDropped: r.consoleDropped };
+}
+
+/** The text report's lines for the console cap and the call log. */
+function callLogLines(r: RunResult): string[] {
+  const lines: string[] = [];
+  if (r.consoleDropped > 0) lines.push(`[console: ${r.consoleDropped} more bytes dropped: only the first ${CONSOLE_CAP} bytes are kept]`);
+  const c = r.calls;
+  if (c.total === 0) return lines;
+  if (c.dropped === 0) {
+    lines.push("hypercalls and services:");
+  } else {
+    lines.push(`hypercalls and services: ${c.total} calls (${c.byOp.map((o) => `${o.op} ${o.count}`).join(", ")})`);
+    lines.push(c.logged === "recent" ? `the last ${c.kept} (every call: --log-calls):` : `the first ${c.kept} (the --log-calls cap):`);
+  }
+  for (const l of r.log) lines.push(`  ${l.kind} ${l.op}(${l.args.map(u64hex).join(", ")}) = ${l.ret}`);
+  return lines;
+}
+
+/** `--json` when the boot faulted before the program could run: still one document. */
+export function bootFaultJson(e: BootFaultError): string {
+  const br = e.report;
+  return JSON.stringify(
+    {
+      schema: "dmalab/guest@1",
+      machine: br.machine,
+      kernel: br.kernel,
+      xen: br.xen,
+      exit: { reason: "fault", kind: "boot", message: e.message },
+      insns: 0,
+      console: "",
+      hypercalls: [],
+      kernelLog: br.kernelLog,
+    },
+    null,
+    2,
+  );
+}
+
+/** --log-calls [N]: every call up to N (default DEFAULT_LOG_CALLS_CAP, at most 10 million). */
+function parseLogCalls(v: string | boolean | undefined): number | undefined {
+  if (v === undefined || v === false) return undefined;
+  if (v === true) return DEFAULT_LOG_CALLS_CAP;
+  return parseIntArg("--log-calls", v, 1, 10_000_000);
 }
 
 export function describeExit(e: ExitReason): string {
@@ -155,6 +208,8 @@ export interface GuestArgs {
   load?: number;
   maxInsns: number;
   json: boolean;
+  /** keep every hypercall/service call, up to this many (default: counts per op and the last few) */
+  logCalls?: number;
 }
 
 /** What the run went through, besides the guest's own result (for tests and the text report). */
@@ -188,6 +243,7 @@ export function runGuest(a: GuestArgs): { result: RunResult; text: string; statu
       entry: load,
       stack: load - (load % 16),
       maxInsns: a.maxInsns,
+      ...(a.logCalls !== undefined ? { logCalls: a.logCalls } : {}),
       regs: { 0: BigInt(bank.base), 1: BigInt(bank.size), 2: BigInt(ctx.engineBase), 3: BigInt(ctx.engineDevice) },
     });
     const md = ctx.machine.devices[ctx.engineDevice]!;
@@ -214,10 +270,7 @@ export function runGuest(a: GuestArgs): { result: RunResult; text: string; statu
       if (result.console.length > 0) lines.push(result.console.replace(/\n$/, ""));
       lines.push(describeExit(result.exit));
       lines.push(`instructions: ${result.insns}`);
-      if (result.log.length > 0) {
-        lines.push("hypercalls and services:");
-        for (const l of result.log) lines.push(`  ${l.kind} ${l.op}(${l.args.map(u64hex).join(", ")}) = ${l.ret}`);
-      }
+      lines.push(...callLogLines(result));
       text = lines.join("\n");
     }
     return { result, text, status: exitStatus(result.exit), info };
@@ -231,6 +284,7 @@ export interface GuestFlags extends MachineFlags {
   load?: string;
   maxInsns: string;
   json?: boolean;
+  logCalls?: string | boolean;
 }
 
 /** Checks the command line and the program before anything boots (bad values are usage errors, exit 2). */
@@ -239,6 +293,8 @@ export function parseGuestArgs(prog: string, o: GuestFlags): GuestArgs {
   const args: GuestArgs = { program: prog, spec: machineSpec(machineConfig(o)), maxInsns, json: o.json === true, image: readProgram(prog) };
   if (o.device !== undefined) args.device = o.device;
   if (o.load !== undefined) args.load = parseIntArg("--load", o.load, 0, Number.MAX_SAFE_INTEGER);
+  const logCalls = parseLogCalls(o.logCalls);
+  if (logCalls !== undefined) args.logCalls = logCalls;
   return args;
 }
 
@@ -252,9 +308,17 @@ export function registerGuest(program: Command): void {
     .option("--load <addr>", "load (and entry) address; default guest RAM base + 0x80000")
     .option("--max-insns <n>", "instruction limit", String(DEFAULT_MAX_INSNS))
     .option("--json", "machine-readable output")
+    .option("--log-calls [n]", `log every hypercall and service, up to n (default ${DEFAULT_LOG_CALLS_CAP}); otherwise counts per op and the last ${RECENT_CALLS}`)
     .action((prog: string, o: GuestFlags) => {
       const args = parseGuestArgs(prog, o);
-      const r = runGuest(args);
+      let r: ReturnType<typeof runGuest>;
+      try {
+        r = runGuest(args);
+      } catch (e) {
+        if (!(args.json && e instanceof BootFaultError)) throw e;
+        out(bootFaultJson(e));
+        return flushAndExit(EXIT_FAULT);
+      }
       out(r.text);
       flushAndExit(r.status);
     });
