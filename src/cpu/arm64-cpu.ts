@@ -75,6 +75,8 @@ export type GuestFaultKind =
 export interface GuestFault {
   kind: GuestFaultKind;
   pc: number;
+  /** the exact pc in hex when it is beyond 2^53 (pc is then only close) */
+  pcHex?: string;
   /** the faulting data address, when there is one */
   address?: number;
   /** the instruction word at pc, when readable */
@@ -500,7 +502,7 @@ export class Arm64Cpu {
   private stoppedWithoutReason(pc: bigint, insns: number, maxInsns: number): ExitReason | undefined {
     if (pc === NEVER) {
       const at = "0x" + pc.toString(16);
-      return { kind: "fault", fault: { kind: "unmapped", pc: Number(pc), address: Number(pc), message: `instruction fetch at ${at}: not RAM or MMIO (instruction fetch abort)` } };
+      return { kind: "fault", fault: { kind: "unmapped", pc: Number(pc), pcHex: at, address: Number(pc), message: `instruction fetch at ${at}: not RAM or MMIO (instruction fetch abort)` } };
     }
     if (insns >= maxInsns || this.uc.timedOut()) return undefined;
     const p = Number(pc);

@@ -106,8 +106,8 @@ export function guestJson(r: RunResult, boot: BootReport): string {
           : {
               reason: "fault",
               kind: r.exit.fault.kind,
-              pc: hex(r.exit.fault.pc),
-              ...(r.exit.fault.address !== undefined ? { address: hex(r.exit.fault.address) } : {}),
+              pc: r.exit.fault.pcHex ?? hex(r.exit.fault.pc),
+              ...(r.exit.fault.address !== undefined ? { address: r.exit.fault.pcHex !== undefined && r.exit.fault.address === r.exit.fault.pc ? r.exit.fault.pcHex : hex(r.exit.fault.address) } : {}),
               ...(r.exit.fault.insn !== undefined ? { insn: "0x" + r.exit.fault.insn.toString(16).padStart(8, "0") } : {}),
               message: r.exit.fault.message,
             };
@@ -192,7 +192,7 @@ export function describeExit(e: ExitReason): string {
       return `exit: limit (${e.limit === "insns" ? "instruction limit" : "wall-time limit"})`;
     case "fault": {
       const f = e.fault;
-      return `exit: fault (${f.kind}) at pc ${hex(f.pc)}${f.insn !== undefined ? ` [insn 0x${f.insn.toString(16).padStart(8, "0")}]` : ""}: ${f.message}`;
+      return `exit: fault (${f.kind}) at pc ${f.pcHex ?? hex(f.pc)}${f.insn !== undefined ? ` [insn 0x${f.insn.toString(16).padStart(8, "0")}]` : ""}: ${f.message}`;
     }
   }
 }
