@@ -11,11 +11,12 @@
 // measured against the plain loops run just before and after it, in several rounds, and the
 // medians are kept, so drift of the host's speed during the run shows in the figures less.
 
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FaultError } from "../errors.js";
 import { buildGuestContext, type GuestContext } from "../cpu/guest-context.js";
 import { guestDir } from "../cli/commands/guest.js";
+import { out, printJson } from "../cli/output.js";
 
 /** The goals of issue "traps that cost microseconds", in plain-instruction equivalents. */
 export const HYPERCALL_GOAL = 1500;
@@ -170,4 +171,13 @@ export function guestWorkloadLines(r: GuestWorkloadResult): string[] {
   lines.push(`guest-driven map/unmap pairs per second: ${Math.round(r.dmaMapUnmap.pairsPerSec)}`);
   lines.push(`within goals: ${r.withinGoals ? "yes" : "no"}`);
   return lines;
+}
+
+/** `dmalab bench --workload guest [--machine M] [--kernel K] [--json] [--out FILE]`, as dom0. */
+export function guestBench(o: { machine: string; kernel: string; swiotlb?: string | undefined; json: boolean; out?: string | undefined }): void {
+  const r = runGuestWorkload({ machine: o.machine, kernel: o.kernel, ...(o.swiotlb !== undefined ? { swiotlb: o.swiotlb } : {}) });
+  const doc = { schema: "dmalab/bench@1", ...r };
+  if (o.out !== undefined) writeFileSync(o.out, JSON.stringify(doc, null, 2) + "\n");
+  if (o.json) printJson(doc);
+  else for (const l of guestWorkloadLines(r)) out(l);
 }

@@ -184,6 +184,11 @@ describe.skipIf(!unicornAvailable())("dmalab guest --json (dmalab/guest@1)", () 
 });
 
 describe("dmalab bench --json (dmalab/bench@1)", () => {
+  it.skipIf(!unicornAvailable())("--workload guest: trap costs from guest loops", () => {
+    const doc = runAndValidate(["bench", "--workload", "guest", "--machine", "qemu-virt-2g", "--json"], "dmalab/bench@1");
+    expect(doc).toMatchObject({ workload: "guest", xen: "dom0", goals: { hypercall: 1500, dmaMapUnmap: 3000 } });
+    expect((doc.hypercall as { insnEquivalents: number }).insnEquivalents).toBeGreaterThan(0);
+  }, 300_000);
   it("the kernel's dma_map_benchmark", () => {
     expect(runAndValidate(["bench", "-s", "1", "-b", "64", "--json"], "dmalab/bench@1").tool).toBe("dma_map_benchmark");
   });
