@@ -11,7 +11,8 @@
 // - Every run passes an instruction count to uc_emu_start: that is the instruction limit, it
 //   keeps PC exact inside hooks and it makes a stop take effect after the current instruction
 //   (measured: without it PC reads as the block start and the rest of the block runs).
-// - Traps (UC_HOOK_INTR) are decoded here and handed to the TrapRouter (traps.ts).
+// - Traps (UC_HOOK_INTR) are decoded here and handed to the TrapRouter (traps.ts) inside the
+//   hook: the handler sets x0 (and PC for HVC) and the guest resumes in the same uc_emu_start.
 
 import { inspect } from "node:util";
 import { DmalabError, FaultError, InternalError, LimitError, hex } from "../errors.js";
@@ -198,6 +199,8 @@ export class Arm64Cpu {
   runDeadline = Infinity;
   /** the trap being handled: registers read in one native call (allRegs) */
   private readonly frame: TrapFrame;
+  /** frame.regs is Unicorn's own register file: nothing to read or write back per trap */
+  private readonly regsLive: boolean;
   /** instruction fetch cache: the 2 MiB IPA block last read, its chunk and the offset there */
   private fetchBlock = -1;
   private fetchChunk: Uint8Array | undefined;
@@ -215,7 +218,10 @@ export class Arm64Cpu {
     const xIds = Array.from({ length: 31 }, (_, i) => xReg(i));
     this.allRegs = this.uc.regBatch([...xIds, REG.SP, REG.PC]);
     this.xRegs = this.uc.regBatch(xIds);
-    this.frame = { regs: this.allRegs.values, x: this.allRegs.values.subarray(0, 31), write: WRITE_NONE };
+    const file = this.uc.registerFile();
+    this.regsLive = file !== undefined;
+    const regs = file ?? this.allRegs.values;
+    this.frame = { regs, x: regs.subarray(0, 31), write: WRITE_NONE };
     if (!this.setupCounter()) {
       this.countByBlocks = true;
       this.uc.hookBlock((_a, size) => {
@@ -525,9 +531,11 @@ export class Arm64Cpu {
   // ---- hooks --------------------------------------------------------------------------------
 
   private onIntr(intno: number): void {
-    // one native call for every register a handler may need (single reads cost ~1 µs each)
+    // The trap is handled here and the guest resumes without leaving uc_emu_start. Registers
+    // come from Unicorn's own register file when it was located (no native call), else from
+    // one batch read; what the handler changed goes back in at most one call.
     const frame = this.frame;
-    const regs = this.allRegs.read();
+    const regs = this.regsLive ? frame.regs : this.allRegs.read();
     frame.write = WRITE_NONE;
     const pc = Number(regs[FRAME_PC]!);
     if (this.traps !== undefined && (intno === INTNO_UDEF || intno === INTNO_SWI)) {
@@ -540,8 +548,10 @@ export class Arm64Cpu {
           else this.traps.hvc(this, frame, d.imm, at, insn!);
         } finally {
           // what the handler changed goes back, even when it threw after changing it
-          if (frame.write === WRITE_X0) this.uc.regWrite(REG.X0, regs[0]!);
-          else if (frame.write === WRITE_ALL) this.allRegs.write();
+          if (!this.regsLive) {
+            if (frame.write === WRITE_X0) this.uc.regWrite(REG.X0, regs[0]!);
+            else if (frame.write === WRITE_ALL) this.allRegs.write();
+          }
         }
         return;
       }
