@@ -190,7 +190,6 @@ export interface TrapFrame {
 export const WRITE_NONE = 0;
 export const WRITE_X0 = 1;
 export const WRITE_ALL = 2;
-export const FRAME_SP = 31;
 export const FRAME_PC = 32;
 
 // ---- Xen -------------------------------------------------------------------------------------
