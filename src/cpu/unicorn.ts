@@ -465,9 +465,10 @@ export class UnicornEngine {
   // ~3.4 µs, with one batch read and one batch write ~9.9 µs, on a loaded host). Unicorn 2.0.1
   // reads and writes these registers as plain fields of its CPU state, so the CPU state is
   // located once (like the instruction counter below) and viewed as a BigUint64Array: reading
-  // and writing registers in a hook then costs no native call. Candidate pointers are checked
-  // to be mapped (msync) before a byte is read; the result is verified both ways through the
-  // API, and any doubt leaves the batch calls in use.
+  // and writing registers in a hook then costs no native call. Candidate memory is copied with
+  // process_vm_readv (EFAULT, not a crash, where nothing is mapped); the place found is checked
+  // mapped (msync) and verified both ways through the API for every engine, and any doubt
+  // leaves the batch calls in use.
 
   /** A live view of x0..x30, sp, pc in Unicorn's CPU state, or undefined (use regBatch). */
   registerFile(): BigUint64Array | undefined {
@@ -542,22 +543,30 @@ export class UnicornEngine {
     b.values.fill(0n); // our own buffer must not be found
     const words = k.decode(this.handle, 0, "uint64_t[1024]");
     if (!Array.isArray(words)) return found;
+    // Candidates are read with process_vm_readv on this very process: a value that only looks
+    // like a pointer (or memory another thread unmaps meanwhile) gives EFAULT, never a crash.
+    const readv = k.load("libc.so.6").func("intptr_t process_vm_readv(int pid, void *local, unsigned long liovcnt, void *remote, unsigned long riovcnt, unsigned long flags)");
+    const SPAN = 1 << 19;
+    const buf = k.alloc("uint64_t", SPAN / 8);
+    const local = new BigUint64Array([k.address(buf), BigInt(SPAN)]);
+    const remote = new BigUint64Array(2);
+    const v = new BigUint64Array(k.view(buf, SPAN));
+    this.batches.push(buf);
     for (let i = 0; i < words.length; i++) {
       const w = BigInt(words[i] as number | bigint);
       if (w < 0x10000n || w >= 1n << 47n || w % 8n !== 0n) continue;
-      for (const span of [1 << 19, 1 << 17, 1 << 15]) {
-        // mapped for the whole span? (a pointer-looking value that is not one must not be read)
-        if (!this.mapped(w, span)) continue;
-        const p = k.decode(this.handle, i * 8, "void *");
-        const v = new BigUint64Array(k.view(p, span));
-        const m0 = UnicornEngine.mark(0, 0n);
-        for (let j = 0; j + REG_FILE_WORDS <= v.length; j++) {
-          if (v[j] !== m0) continue;
-          let all = true;
-          for (let r = 1; r < REG_FILE_WORDS && all; r++) all = v[j + r] === UnicornEngine.mark(r, 0n);
-          if (all) found.push({ field: i * 8, offset: j * 8 });
-        }
-        break;
+      remote[0] = w;
+      remote[1] = BigInt(SPAN);
+      v.fill(0n);
+      const got = Number(readv(process.pid, local, 1, remote, 1, 0));
+      if (!(got > 0)) continue;
+      const m0 = UnicornEngine.mark(0, 0n);
+      const n = Math.floor(got / 8);
+      for (let j = 0; j + REG_FILE_WORDS <= n; j++) {
+        if (v[j] !== m0) continue;
+        let all = true;
+        for (let r = 1; r < REG_FILE_WORDS && all; r++) all = v[j + r] === UnicornEngine.mark(r, 0n);
+        if (all) found.push({ field: i * 8, offset: j * 8 });
       }
     }
     // the CPU state sits inside the object uc->cpu points to: the nearest pointer is that one,
