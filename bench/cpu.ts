@@ -40,7 +40,7 @@ function roundTrip(name: string, handler: (m: PhysicalMemory) => HypercallHandle
   const r = cpu.run({ entry: ENTRY, maxInsns: 1e9 });
   const s = Number(process.hrtime.bigint() - t) / 1e9;
   cpu.close();
-  if (r.exit.kind !== "brk" || r.log.length !== n) throw new FaultError(`${name}: unexpected end ${JSON.stringify(r.exit)}`);
+  if (r.exit.kind !== "brk" || r.calls.total !== n) throw new FaultError(`${name}: unexpected end ${JSON.stringify(r.exit)}`);
   return { name, n, usPerCall: (s / n) * 1e6 };
 }
 

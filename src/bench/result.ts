@@ -3,6 +3,7 @@
 
 import { readFileSync } from "node:fs";
 import { InputError, InvalidArgumentError } from "../errors.js";
+import type { GuestWorkloadResult } from "./guest-workload.js";
 
 export type WorkloadName = "pingpong" | "ring";
 
@@ -70,6 +71,8 @@ export interface SuiteSummary {
    * itself scales from 1 to 2 threads doing the ring's copies (the ceiling for the above)
    */
   copyScaling2x2?: number;
+  /** trap costs measured from guest loops on the CPU (guest-workload.ts), when Unicorn is installed */
+  guest?: GuestWorkloadResult;
 }
 
 export function median(xs: readonly number[]): number {

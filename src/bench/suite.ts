@@ -5,6 +5,8 @@ import { cpus as osCpus } from "node:os";
 import { medianRun, workloadKey, type SuiteSummary, type WorkloadName, type WorkloadResult } from "./result.js";
 import type { BenchMachineConfig } from "./setup.js";
 import { runWorkload } from "./threads.js";
+import { runGuestWorkload } from "./guest-workload.js";
+import { unicornAvailable } from "../cpu/unicorn.js";
 
 export interface SuiteEntry {
   workload: WorkloadName;
@@ -33,6 +35,8 @@ export interface SuiteOptions {
   entries?: readonly SuiteEntry[];
   /** progress lines (stderr) */
   progress?: (line: string) => void;
+  /** the guest workload (trap costs on the CPU); default on when Unicorn is installed */
+  guest?: boolean;
 }
 
 export async function runSuite(o: SuiteOptions): Promise<SuiteSummary> {
@@ -57,6 +61,10 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteSummary> {
     runsPerWorkload: o.runs,
     workloads,
   };
+  if (o.guest !== false && unicornAvailable()) {
+    o.progress?.("guest: trap costs from guest loops");
+    summary.guest = runGuestWorkload({ machine: o.machine, kernel: o.kernel, ...(o.swiotlb !== undefined ? { swiotlb: o.swiotlb } : {}) });
+  }
   const r1 = workloads["ring"];
   const r2 = workloads["ring-t2-a2"];
   if (r1 && r2) {

@@ -11,10 +11,11 @@
 // - Every run passes an instruction count to uc_emu_start: that is the instruction limit, it
 //   keeps PC exact inside hooks and it makes a stop take effect after the current instruction
 //   (measured: without it PC reads as the block start and the rest of the block runs).
-// - Traps (UC_HOOK_INTR) are decoded here and handed to the TrapRouter (traps.ts).
+// - Traps (UC_HOOK_INTR) are decoded here and handed to the TrapRouter (traps.ts) inside the
+//   hook: the handler sets x0 (and PC for HVC) and the guest resumes in the same uc_emu_start.
 
 import { inspect } from "node:util";
-import { DmalabError, FaultError, InternalError, hex } from "../errors.js";
+import { DmalabError, FaultError, InternalError, LimitError, hex } from "../errors.js";
 import type { PhysicalMemory, MmioWindow } from "../memory/physical-memory.js";
 import {
   REG,
@@ -36,7 +37,21 @@ import {
   ucStrerror,
   xReg,
 } from "./unicorn.js";
-import { decodeTrapInsn, INTNO_BKPT, INTNO_SWI, INTNO_UDEF, type TrapRouter, type TrapLogRecord } from "./traps.js";
+import {
+  CallLog,
+  decodeTrapInsn,
+  FRAME_PC,
+  INTNO_BKPT,
+  INTNO_SWI,
+  INTNO_UDEF,
+  WRITE_ALL,
+  WRITE_NONE,
+  WRITE_X0,
+  type CallSummary,
+  type TrapFrame,
+  type TrapRouter,
+  type TrapLogRecord,
+} from "./traps.js";
 import { noteMissingHostFeature } from "../host-features.js";
 
 /** Guest-physical (IPA) → machine physical translation, per 2 MiB block. */
@@ -54,12 +69,15 @@ export type GuestFaultKind =
   | "mmio" // an MMIO access the device refused (width, alignment, register)
   | "undefined-instruction"
   | "exception" // any other CPU exception Unicorn reports
-  | "trap-error"; // a trap handler failed (e.g. a fault inside the DMA code a service called)
+  | "trap-error" // a trap handler failed (e.g. a fault inside the DMA code a service called)
+  | "wfi"; // WFI/WFE with no interrupt or event source modelled: the vCPU would sleep forever
 
 /** Everything known about a guest fault. Addresses are guest (IPA) addresses. */
 export interface GuestFault {
   kind: GuestFaultKind;
   pc: number;
+  /** the exact pc in hex when it is beyond 2^53 (pc is then only close) */
+  pcHex?: string;
   /** the faulting data address, when there is one */
   address?: number;
   /** the instruction word at pc, when readable */
@@ -98,6 +116,8 @@ export interface RunOptions {
   maxInsns?: number;
   /** wall-time limit in milliseconds; default 30 s */
   timeLimitMs?: number;
+  /** keep every hypercall/service call in the log, up to this many (default: counts and the last few) */
+  logCalls?: number;
 }
 
 export interface RunResult {
@@ -105,9 +125,18 @@ export interface RunResult {
   /** instructions started, including a trapping one */
   insns: number;
   regs: RegisterState;
+  /** the calls kept: every call (logCalls) or the last RECENT_CALLS */
   log: TrapLogRecord[];
+  /** counts per op and what the log kept */
+  calls: CallSummary;
+  /** the first CONSOLE_CAP bytes the guest wrote */
   console: string;
+  /** console bytes beyond the cap, not kept */
+  consoleDropped: number;
 }
+
+/** The console keeps the first 64 KiB a guest writes (the rest is counted, not kept). */
+export const CONSOLE_CAP = 64 * 1024;
 
 export interface Arm64CpuOptions {
   memory: PhysicalMemory;
@@ -117,7 +146,33 @@ export interface Arm64CpuOptions {
 
 const DEFAULT_MAX_INSNS = 100_000_000;
 const DEFAULT_TIME_MS = 30_000;
-const NEVER = 0xffff_ffff_ffff_fffcn; // an `until` address no guest reaches
+const NEVER = 0xffff_ffff_ffff_fffcn; // the `until` address: a guest reaching it is told apart in run()
+const WFI = 0xd503207f;
+const WFE = 0xd503205f;
+
+/**
+ * The bytes a SIMD&FP load/store moves when that is more than 8 (a Q register, or a pair of
+ * them), else undefined. Unicorn 2.0.1 splits such an access into 8-byte pieces before a
+ * memory hook sees it, so the MMIO hook asks the instruction for the true width.
+ */
+export function simdAccessBytes(insn: number): number | undefined {
+  const w = insn >>> 0;
+  // LDR/STR (SIMD&FP) immediate, unscaled, pre/post-index, register offset: size 00, opc<1> 1 = 128-bit
+  if ((w & 0x3b000000) >>> 0 === 0x38000000 || (w & 0x3b000000) >>> 0 === 0x39000000) {
+    if ((w & 0x04000000) !== 0 && w >>> 30 === 0 && (w & 0x00800000) !== 0) return 16;
+    return undefined;
+  }
+  // LDR (literal, SIMD&FP) opc 10 = 128-bit
+  if ((w & 0x3f000000) >>> 0 === 0x1c000000 && w >>> 30 === 2) return 16;
+  // LDP/STP/LDNP/STNP (SIMD&FP): opc 10 = two Q registers, 01 = two D registers
+  if ((w & 0x3c000000) >>> 0 === 0x2c000000) {
+    const opc = w >>> 30;
+    return opc === 2 ? 32 : opc === 1 ? 16 : undefined;
+  }
+  // LD1..LD4 / ST1..ST4 (multiple structures) of 128-bit vectors (Q = 1)
+  if ((w & 0xbf000000) >>> 0 === 0x0c000000 && (w & 0x40000000) !== 0) return 16;
+  return undefined;
+}
 
 /** the counter offset calibrated once per process; false when calibration failed */
 let counterOffsetProbe: number | false | undefined;
@@ -134,10 +189,22 @@ export class Arm64Cpu {
   private exitReason: ExitReason | undefined;
   private blockCount = 0;
   private countByBlocks = false;
-  readonly log: TrapLogRecord[] = [];
-  private consoleBytes: number[] = [];
-  private static readonly CONSOLE_CAP = 1 << 20;
+  /** the hypercall/service log of the current run (bounded) */
+  readonly calls = new CallLog();
+  private readonly consoleBuf = new Uint8Array(CONSOLE_CAP);
+  private consoleLen = 0;
+  private consoleDropped = 0;
   private ran = false;
+  /** Date.now() past which the current run must end (the DMA engine checks it inside a doorbell) */
+  runDeadline = Infinity;
+  /** the trap being handled: registers read in one native call (allRegs) */
+  private readonly frame: TrapFrame;
+  /** frame.regs is Unicorn's own register file: nothing to read or write back per trap */
+  private readonly regsLive: boolean;
+  /** instruction fetch cache: the 2 MiB IPA block last read, its chunk and the offset there */
+  private fetchBlock = -1;
+  private fetchChunk: Uint8Array | undefined;
+  private fetchOff = 0;
   /** x0..x30, sp, pc in one native call */
   private readonly allRegs: RegBatch;
   private readonly xRegs: RegBatch;
@@ -151,6 +218,10 @@ export class Arm64Cpu {
     const xIds = Array.from({ length: 31 }, (_, i) => xReg(i));
     this.allRegs = this.uc.regBatch([...xIds, REG.SP, REG.PC]);
     this.xRegs = this.uc.regBatch(xIds);
+    const file = this.uc.registerFile();
+    this.regsLive = file !== undefined;
+    const regs = file ?? this.allRegs.values;
+    this.frame = { regs, x: regs.subarray(0, 31), write: WRITE_NONE };
     if (!this.setupCounter()) {
       this.countByBlocks = true;
       this.uc.hookBlock((_a, size) => {
@@ -185,8 +256,9 @@ export class Arm64Cpu {
       const base2 = 0x7fff_ffff_0000;
       this.uc.mapPtr(base2, page2);
       const ok2 = this.uc.calibrateCounter(base2, (a, w) => dv2.setUint32(a - base2, w, true));
+      // a TB flush would touch all of Unicorn 2.0.1's 1 GiB code buffer (RSS +1 GiB, measured)
+      this.uc.removeCache(base2, base2 + 4096);
       this.uc.unmap(base2, 4096);
-      this.uc.flushCache();
       if (!ok2 || this.uc.calibratedCounterOffset !== counterOffsetProbe) counterOffsetProbe = false;
       return ok2;
     } catch (e) {
@@ -203,14 +275,38 @@ export class Arm64Cpu {
     this.uc.close();
   }
 
-  /** The captured console (`write` to fd 1/2). */
+  /** The captured console (`write` to fd 1/2): its first CONSOLE_CAP bytes. */
   get console(): string {
-    return Buffer.from(this.consoleBytes).toString("utf8");
+    return Buffer.from(this.consoleBuf.buffer, 0, this.consoleLen).toString("utf8");
   }
 
-  appendConsole(bytes: Uint8Array): void {
-    const room = Arm64Cpu.CONSOLE_CAP - this.consoleBytes.length;
-    for (let i = 0; i < bytes.length && i < room; i++) this.consoleBytes.push(bytes[i]!);
+  /**
+   * write(1|2, ptr, len): false (EFAULT) when any byte is not guest RAM. Only what fits under
+   * the console cap is copied; the rest is counted as dropped.
+   */
+  consoleWriteFromGuest(ptr: number, len: number): boolean {
+    if (!this.isGuestRam(ptr, len)) return false;
+    const keep = Math.min(len, CONSOLE_CAP - this.consoleLen);
+    if (keep > 0) {
+      const b = this.readGuest(ptr, keep)!;
+      this.consoleBuf.set(b, this.consoleLen);
+      this.consoleLen += keep;
+    }
+    this.consoleDropped += len - keep;
+    return true;
+  }
+
+  /** Is every byte of [ipa, ipa+len) guest RAM? (no copy) */
+  isGuestRam(ipa: number, len: number): boolean {
+    let done = 0;
+    while (done < len) {
+      const a = ipa + done;
+      const n = Math.min(len - done, TRANSLATION_BLOCK - (a % TRANSLATION_BLOCK));
+      const ma = this.translate(a);
+      if (ma < 0 || !this.memory.isRam(ma, n)) return false;
+      done += n;
+    }
+    return true;
   }
 
   // ---- guest memory (IPA) -------------------------------------------------------------------
@@ -259,9 +355,23 @@ export class Arm64Cpu {
   load(ipa: number, image: Uint8Array): void {
     if (!this.writeGuest(ipa, image))
       throw new GuestFaultError({ kind: "unmapped", pc: ipa, address: ipa, message: `cannot load ${image.length} bytes at ${hex(ipa)}: not guest RAM` });
-    // Unicorn does not see host writes to code it already translated. uc_ctl_remove_cache
-    // over the range left stale blocks in 2.0.1 (measured), so drop them all.
-    if (this.ran) this.uc.flushCache();
+    // Unicorn does not see host writes to code it already translated: drop the blocks over the
+    // image (page-rounded, and the page before it for a block running into the image). Not a
+    // TB flush: in 2.0.1 that touches all of the 1 GiB code buffer (RSS +1 GiB, measured).
+    // uc_ctl_remove_cache misses blocks of units mapped from inside a hook (the lazy mapping,
+    // measured): those units are mapped again from here first.
+    if (this.ran) {
+      for (let u = ipa - (ipa % this.unit); u < ipa + image.length; u += this.unit) {
+        const len = this.mapped.get(u);
+        if (len === undefined) continue;
+        this.uc.unmap(u, len);
+        this.mapped.delete(u);
+        this.mapUnit(u);
+      }
+      const from = Math.max(0, ipa - (ipa % 4096) - 4096);
+      this.uc.removeCache(from, ipa + image.length + 4096 - ((ipa + image.length) % 4096));
+    }
+    this.fetchBlock = -1;
   }
 
   /** The instruction word at an IPA, or undefined. */
@@ -276,9 +386,29 @@ export class Arm64Cpu {
    * the P2M changed (e.g. a XENMEM_exchange moved guest frames).
    */
   invalidateMappings(): void {
-    for (const [base, len] of this.mapped) this.uc.unmap(base, len);
+    // blocks translated from these pages go with them (not a TB flush: see load())
+    for (const [base, len] of this.mapped) {
+      this.uc.removeCache(base, base + len);
+      this.uc.unmap(base, len);
+    }
     this.mapped.clear();
-    this.uc.flushCache();
+    this.fetchBlock = -1;
+  }
+
+  /** The instruction word at an IPA through a one-block cache (the trap path's fetch). */
+  private fetchInsn(ipa: number): number | undefined {
+    const blk = ipa - (ipa % TRANSLATION_BLOCK);
+    if (blk !== this.fetchBlock) {
+      const ma = this.translate(blk);
+      if (ma < 0 || !this.memory.isRam(ma, TRANSLATION_BLOCK)) return this.insnAt(ipa);
+      this.fetchChunk = this.memory.chunkAt(ma);
+      this.fetchOff = ma & (this.memory.chunkSize - 1);
+      this.fetchBlock = blk;
+    }
+    const c = this.fetchChunk!;
+    const o = this.fetchOff + (ipa - blk);
+    if (o + 4 > c.length) return this.insnAt(ipa);
+    return (c[o]! | (c[o + 1]! << 8) | (c[o + 2]! << 16) | (c[o + 3]! << 24)) >>> 0;
   }
 
   private syncMmio(): void {
@@ -338,10 +468,12 @@ export class Arm64Cpu {
     this.uc.regWrite(REG.SP, BigInt(opts.stack ?? 0));
     this.exitReason = undefined;
     this.blockCount = 0;
-    this.log.length = 0;
-    this.consoleBytes = [];
+    this.calls.reset(opts.logCalls ?? 0);
+    this.consoleLen = 0;
+    this.consoleDropped = 0;
     this.ran = true;
     const t0 = Date.now();
+    this.runDeadline = t0 + timeMs;
     const err = this.uc.start(opts.entry, NEVER, Math.max(1, Math.round(timeMs * 1000)), maxInsns);
     const cbErr = this.uc.callbackError;
     let insns = this.countByBlocks ? this.blockCount : (this.uc.instructionCounter() ?? 0);
@@ -356,40 +488,89 @@ export class Arm64Cpu {
       const pc = this.pc;
       exit = { kind: "fault", fault: { kind: "exception", pc, insn: this.insnAt(pc), message: `${ucStrerror(err)} (uc_err ${err})` } };
     }
+    this.runDeadline = Infinity;
+    const regs = this.readRegs();
+    if (exit === undefined) exit = this.stoppedWithoutReason(regs.pc, insns, maxInsns);
     if (exit === undefined) {
       if (this.uc.timedOut() || Date.now() - t0 >= timeMs) exit = { kind: "limit", limit: "time" };
       else exit = { kind: "limit", limit: "insns" };
     }
     // Unicorn counts the instruction at which the count ran out, without executing it
     if (insns > maxInsns) insns = maxInsns;
-    return { exit, insns, regs: this.readRegs(), log: [...this.log], console: this.console };
+    return { exit, insns, regs, log: this.calls.records(), calls: this.calls.summary(), console: this.console, consoleDropped: this.consoleDropped };
+  }
+
+  /**
+   * Unicorn returned with no hook having stopped it and before the count ran out: either the
+   * guest branched to the `until` address (an address like any other: nothing is mapped there,
+   * so it is an instruction fetch abort) or a WFI/WFE halted the vCPU (nothing can wake it).
+   */
+  private stoppedWithoutReason(pc: bigint, insns: number, maxInsns: number): ExitReason | undefined {
+    if (pc === NEVER) {
+      const at = "0x" + pc.toString(16);
+      return { kind: "fault", fault: { kind: "unmapped", pc: Number(pc), pcHex: at, address: Number(pc), message: `instruction fetch at ${at}: not RAM or MMIO (instruction fetch abort)` } };
+    }
+    if (insns >= maxInsns || this.uc.timedOut()) return undefined;
+    const p = Number(pc);
+    for (const at of [p - 4, p]) {
+      const w = this.insnAt(at);
+      if (w === WFI || w === WFE)
+        return {
+          kind: "fault",
+          fault: {
+            kind: "wfi",
+            pc: at,
+            insn: w,
+            message: `${w === WFI ? "WFI" : "WFE"} with no interrupt source (dmalab models no timer or device interrupts): the vCPU would sleep forever`,
+          },
+        };
+    }
+    return undefined;
   }
 
   // ---- hooks --------------------------------------------------------------------------------
 
   private onIntr(intno: number): void {
-    const pc = this.pc;
+    // The trap is handled here and the guest resumes without leaving uc_emu_start. Registers
+    // come from Unicorn's own register file when it was located (no native call), else from
+    // one batch read; what the handler changed goes back in at most one call.
+    const frame = this.frame;
+    const regs = this.regsLive ? frame.regs : this.allRegs.read();
+    frame.write = WRITE_NONE;
+    const pc = Number(regs[FRAME_PC]!);
+    if (this.traps !== undefined && (intno === INTNO_UDEF || intno === INTNO_SWI)) {
+      const at = intno === INTNO_SWI ? pc - 4 : pc;
+      const insn = this.fetchInsn(at);
+      const d = insn === undefined ? undefined : decodeTrapInsn(insn);
+      if (d?.kind === (intno === INTNO_SWI ? "svc" : "hvc")) {
+        try {
+          if (d.kind === "svc") this.traps.svc(this, frame, d.imm, at, insn!);
+          else this.traps.hvc(this, frame, d.imm, at, insn!);
+        } finally {
+          // what the handler changed goes back, even when it threw after changing it
+          if (!this.regsLive) {
+            if (frame.write === WRITE_X0) this.uc.regWrite(REG.X0, regs[0]!);
+            else if (frame.write === WRITE_ALL) this.allRegs.write();
+          }
+        }
+        return;
+      }
+    }
+    this.onOtherIntr(intno, pc);
+  }
+
+  private onOtherIntr(intno: number, pc: number): void {
     // Measured on 2.0.1 (test/cpu/traps.test.ts): HVC and UDF arrive as intno 1 (EXCP_UDEF)
     // with PC at the instruction (no EL2, so HVC is undefined to QEMU); SVC as intno 2
     // (EXCP_SWI) with PC past it; BRK as intno 7 (EXCP_BKPT) with PC at it.
     if (intno === INTNO_UDEF) {
       const insn = this.insnAt(pc);
-      const d = insn === undefined ? undefined : decodeTrapInsn(insn);
-      if (d?.kind === "hvc" && this.traps) {
-        this.traps.hvc(this, d.imm, pc, insn!);
-        return;
-      }
       this.fault({ kind: "undefined-instruction", pc, insn, message: insn === undefined ? "instruction fetch outside RAM" : `undefined instruction ${hex(insn)}` });
       return;
     }
     if (intno === INTNO_SWI) {
       const at = pc - 4;
       const insn = this.insnAt(at);
-      const d = insn === undefined ? undefined : decodeTrapInsn(insn);
-      if (d?.kind === "svc" && this.traps) {
-        this.traps.svc(this, d.imm, at, insn!);
-        return;
-      }
       this.fault({ kind: "exception", pc: at, insn, intno, message: `supervisor call ${insn === undefined ? "" : hex(insn)} with no service handler` });
       return;
     }
@@ -402,22 +583,24 @@ export class Arm64Cpu {
     this.fault({ kind: "exception", pc, insn: this.insnAt(pc), intno, message: `CPU exception (Unicorn interrupt number ${intno})` });
   }
 
+  /** Maps the RAM unit at IPA `base` (zero-copy); false when it is not RAM. */
+  private mapUnit(base: number): boolean {
+    const ma = this.translate(base);
+    if (ma < 0 || this.memory.bankAt(ma) === undefined) return false;
+    const chunk = this.memory.chunkAt(ma);
+    const off = ma & (this.memory.chunkSize - 1);
+    const view = chunk.subarray(off, Math.min(chunk.length, off + this.unit));
+    this.uc.mapPtr(base, view);
+    this.mapped.set(base, view.length);
+    return true;
+  }
+
   private onUnmapped(type: number, addr: number, size: number): boolean {
     const fetch = type === UC_MEM_FETCH_UNMAPPED || type === UC_MEM_FETCH_PROT;
     const isRead = type === UC_MEM_READ_UNMAPPED || type === UC_MEM_READ_PROT;
     const base = addr - (addr % this.unit);
     const unmapped = type === UC_MEM_READ_UNMAPPED || type === UC_MEM_WRITE_UNMAPPED || type === UC_MEM_FETCH_UNMAPPED;
-    if (unmapped && !this.mapped.has(base)) {
-      const ma = this.translate(base);
-      if (ma >= 0 && this.memory.bankAt(ma) !== undefined) {
-        const chunk = this.memory.chunkAt(ma);
-        const off = ma & (this.memory.chunkSize - 1);
-        const view = chunk.subarray(off, Math.min(chunk.length, off + this.unit));
-        this.uc.mapPtr(base, view);
-        this.mapped.set(base, view.length);
-        return true;
-      }
-    }
+    if (unmapped && !this.mapped.has(base) && this.mapUnit(base)) return true;
     const pc = fetch ? addr : this.pc;
     const what = fetch ? "instruction fetch" : isRead ? `read of ${size} bytes` : `write of ${size} bytes`;
     const ma = this.translate(addr);
@@ -435,6 +618,14 @@ export class Arm64Cpu {
       this.fault({ kind: "mmio", pc, address: addr, insn: this.insnAt(pc), message: `MMIO ${isRead ? "read" : "write"} of ${size} bytes at ${hex(addr)} (${w.name} + ${hex(off)}): ${why}` });
     };
     if (size !== 1 && size !== 2 && size !== 4 && size !== 8) return refuse("unsupported access width");
+    if (size === 8) {
+      const insn = this.insnAt(this.pc);
+      const wide = insn === undefined ? undefined : simdAccessBytes(insn);
+      if (wide !== undefined) {
+        size = wide;
+        return refuse(`a ${wide}-byte SIMD&FP access: device registers take 1, 2, 4 or 8 bytes (data abort)`);
+      }
+    }
     if (off % size !== 0) return refuse("unaligned access");
     if (this.exitReason !== undefined) return;
     try {
@@ -445,6 +636,8 @@ export class Arm64Cpu {
         w.handler.write(off, size, BigInt.asUintN(size * 8, value));
       }
     } catch (e) {
+      // the DMA engine ran out of the run's time inside a doorbell
+      if (e instanceof LimitError) return this.requestStop({ kind: "limit", limit: "time" });
       if (e instanceof DmalabError) return refuse(e.message);
       throw e;
     }

@@ -26,7 +26,7 @@ export interface CoherentServices {
 
 const safe = (v: bigint): number | undefined => (v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : undefined);
 
-/** Runs service `nr` (0x1004 / 0x1005) with arguments `a`; `done` writes x0 and logs. */
+/** Runs service `nr` (0x1004 / 0x1005) with arguments `a`; `done` writes x0 and logs, `setX1` the second result. */
 export function coherentService(
   cpu: Arm64Cpu,
   dma: DmaServices | undefined,
@@ -34,6 +34,7 @@ export function coherentService(
   a: readonly bigint[],
   pc: number,
   done: (op: string, ret: bigint | number, nargs: number) => void,
+  setX1: (v: bigint) => void,
 ): void {
   const alloc = nr === SVC_DMA_ALLOC_COHERENT;
   const op = alloc ? "dma_alloc_coherent" : "dma_free_coherent";
@@ -45,14 +46,14 @@ export function coherentService(
   if (size === undefined || size <= 0) return done(op, -EINVAL, nargs);
   const flush = (): void => {
     const hcs = c.takeHypercalls?.() ?? [];
-    for (const h of hcs) cpu.log.push({ kind: "hypercall", op: h.op, nr: h.nr, args: h.args, ret: h.ret, pc });
+    for (const h of hcs) cpu.calls.record("hypercall", h.op, h.nr, h.args, h.args.length, BigInt(h.ret), pc);
     if (hcs.length > 0) cpu.invalidateMappings();
   };
   try {
     if (alloc) {
       const b = c.alloc(dev, size);
       flush();
-      cpu.writeX(1, b === null ? 0n : BigInt(b.phys));
+      setX1(b === null ? 0n : BigInt(b.phys));
       return done(op, b === null ? -1n : BigInt(b.dma), nargs);
     }
     const phys = safe(a[2]!);

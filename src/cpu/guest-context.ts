@@ -144,8 +144,7 @@ function probeErrors(ds: readonly MachineDevice[]): string {
 export function buildGuestContext(config: MachineConfig | MachineSpec, opts: GuestContextOptions = {}): GuestContext {
   const res = buildMachine(config);
   const br = res.report;
-  if (br.outcome === "fault")
-    throw new FaultError(`boot of ${br.machine} (kernel ${br.kernel}, xen ${br.xen}) faulted: ${br.fault?.message ?? "unknown fault"}`);
+  if (br.outcome === "fault") throw new BootFaultError(br);
   const desc = res.spec.desc;
   const m = res.machine;
   const engineDevice = pickDevice(m, opts.engineDevice);
@@ -185,6 +184,7 @@ export function buildGuestContext(config: MachineConfig | MachineSpec, opts: Gue
   const hypercalls = xb ? hypercallsFor(xb.hv, xb.domain) : undefined;
   const traps = new TrapRouter(hypercalls ? { hypercalls, dma } : { dma });
   const cpu = new Arm64Cpu({ memory: cpuMemory, physMap, traps });
+  engine.overLimit = () => Date.now() > cpu.runDeadline;
   const ctx: GuestContext = { machine: m, boot: br, cpu, engine, engineBase, engineDevice, ram, ramBase: ram[0]!.base, ramSize: ram[0]!.size };
   if (xb) {
     ctx.xen = xb;
@@ -192,6 +192,13 @@ export function buildGuestContext(config: MachineConfig | MachineSpec, opts: Gue
     ctx.domain = xb.domain;
   }
   return ctx;
+}
+
+/** The boot faulted before any guest code ran: the report (kernel log, the oops) travels with it. */
+export class BootFaultError extends FaultError {
+  constructor(readonly report: BootReport) {
+    super(`boot of ${report.machine} (kernel ${report.kernel}, xen ${report.xen}) faulted: ${report.fault?.message ?? "unknown fault"}`);
+  }
 }
 
 /** The RAM bank holding `ipa` (the entry ABI hands the program the bank it is loaded in). */

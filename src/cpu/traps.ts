@@ -71,6 +71,130 @@ export interface TrapLogRecord {
   pc: number;
 }
 
+/** How often one op was called in a run. */
+export interface CallCount {
+  kind: TrapLogRecord["kind"];
+  op: string;
+  nr: number;
+  count: number;
+}
+
+/** What a run's call log kept: counts per op always; every call only with logAll. */
+export interface CallSummary {
+  total: number;
+  /** per op, in order of first call; ops beyond MAX_DISTINCT_OPS are counted under op "other" */
+  byOp: CallCount[];
+  /** "all": every call up to the cap is in the log; "recent": only the last `kept` calls */
+  logged: "all" | "recent";
+  /** calls in the log */
+  kept: number;
+  /** calls not in the log (older than the recent window, or past the --log-calls cap) */
+  dropped: number;
+}
+
+/** the last calls kept when the full log is off */
+export const RECENT_CALLS = 32;
+/** the full log (--log-calls) keeps at most this many calls by default */
+export const DEFAULT_LOG_CALLS_CAP = 100_000;
+/** a guest can invent any number of hypercall/service numbers: their counts are capped */
+const MAX_DISTINCT_OPS = 256;
+const MAX_ARGS = 6;
+const KIND_CODE: Record<TrapLogRecord["kind"], number> = { hypercall: 0, smccc: 1, service: 2 };
+const u64Of = (v: bigint | number): bigint => BigInt.asUintN(64, typeof v === "bigint" ? v : BigInt(v));
+const KINDS: TrapLogRecord["kind"][] = ["hypercall", "smccc", "service"];
+
+/**
+ * A run's hypercall and service log, bounded whatever the guest does: counts per op, the last
+ * RECENT_CALLS calls in a ring of preallocated slots (no allocation per call), and, only when
+ * asked (logAll), every call up to a cap.
+ */
+export class CallLog {
+  total = 0;
+  private readonly counts = new Map<string, CallCount>();
+  private readonly ringKind = new Uint8Array(RECENT_CALLS);
+  private readonly ringOp: string[] = new Array<string>(RECENT_CALLS).fill("");
+  private readonly ringNr = new Float64Array(RECENT_CALLS);
+  private readonly ringNargs = new Uint8Array(RECENT_CALLS);
+  private readonly ringArgs = new BigUint64Array(RECENT_CALLS * MAX_ARGS);
+  private readonly ringRet = new BigInt64Array(RECENT_CALLS);
+  private readonly ringPc = new Float64Array(RECENT_CALLS);
+  private all: TrapLogRecord[] | undefined;
+  private allCap = 0;
+
+  /** Starts a run: logAll = the cap of the full log (0: counts and the recent calls only). */
+  reset(logAll = 0): void {
+    this.total = 0;
+    this.counts.clear();
+    this.all = logAll > 0 ? [] : undefined;
+    this.allCap = logAll;
+  }
+
+  /** One call; args are read from `args[0..nargs)` (copied: the caller may reuse the array). */
+  record(kind: TrapLogRecord["kind"], op: string, nr: number, args: ArrayLike<bigint | number>, nargs: number, ret: bigint, pc: number): void {
+    let c = this.counts.get(op);
+    if (c === undefined) {
+      if (this.counts.size >= MAX_DISTINCT_OPS) {
+        c = this.counts.get("other");
+        if (c === undefined) this.counts.set("other", (c = { kind, op: "other", nr: -1, count: 0 }));
+      } else this.counts.set(op, (c = { kind, op, nr, count: 0 }));
+    }
+    c.count++;
+    const n = Math.min(nargs, MAX_ARGS);
+    if (this.all !== undefined) {
+      if (this.all.length < this.allCap) {
+        const a: bigint[] = [];
+        for (let i = 0; i < n; i++) a.push(u64Of(args[i]!));
+        this.all.push({ kind, op, nr, args: a, ret, pc });
+      }
+    } else {
+      const s = this.total % RECENT_CALLS;
+      this.ringKind[s] = KIND_CODE[kind];
+      this.ringOp[s] = op;
+      this.ringNr[s] = nr;
+      this.ringNargs[s] = n;
+      for (let i = 0; i < n; i++) this.ringArgs[s * MAX_ARGS + i] = u64Of(args[i]!);
+      this.ringRet[s] = BigInt.asIntN(64, ret);
+      this.ringPc[s] = pc;
+    }
+    this.total++;
+  }
+
+  /** The calls kept, oldest first. */
+  records(): TrapLogRecord[] {
+    if (this.all !== undefined) return [...this.all];
+    const kept = Math.min(this.total, RECENT_CALLS);
+    const out: TrapLogRecord[] = [];
+    for (let k = this.total - kept; k < this.total; k++) {
+      const s = k % RECENT_CALLS;
+      const args: bigint[] = [];
+      for (let i = 0; i < this.ringNargs[s]!; i++) args.push(this.ringArgs[s * MAX_ARGS + i]!);
+      out.push({ kind: KINDS[this.ringKind[s]!]!, op: this.ringOp[s]!, nr: this.ringNr[s]!, args, ret: this.ringRet[s]!, pc: this.ringPc[s]! });
+    }
+    return out;
+  }
+
+  summary(): CallSummary {
+    const kept = this.all !== undefined ? this.all.length : Math.min(this.total, RECENT_CALLS);
+    return { total: this.total, byOp: [...this.counts.values()].map((c) => ({ ...c })), logged: this.all !== undefined ? "all" : "recent", kept, dropped: this.total - kept };
+  }
+}
+
+/**
+ * The registers of the trap being handled, read in one native call: x0..x30, sp, pc. A handler
+ * changes them in place and says what must go back (one native call again).
+ */
+export interface TrapFrame {
+  readonly regs: BigUint64Array;
+  /** x0..x30 (a live view of regs) */
+  readonly x: BigUint64Array;
+  /** WRITE_NONE, WRITE_X0 or WRITE_ALL (x0..x30, sp and pc) */
+  write: number;
+}
+export const WRITE_NONE = 0;
+export const WRITE_X0 = 1;
+export const WRITE_ALL = 2;
+export const FRAME_PC = 32;
+
 // ---- Xen -------------------------------------------------------------------------------------
 
 /** What a hypervisor's register-level dispatch returns (XenHypervisor.dispatch's log record). */
@@ -180,10 +304,11 @@ export interface TrapRouterOptions {
 }
 
 const U64 = (v: bigint): bigint => BigInt.asUintN(64, v);
-const S64 = (v: bigint | number): bigint => BigInt.asIntN(64, BigInt(v));
+const S64 = (v: bigint | number): bigint => BigInt.asIntN(64, typeof v === "bigint" ? v : BigInt(v));
 
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 function safeNumber(v: bigint): number | undefined {
-  return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : undefined;
+  return v <= MAX_SAFE ? Number(v) : undefined;
 }
 
 export class TrapRouter {
@@ -195,109 +320,126 @@ export class TrapRouter {
     this.dma = opts.dma;
   }
 
-  hvc(cpu: Arm64Cpu, imm: number, pc: number, insn: number): void {
+  /** HVC at `pc` (frame.regs[FRAME_PC] === pc): handled in the trap hook, PC set past it. */
+  hvc(cpu: Arm64Cpu, frame: TrapFrame, imm: number, pc: number, insn: number): void {
     if (this.hypercalls === undefined) {
       cpu.fault({ kind: "undefined-instruction", pc, insn, message: `HVC #${hex(imm)} with no hypervisor: undefined instruction` });
       return;
     }
+    const x = frame.x;
     if (imm === XEN_HYPERCALL_TAG) {
-      const regs = cpu.readRegs();
-      const rec = this.hypercalls.dispatch({ x: regs.x });
-      cpu.writeAllX(regs.x);
-      if (!rec.continuation) cpu.pc = pc + 4;
-      cpu.log.push({ kind: "hypercall", op: rec.op, nr: rec.nr, args: rec.args.map((a) => U64(BigInt(a))), ret: S64(rec.ret), pc });
+      const rec = this.hypercalls.dispatch({ x });
+      if (!rec.continuation) frame.regs[FRAME_PC] = BigInt(pc + 4);
+      frame.write = WRITE_ALL;
+      cpu.calls.record("hypercall", rec.op, rec.nr, rec.args, rec.args.length, S64(rec.ret), pc);
       if (this.hypercalls.p2mChanged?.()) cpu.invalidateMappings();
       return;
     }
     if (imm === 0) {
-      const x0 = cpu.readX(0);
-      const x1 = cpu.readX(1);
+      const x0 = x[0]!;
+      const x1 = x[1]!;
       const fid = Number(BigInt.asUintN(32, x0));
       const [op, ret] = smcccCall(fid, x1);
-      cpu.writeX(0, U64(ret));
-      cpu.pc = pc + 4;
-      cpu.log.push({ kind: "smccc", op, nr: fid, args: [x0, x1], ret: S64(ret), pc });
+      cpu.calls.record("smccc", op, fid, x, 2, S64(ret), pc);
+      x[0] = U64(ret);
+      frame.regs[FRAME_PC] = BigInt(pc + 4);
+      frame.write = WRITE_ALL;
       return;
     }
     // Xen: "unknown HVC" → inject UNDEF into the guest
     cpu.fault({ kind: "undefined-instruction", pc, insn, message: `HVC #${hex(imm)}: not a Xen hypercall (#0xea1) or SMCCC (#0); Xen injects an undefined-instruction exception` });
   }
 
-  svc(cpu: Arm64Cpu, imm: number, pc: number, insn: number): void {
+  /** SVC at `pc` (PC already past it): the result goes to x0 only. */
+  svc(cpu: Arm64Cpu, frame: TrapFrame, imm: number, pc: number, insn: number): void {
     if (imm !== 0) {
       cpu.fault({ kind: "exception", pc, insn, intno: INTNO_SWI, message: `SVC #${hex(imm)}: dmalab services use SVC #0` });
       return;
     }
-    const nr = cpu.readX(8);
-    const a = [cpu.readX(0), cpu.readX(1), cpu.readX(2), cpu.readX(3)];
-    const done = (op: string, ret: bigint | number, nargs: number): void => {
-      const r = S64(ret);
-      cpu.writeX(0, U64(r));
-      cpu.log.push({ kind: "service", op, nr: Number(nr), args: a.slice(0, nargs), ret: r, pc });
-    };
+    const x = frame.x;
+    const nrReg = x[8]!;
+    const nr = nrReg <= 0xffffn ? Number(nrReg) : -1;
     switch (nr) {
-      case BigInt(SVC_EXIT):
-      case BigInt(SVC_EXIT_GROUP): {
-        const op = nr === BigInt(SVC_EXIT) ? "exit" : "exit_group";
-        cpu.log.push({ kind: "service", op, nr: Number(nr), args: [a[0]!], ret: 0n, pc });
-        cpu.requestStop({ kind: "exit", code: Number(a[0]! & 0xffn), service: op });
+      case SVC_EXIT:
+      case SVC_EXIT_GROUP: {
+        const op = nr === SVC_EXIT ? "exit" : "exit_group";
+        cpu.calls.record("service", op, nr, x, 1, 0n, pc);
+        cpu.requestStop({ kind: "exit", code: Number(x[0]! & 0xffn), service: op });
         return;
       }
-      case BigInt(SVC_WRITE): {
-        const fd = BigInt.asIntN(32, a[0]!);
-        const len = safeNumber(a[2]!);
-        if (fd !== 1n && fd !== 2n) return done("write", -EBADF, 3);
-        if (len === undefined || len > 1 << 30) return done("write", -EFAULT, 3);
-        if (len === 0) return done("write", 0, 3);
-        const ptr = safeNumber(a[1]!);
-        const bytes = ptr === undefined ? undefined : cpu.readGuest(ptr, len);
-        if (bytes === undefined) return done("write", -EFAULT, 3);
-        cpu.appendConsole(bytes);
-        return done("write", len, 3);
+      case SVC_WRITE: {
+        const fd = BigInt.asIntN(32, x[0]!);
+        const len = safeNumber(x[2]!);
+        if (fd !== 1n && fd !== 2n) return this.done(cpu, frame, "write", nr, -EBADF, 3, pc);
+        if (len === undefined || len > 1 << 30) return this.done(cpu, frame, "write", nr, -EFAULT, 3, pc);
+        if (len === 0) return this.done(cpu, frame, "write", nr, 0n, 3, pc);
+        const ptr = safeNumber(x[1]!);
+        if (ptr === undefined || !cpu.consoleWriteFromGuest(ptr, len)) return this.done(cpu, frame, "write", nr, -EFAULT, 3, pc);
+        return this.done(cpu, frame, "write", nr, BigInt(len), 3, pc);
       }
-      case BigInt(SVC_DMA_MAP):
-      case BigInt(SVC_DMA_UNMAP):
-      case BigInt(SVC_DMA_SYNC_FOR_CPU):
-      case BigInt(SVC_DMA_SYNC_FOR_DEVICE):
-        return this.dmaService(cpu, Number(nr), a, done);
-      case BigInt(SVC_DMA_ALLOC_COHERENT):
-      case BigInt(SVC_DMA_FREE_COHERENT):
-        return coherentService(cpu, this.dma, Number(nr), a, pc, done);
+      case SVC_DMA_MAP:
+      case SVC_DMA_UNMAP:
+      case SVC_DMA_SYNC_FOR_CPU:
+      case SVC_DMA_SYNC_FOR_DEVICE:
+        return this.dmaService(cpu, frame, nr, pc);
+      case SVC_DMA_ALLOC_COHERENT:
+      case SVC_DMA_FREE_COHERENT:
+        return coherentService(
+          cpu,
+          this.dma,
+          nr,
+          [x[0]!, x[1]!, x[2]!, x[3]!],
+          pc,
+          (op, ret, nargs) => this.done(cpu, frame, op, nr, ret, nargs, pc),
+          (v) => {
+            x[1] = v;
+            frame.write = WRITE_ALL;
+          },
+        );
       default:
-        return done(`svc ${hex(nr)}`, -ENOSYS, 4);
+        return this.done(cpu, frame, `svc ${hex(nrReg)}`, nr >= 0 ? nr : Number(nrReg & 0xffff_ffffn), -ENOSYS, 4, pc);
     }
   }
 
-  private dmaService(cpu: Arm64Cpu, nr: number, a: bigint[], done: (op: string, ret: bigint | number, nargs: number) => void): void {
+  /** Logs the call (its arguments still in x0..) and puts the result in x0. */
+  private done(cpu: Arm64Cpu, frame: TrapFrame, op: string, nr: number, ret: bigint | number, nargs: number, pc: number): void {
+    const r = S64(ret);
+    cpu.calls.record("service", op, nr, frame.x, nargs, r, pc);
+    frame.x[0] = U64(r);
+    if (frame.write < WRITE_X0) frame.write = WRITE_X0;
+  }
+
+  private dmaService(cpu: Arm64Cpu, frame: TrapFrame, nr: number, pc: number): void {
     const op = nr === SVC_DMA_MAP ? "dma_map" : nr === SVC_DMA_UNMAP ? "dma_unmap" : nr === SVC_DMA_SYNC_FOR_CPU ? "dma_sync_for_cpu" : "dma_sync_for_device";
+    const x = frame.x;
     const dma = this.dma;
-    const dev = safeNumber(a[0]!);
-    if (dma === undefined || dev === undefined || !dma.hasDevice(dev)) return done(op, -ENODEV, 4);
-    const addr = safeNumber(a[1]!);
-    const size = safeNumber(a[2]!);
-    const dir = Number(BigInt.asUintN(32, a[3]!));
-    if (addr === undefined || size === undefined || dir > 2) return done(op, -EINVAL, 4);
+    const dev = safeNumber(x[0]!);
+    if (dma === undefined || dev === undefined || !dma.hasDevice(dev)) return this.done(cpu, frame, op, nr, -ENODEV, 4, pc);
+    const addr = safeNumber(x[1]!);
+    const size = safeNumber(x[2]!);
+    const dir = Number(BigInt.asUintN(32, x[3]!));
+    if (addr === undefined || size === undefined || dir > 2) return this.done(cpu, frame, op, nr, -EINVAL, 4, pc);
     try {
       switch (nr) {
         case SVC_DMA_MAP: {
           const r = dma.map(dev, addr, size, dir);
-          return done(op, r === -1 ? -1n : BigInt(r), 4);
+          return this.done(cpu, frame, op, nr, r === -1 ? -1n : BigInt(r), 4, pc);
         }
         case SVC_DMA_UNMAP:
           dma.unmap(dev, addr, size, dir);
-          return done(op, 0, 4);
+          return this.done(cpu, frame, op, nr, 0n, 4, pc);
         case SVC_DMA_SYNC_FOR_CPU:
           dma.syncForCpu(dev, addr, size, dir);
-          return done(op, 0, 4);
+          return this.done(cpu, frame, op, nr, 0n, 4, pc);
         default:
           dma.syncForDevice(dev, addr, size, dir);
-          return done(op, 0, 4);
+          return this.done(cpu, frame, op, nr, 0n, 4, pc);
       }
     } catch (e) {
       // a fault of the emulated machine (bounce into a hole, the kernel oopsing) stops the guest;
       // a refused argument is the guest's mistake and comes back as -EINVAL
       if (e instanceof FaultError) throw e;
-      if (e instanceof DmalabError) return done(op, -EINVAL, 4);
+      if (e instanceof DmalabError) return this.done(cpu, frame, op, nr, -EINVAL, 4, pc);
       throw e;
     }
   }

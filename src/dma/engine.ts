@@ -38,8 +38,11 @@
 //
 // Transfers complete synchronously when the doorbell is written: a driver polling STATUS
 // sees DONE (or ERROR) on its first read. BUSY exists for drivers written against real ones.
+// One doorbell can move up to RING_COUNT × 16 MiB (a 65,536-entry ring: 1 TiB), so the run's
+// limit is checked between descriptors (`overLimit`): when it is reached the doorbell ends
+// with LimitError, STATUS stays BUSY and HEAD on the first descriptor not processed.
 
-import { FaultError, hex } from "../errors.js";
+import { FaultError, LimitError, hex } from "../errors.js";
 import type { AccessSize, MmioHandler } from "../memory/physical-memory.js";
 import { BusFault } from "./bus.js";
 
@@ -126,6 +129,8 @@ export class DmaEngine implements MmioHandler {
   ringTail = 0;
   /** bus faults seen, for reports (the last few) */
   readonly faults: BusFault[] = [];
+  /** the run's wall-clock limit, checked inside a doorbell between descriptors (the CPU sets it) */
+  overLimit: (() => boolean) | undefined;
   private buf = new Uint8Array(4096);
   private readonly desc = new Uint8Array(DESC_SIZE);
   private readonly descView = new DataView(this.desc.buffer);
@@ -321,6 +326,8 @@ export class DmaEngine implements MmioHandler {
     let guard = 0;
     while (this.ringHead !== this.ringTail) {
       if (guard++ > this.ringCount) return [ERR_BAD_RING, this.ringBase];
+      if (guard > 1 && this.overLimit?.() === true)
+        throw new LimitError(`${this.name}: the run's time limit was reached inside a RING doorbell, at descriptor ${this.ringHead} of ${this.ringCount} (${guard - 1} done)`);
       const at = this.ringBase + this.ringHead * DESC_SIZE;
       try {
         this.bus.readInto(at, this.desc);

@@ -54,7 +54,7 @@ describe.skipIf(!unicornAvailable())("dmalab guest", () => {
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
     const j = JSON.parse(r.stdout) as GuestJson;
-    expect(Object.keys(j).sort()).toEqual(["console", "exit", "hypercalls", "insns", "kernel", "kernelLog", "machine", "regs", "schema", "xen"]);
+    expect(Object.keys(j).sort()).toEqual(["calls", "console", "consoleDropped", "exit", "hypercalls", "insns", "kernel", "kernelLog", "machine", "regs", "schema", "xen"]);
     expect(j.schema).toBe("dmalab/guest@1");
     expect(j.exit).toEqual({ reason: "brk", imm: 0 });
     const names = [...Array.from({ length: 31 }, (_, i) => `x${i}`), "sp", "pc"];
@@ -127,7 +127,7 @@ describe.skipIf(!unicornAvailable())("dmalab guest", () => {
       [["dma-ring", "--load", "0x1000"], "0x1000"],
     ] as const) {
       const r = cli(...args);
-      expect(r.status, args.join(" ")).toBe(2);
+      expect(r.status, `${args.join(" ")}: signal ${r.signal} ${r.stderr}`).toBe(2);
       const err = r.stderr.trim().split("\n");
       expect(err).toHaveLength(1);
       expect(err[0]).toContain(what);

@@ -186,9 +186,21 @@ describe.skipIf(!unicornAvailable())("dmalab guest --json (dmalab/guest@1)", () 
     expect(runAndValidate(["guest", UDF, "--json"], "dmalab/guest@1", 3).exit).toMatchObject({ reason: "fault", kind: "undefined-instruction", insn: "0x00000000" });
     expect(runAndValidate(["guest", "dma-ring", "--max-insns", "10", "--json"], "dmalab/guest@1", 4).exit).toEqual({ reason: "limit", limit: "insns" });
   });
+  it("--log-calls: every call kept; a boot that faults: one document without registers (exit 3)", () => {
+    const all = runAndValidate(["guest", "xen-errors", "--xen", "dom0", "--log-calls", "--json"], "dmalab/guest@1");
+    expect(all.calls).toMatchObject({ logged: "all", dropped: 0 });
+    const boot = runAndValidate(["guest", "dma-ring", "--machine", "rpi4-1g", "--kernel", "5.13-rc1", "--xen", "dom0", "--json"], "dmalab/guest@1", 3);
+    expect(boot.exit).toMatchObject({ reason: "fault", kind: "boot" });
+    expect(boot.regs).toBeUndefined();
+  });
 });
 
 describe("dmalab bench --json (dmalab/bench@1)", () => {
+  it.skipIf(!unicornAvailable())("--workload guest: trap costs from guest loops", () => {
+    const doc = runAndValidate(["bench", "--workload", "guest", "--machine", "qemu-virt-2g", "--json"], "dmalab/bench@1");
+    expect(doc).toMatchObject({ workload: "guest", xen: "dom0", goals: { hypercall: 1500, dmaMapUnmap: 3000 } });
+    expect((doc.hypercall as { insnEquivalents: number }).insnEquivalents).toBeGreaterThan(0);
+  }, 300_000);
   it("the kernel's dma_map_benchmark", () => {
     expect(runAndValidate(["bench", "-s", "1", "-b", "64", "--json"], "dmalab/bench@1").tool).toBe("dma_map_benchmark");
   });

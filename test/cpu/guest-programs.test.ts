@@ -30,7 +30,7 @@ const run = (program: string, r: Role, extra: Extra = {}): ReturnType<typeof run
   if (kernel !== undefined) c.kernel = kernel;
   if (r.features) c.features = r.features;
   if (r.xenVersion) c.xenVersion = r.xenVersion;
-  return runGuest({ program, spec: machineSpec(c), maxInsns: 10_000_000, json: true, ...rest });
+  return runGuest({ program, spec: machineSpec(c), maxInsns: 10_000_000, json: true, logCalls: 10_000, ...rest });
 };
 
 const x = (res: RunResult, n: number): bigint => BigInt.asIntN(64, res.regs.x[n]!);

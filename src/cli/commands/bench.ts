@@ -24,6 +24,7 @@ import {
   type WorkloadResult,
 } from "../../bench/result.js";
 import { entriesOf, runSuite } from "../../bench/suite.js";
+import { guestBench, guestWorkloadLines } from "../../bench/guest-workload.js";
 import { runKernelBench, runWorkload } from "../../bench/threads.js";
 import { out, printJson } from "../output.js";
 import { onBenchTick } from "../../bench/job.js";
@@ -86,7 +87,7 @@ export function registerBench(program: Command): void {
     .option("--swiotlb <value>", "the swiotlb= kernel parameter")
     .option("--areas <n>", "swiotlb areas (6.x)")
     .option("--json", "print JSON")
-    .addOption(new Option("--workload <name>", "throughput workload").choices(["pingpong", "ring"]))
+    .addOption(new Option("--workload <name>", "throughput workload; guest: trap costs from guest loops on the CPU").choices(["pingpong", "ring", "guest"]))
     .option("--size <bytes>", "pingpong buffer size: 1 up to the pool's swiotlb_max_mapping_size (256 KiB)", "64")
     .option("--compare <file>", "compare with a saved summary (bench/baseline.json): ratio and noise band per workload; exit 1 on a regression outside the band")
     .option("--suite", "run the whole regression set (medians of --runs runs)")
@@ -224,6 +225,7 @@ async function bench(o: BenchOpts, collector: BenchCollector | null): Promise<vo
       runs: runs ?? (o.suite ? 5 : MIN_COMPARE_RUNS),
       seconds: o.s === undefined ? 1 : args.seconds,
       entries: base !== undefined && !o.suite ? entriesOf(base) : undefined,
+      guest: o.suite === true,
       progress,
     });
     for (const [k, r] of Object.entries(summary.workloads)) collector?.addWorkload(k, r);
@@ -235,6 +237,7 @@ async function bench(o: BenchOpts, collector: BenchCollector | null): Promise<vo
         out(`${k.padEnd(20)} ${fmtRate(r.pairsPerSec).padStart(10)} pairs/s  ${fmtBytesRate(r.bouncedBytesPerSec).padStart(11)} bounced  per CPU-s ${fmtBytesRate(r.bouncedBytesPerCpuSec)} of copy limit ${fmtBytesRate(r.copyBytesPerSec)}  fraction ${r.fractionOfCopyLimit.toFixed(3)}  p50 ${r.p50Ns.toFixed(0)} ns  p99 ${r.p99Ns.toFixed(0)} ns  heap/pair ${r.heapBytesPerPair.toFixed(2)}`);
       if (summary.ringScaling2x2 !== undefined) out(`ring scaling, 2 threads 2 areas vs 1 thread: ${summary.ringScaling2x2.toFixed(2)}x`);
       if (summary.copyScaling2x2 !== undefined) out(`copy limit scaling, same runs (the memory system's own): ${summary.copyScaling2x2.toFixed(2)}x`);
+      if (summary.guest !== undefined) for (const l of guestWorkloadLines(summary.guest)) out(l);
     }
     if (rows !== undefined) {
       if (!o.json) for (const l of formatCompare(rows)) out(l);
@@ -243,6 +246,7 @@ async function bench(o: BenchOpts, collector: BenchCollector | null): Promise<vo
     return;
   }
 
+  if (o.workload === "guest") return guestBench({ machine: o.machine, kernel: o.kernel, swiotlb: o.swiotlb, json: o.json === true, out: o.out });
   const workload = o.workload as WorkloadName;
   if (workload !== "pingpong" && workload !== "ring") throw new UsageError(`--workload '${o.workload}': must be pingpong or ring`);
   let size = 0;

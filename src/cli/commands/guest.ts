@@ -18,8 +18,9 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { EXIT_FAULT, EXIT_GUEST, EXIT_LIMIT, EXIT_OK, InputError, UsageError, hex } from "../../errors.js";
-import { bankOf, buildGuestContext } from "../../cpu/guest-context.js";
-import type { ExitReason, RunResult } from "../../cpu/arm64-cpu.js";
+import { bankOf, BootFaultError, buildGuestContext } from "../../cpu/guest-context.js";
+import { CONSOLE_CAP, type ExitReason, type RunResult } from "../../cpu/arm64-cpu.js";
+import { DEFAULT_LOG_CALLS_CAP, RECENT_CALLS } from "../../cpu/traps.js";
 import { machineSpec, type MachineSpec } from "../../machine/builder.js";
 import { addMachineOptions, machineConfig, type MachineFlags } from "../machine-options.js";
 import { formatDmaDebug, releaseDrivers } from "../dma-debug-report.js";
@@ -107,8 +108,8 @@ export function guestJson(r: RunResult, boot: BootReport, debug?: { dmaDebug: Dm
           : {
               reason: "fault",
               kind: r.exit.fault.kind,
-              pc: hex(r.exit.fault.pc),
-              ...(r.exit.fault.address !== undefined ? { address: hex(r.exit.fault.address) } : {}),
+              pc: r.exit.fault.pcHex ?? hex(r.exit.fault.pc),
+              ...(r.exit.fault.address !== undefined ? { address: r.exit.fault.pcHex !== undefined && r.exit.fault.address === r.exit.fault.pc ? r.exit.fault.pcHex : hex(r.exit.fault.address) } : {}),
               ...(r.exit.fault.insn !== undefined ? { insn: "0x" + r.exit.fault.insn.toString(16).padStart(8, "0") } : {}),
               message: r.exit.fault.message,
             };
@@ -128,8 +129,60 @@ export function guestJson(r: RunResult, boot: BootReport, debug?: { dmaDebug: Dm
     hypercalls: r.log.map(callJson),
     kernelLog: debug?.kernelLog ?? boot.kernelLog,
     ...(debug ? { dmaDebug: debug.dmaDebug } : {}),
+    ...callLogJson(r),
   };
   return JSON.stringify(doc, null, 2);
+}
+
+// ---- bounded call log and console (--log-calls), a boot that faults under --json -----------
+
+/** What the bounded log kept, and the console bytes beyond its cap. */
+function callLogJson(r: RunResult): Record<string, unknown> {
+  const c = r.calls;
+  return { calls: { total: c.total, logged: c.logged, kept: c.kept, dropped: c.dropped, byOp: c.byOp }, consoleDropped: r.consoleDropped };
+}
+
+/** The text report's lines for the console cap and the call log. */
+function callLogLines(r: RunResult): string[] {
+  const lines: string[] = [];
+  if (r.consoleDropped > 0) lines.push(`[console: ${r.consoleDropped} more bytes dropped: only the first ${CONSOLE_CAP} bytes are kept]`);
+  const c = r.calls;
+  if (c.total === 0) return lines;
+  if (c.dropped === 0) {
+    lines.push("hypercalls and services:");
+  } else {
+    lines.push(`hypercalls and services: ${c.total} calls (${c.byOp.map((o) => `${o.op} ${o.count}`).join(", ")})`);
+    lines.push(c.logged === "recent" ? `the last ${c.kept} (every call: --log-calls):` : `the first ${c.kept} (the --log-calls cap):`);
+  }
+  for (const l of r.log) lines.push(`  ${l.kind} ${l.op}(${l.args.map(u64hex).join(", ")}) = ${l.ret}`);
+  return lines;
+}
+
+/** `--json` when the boot faulted before the program could run: still one document. */
+export function bootFaultJson(e: BootFaultError): string {
+  const br = e.report;
+  return JSON.stringify(
+    {
+      schema: "dmalab/guest@1",
+      machine: br.machine,
+      kernel: br.kernel,
+      xen: br.xen,
+      exit: { reason: "fault", kind: "boot", message: e.message },
+      insns: 0,
+      console: "",
+      hypercalls: [],
+      kernelLog: br.kernelLog,
+    },
+    null,
+    2,
+  );
+}
+
+/** --log-calls [N]: every call up to N (default DEFAULT_LOG_CALLS_CAP, at most 10 million). */
+function parseLogCalls(v: string | boolean | undefined): number | undefined {
+  if (v === undefined || v === false) return undefined;
+  if (v === true) return DEFAULT_LOG_CALLS_CAP;
+  return parseIntArg("--log-calls", v, 1, 10_000_000);
 }
 
 export function describeExit(e: ExitReason): string {
@@ -142,7 +195,7 @@ export function describeExit(e: ExitReason): string {
       return `exit: limit (${e.limit === "insns" ? "instruction limit" : "wall-time limit"})`;
     case "fault": {
       const f = e.fault;
-      return `exit: fault (${f.kind}) at pc ${hex(f.pc)}${f.insn !== undefined ? ` [insn 0x${f.insn.toString(16).padStart(8, "0")}]` : ""}: ${f.message}`;
+      return `exit: fault (${f.kind}) at pc ${f.pcHex ?? hex(f.pc)}${f.insn !== undefined ? ` [insn 0x${f.insn.toString(16).padStart(8, "0")}]` : ""}: ${f.message}`;
     }
   }
 }
@@ -160,6 +213,8 @@ export interface GuestArgs {
   /** wall-clock limit of the run (default: the CPU's 30 s) */
   timeLimitMs?: number;
   json: boolean;
+  /** keep every hypercall/service call, up to this many (default: counts per op and the last few) */
+  logCalls?: number;
 }
 
 /** What the run went through, besides the guest's own result (for tests and the text report). */
@@ -194,6 +249,7 @@ export function runGuest(a: GuestArgs): { result: RunResult; text: string; statu
       stack: load - (load % 16),
       maxInsns: a.maxInsns,
       ...(a.timeLimitMs !== undefined ? { timeLimitMs: a.timeLimitMs } : {}),
+      ...(a.logCalls !== undefined ? { logCalls: a.logCalls } : {}),
       regs: { 0: BigInt(bank.base), 1: BigInt(bank.size), 2: BigInt(ctx.engineBase), 3: BigInt(ctx.engineDevice) },
     });
     const dmaDebug = releaseDrivers(ctx.machine);
@@ -222,10 +278,7 @@ export function runGuest(a: GuestArgs): { result: RunResult; text: string; statu
       lines.push(describeExit(result.exit));
       lines.push(`instructions: ${result.insns}`);
       if (dmaDebug !== null) lines.push(...formatDmaDebug(dmaDebug, ctx.machine.log.lines.slice(ctx.boot.kernelLog.length)));
-      if (result.log.length > 0) {
-        lines.push("hypercalls and services:");
-        for (const l of result.log) lines.push(`  ${l.kind} ${l.op}(${l.args.map(u64hex).join(", ")}) = ${l.ret}`);
-      }
+      lines.push(...callLogLines(result));
       text = lines.join("\n");
     }
     return { result, text, status: exitStatus(result.exit), info };
@@ -239,6 +292,7 @@ export interface GuestFlags extends MachineFlags {
   load?: string;
   maxInsns: string;
   json?: boolean;
+  logCalls?: string | boolean;
 }
 
 /** Checks the command line and the program before anything boots (bad values are usage errors, exit 2). */
@@ -247,6 +301,8 @@ export function parseGuestArgs(prog: string, o: GuestFlags): GuestArgs {
   const args: GuestArgs = { program: prog, spec: machineSpec(machineConfig(o)), maxInsns, json: o.json === true, image: readProgram(prog) };
   if (o.device !== undefined) args.device = o.device;
   if (o.load !== undefined) args.load = parseIntArg("--load", o.load, 0, Number.MAX_SAFE_INTEGER);
+  const logCalls = parseLogCalls(o.logCalls);
+  if (logCalls !== undefined) args.logCalls = logCalls;
   return args;
 }
 
@@ -260,9 +316,17 @@ export function registerGuest(program: Command): void {
     .option("--load <addr>", "load (and entry) address; default guest RAM base + 0x80000")
     .option("--max-insns <n>", "instruction limit", String(DEFAULT_MAX_INSNS))
     .option("--json", "machine-readable output")
+    .option("--log-calls [n]", `log every hypercall and service, up to n (default ${DEFAULT_LOG_CALLS_CAP}); otherwise counts per op and the last ${RECENT_CALLS}`)
     .action((prog: string, o: GuestFlags) => {
       const args = parseGuestArgs(prog, o);
-      const r = runGuest(args);
+      let r: ReturnType<typeof runGuest>;
+      try {
+        r = runGuest(args);
+      } catch (e) {
+        if (!(args.json && e instanceof BootFaultError)) throw e;
+        out(bootFaultJson(e));
+        return flushAndExit(EXIT_FAULT);
+      }
       out(r.text);
       flushAndExit(r.status);
     });

@@ -69,7 +69,7 @@ export class XenHypervisor {
   readonly build: XenBuildInfo;
   readonly ipaBits: number;
   private readonly domainsById = new Map<number, Domain>();
-  private readonly consoleText = new Map<number, string>();
+  private readonly consoleText = new Map<number, { bytes: Uint8Array; len: number; dropped: number }>();
   private readonly events: EventSink | undefined;
 
   constructor(
@@ -262,13 +262,35 @@ export class XenHypervisor {
     return new GuestMemory(this.mem, d, stage1);
   }
 
-  consoleWrite(d: Domain, bytes: Uint8Array): void {
-    this.consoleText.set(d.id, (this.consoleText.get(d.id) ?? "") + new TextDecoder().decode(bytes));
+  /** What a domain's CONSOLEIO_write output keeps: the first bytes, the rest only counted. */
+  static readonly CONSOLE_CAP = 64 * 1024;
+
+  /** Appends to a domain's console; returns false once the cap is reached (the rest is counted). */
+  consoleWrite(d: Domain, bytes: Uint8Array): boolean {
+    let c = this.consoleText.get(d.id);
+    if (c === undefined) this.consoleText.set(d.id, (c = { bytes: new Uint8Array(XenHypervisor.CONSOLE_CAP), len: 0, dropped: 0 }));
+    const keep = Math.min(bytes.length, c.bytes.length - c.len);
+    c.bytes.set(bytes.subarray(0, keep), c.len);
+    c.len += keep;
+    this.consoleDropped(d, bytes.length - keep);
+    return c.len < c.bytes.length;
   }
 
-  /** What a domain wrote with CONSOLEIO_write. */
+  /** Counts console bytes not kept (past the cap). */
+  consoleDropped(d: Domain, n: number): void {
+    const c = this.consoleText.get(d.id);
+    if (c !== undefined) c.dropped += n;
+  }
+
+  /** What a domain wrote with CONSOLEIO_write (its first CONSOLE_CAP bytes). */
   console(domid: number): string {
-    return this.consoleText.get(domid) ?? "";
+    const c = this.consoleText.get(domid);
+    return c === undefined ? "" : new TextDecoder().decode(c.bytes.subarray(0, c.len));
+  }
+
+  /** Console bytes a domain wrote past the cap. */
+  consoleDroppedBytes(domid: number): number {
+    return this.consoleText.get(domid)?.dropped ?? 0;
   }
 
   // ---- the way in ---------------------------------------------------------------------

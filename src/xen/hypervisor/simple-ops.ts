@@ -50,15 +50,28 @@ export function doConsoleIo(hv: XenHypervisor, caller: Domain, guest: GuestMemor
   if (!caller.isControl && !(c === CONSOLEIO.write && hv.debugBuild)) return err("EPERM");
   switch (c) {
     case CONSOLEIO.write: {
-      // copied in 128-byte pieces: what precedes a bad page is printed
+      // copied in 128-byte pieces: what precedes a bad page is printed. Past the console's
+      // cap the bytes are only counted, a page at a time (each page still must be readable).
       let done = 0;
-      while (done < n) {
+      let room = true;
+      while (done < n && room) {
         const k = Math.min(128, n - done);
         const b = guest.tryRead(buf + BigInt(done), k);
         if (b === undefined) return err("EFAULT");
-        hv.consoleWrite(caller, b);
+        room = hv.consoleWrite(caller, b);
         done += k;
       }
+      const start = buf + BigInt(done);
+      while (done < n) {
+        const at = buf + BigInt(done);
+        const k = Math.min(n - done, XEN_PAGE_SIZE - Number(at % BigInt(XEN_PAGE_SIZE)));
+        if (at > BigInt(Number.MAX_SAFE_INTEGER) || guest.translate(Number(at), false) === undefined) {
+          hv.consoleDropped(caller, Number(at - start));
+          return err("EFAULT");
+        }
+        done += k;
+      }
+      hv.consoleDropped(caller, Number(buf + BigInt(done) - start));
       return 0n;
     }
     case CONSOLEIO.read:
