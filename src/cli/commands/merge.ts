@@ -6,7 +6,7 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { InputError, UsageError } from "../../errors.js";
 import { mergeSoaks, type MergeDoc } from "../../soak/merge.js";
-import { FAILURE_KINDS, mergeCampaigns, type CampaignSummary } from "../../fuzz/campaign.js";
+import { FAILURE_KINDS, mergeCampaigns } from "../../fuzz/campaign.js";
 import { STEP_KINDS, type StepKind } from "../../fuzz/hostile-program.js";
 import { decodeUtf8, readInputFile } from "../input-file.js";
 import { fuzzText } from "./fuzz-guest.js";
@@ -104,7 +104,7 @@ export function registerMerge(program: Command): void {
       if (raws.some((r) => isFuzz(r.raw))) {
         const other = raws.find((r) => !isFuzz(r.raw));
         if (other !== undefined) throw new InputError("not a fuzz-guest document, unlike the first fuzz-guest one: merge soak and fuzz-guest documents separately", other.source);
-        const docs = raws.map((r) => ({ source: r.source, doc: checked(FuzzDoc, r.raw, "fuzz-guest", r.source) as CampaignSummary }));
+        const docs = raws.map((r) => ({ source: r.source, doc: checked(FuzzDoc, r.raw, "fuzz-guest", r.source) }));
         const first = docs[0]!.doc;
         const seen = new Set<string>();
         for (const { source, doc } of docs) {
