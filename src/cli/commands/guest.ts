@@ -493,7 +493,8 @@ export function programsHelp(): string {
     ...progs.map((p) => `  ${p.name.padEnd(w)}  ${p.about}`),
     "",
     "Your own program: a static AArch64 ELF (or a raw binary with --load), built from C or",
-    "assembly with the guest SDK (guest/include/dmalab.h, guest/crt0.S, guest/guest.ld):",
+    "assembly with the guest SDK (guest/include/dmalab.h, guest/crt0.S, guest/guest.ld;",
+    "guest/build-guest.sh in the npm package, scripts/build-guest.sh in the repository):",
     "  scripts/build-guest.sh prog.c          # → prog.elf (needs gcc-aarch64-linux-gnu)",
     "  dmalab guest prog.elf --xen dom0",
   ].join("\n");
