@@ -174,6 +174,11 @@ describe.skipIf(!unicornAvailable())("dmalab guest --json (dmalab/guest@1)", () 
     expect(runAndValidate(["guest", UDF, "--json"], "dmalab/guest@1", 3).exit).toMatchObject({ reason: "fault", kind: "undefined-instruction", insn: "0x00000000" });
     expect(runAndValidate(["guest", "dma-ring", "--max-insns", "10", "--json"], "dmalab/guest@1", 4).exit).toEqual({ reason: "limit", limit: "insns" });
   });
+  it("an ELF program with --trace-insns: the trace with symbols", () => {
+    const doc = runAndValidate(["guest", "hello", "--trace-insns", "3", "--json"], "dmalab/guest@1");
+    expect(doc.trace).toHaveLength(3);
+    expect((doc.trace as { symbol?: string }[])[2]!.symbol).toMatch(/^_start\+0x/);
+  });
 });
 
 describe("dmalab bench --json (dmalab/bench@1)", () => {

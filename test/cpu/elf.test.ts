@@ -4,34 +4,9 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ElfError, isElf, parseElf } from "../../src/cpu/elf.js";
 import { SymbolTable } from "../../src/cpu/symbols.js";
+import { tinyElf } from "./asm.js";
 
 const hello = new Uint8Array(readFileSync(join(__dirname, "..", "..", "fixtures", "guest", "hello.elf")));
-
-/** A minimal ELF64 AArch64 executable: one PT_LOAD of `code` at `paddr`, memsz = code + bss. */
-function tinyElf(code: Uint8Array, paddr = 0x4008_0000, bss = 0, patch?: (dv: DataView) => void): Uint8Array {
-  const b = new Uint8Array(64 + 56 + code.length);
-  const dv = new DataView(b.buffer);
-  b.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]);
-  dv.setUint16(16, 2, true); // ET_EXEC
-  dv.setUint16(18, 183, true); // EM_AARCH64
-  dv.setUint32(20, 1, true);
-  dv.setBigUint64(24, BigInt(paddr), true);
-  dv.setBigUint64(32, 64n, true);
-  dv.setUint16(52, 64, true);
-  dv.setUint16(54, 56, true);
-  dv.setUint16(56, 1, true);
-  dv.setUint16(58, 64, true);
-  dv.setUint32(64, 1, true); // PT_LOAD
-  dv.setUint32(68, 5, true);
-  dv.setBigUint64(72, 120n, true);
-  dv.setBigUint64(80, BigInt(paddr), true);
-  dv.setBigUint64(88, BigInt(paddr), true);
-  dv.setBigUint64(96, BigInt(code.length), true);
-  dv.setBigUint64(104, BigInt(code.length + bss), true);
-  b.set(code, 120);
-  patch?.(dv);
-  return b;
-}
 
 describe("parseElf", () => {
   it("reads the C fixture: entry, segments at p_paddr with .bss past p_filesz, symbols", () => {
