@@ -51,6 +51,7 @@ dir="$(dirname "$first")"
 "$CC" -static -nostdlib -ffreestanding -fno-pie -no-pie -mstrict-align -fno-stack-protector \
   -fno-asynchronous-unwind-tables -fno-tree-loop-distribute-patterns \
   -O2 -g -Wall -Wextra -I "$sdk/include" -I "$dir" -Wa,-I,"$dir" \
+  -ffile-prefix-map="$sdk"=dmalab-guest-sdk -ffile-prefix-map="$PWD"=. \
   -Wl,--build-id=none -Wl,-z,max-page-size=4096 -Wl,-z,noexecstack -Wl,--no-warn-rwx-segments \
   "${ldflags[@]}" -o "$out" "${start[@]}" "${srcs[@]}" "${extra[@]}"
 echo "built $out ($(wc -c <"$out") bytes)"

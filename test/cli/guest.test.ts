@@ -197,6 +197,18 @@ describe.skipIf(!unicornAvailable())("dmalab guest: ELF programs", () => {
     }
   });
 
+  it("the README's C guest builds with scripts/build-guest.sh and copies its buffer with the DMA engine, natively and as dom0", (ctx) => {
+    if (!ccAvailable()) return ctx.skip(NO_CC);
+    const blocks = [...readFileSync(join(root, "README.md"), "utf8").matchAll(/```c\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(blocks).toHaveLength(1);
+    const prog = buildC("readme-copy", blocks[0]!);
+    for (const xen of ["none", "dom0"]) {
+      const r = cli(prog, "--xen", xen);
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout).toContain("copied: bytes the DMA engine copies\n");
+    }
+  });
+
   it("a fault names the symbol, shows the instruction and every register (text), symbol and insn (JSON)", (ctx) => {
     if (!ccAvailable()) return ctx.skip(NO_CC);
     const prog = buildC("fault", FAULT_C);
