@@ -11,6 +11,7 @@
 // between them. Everything stays in one thread: no worker, no shared-memory handoff.
 
 import { createServer, type Server, type Socket } from "node:net";
+import { UsageError } from "../errors.js";
 import type { Arm64Cpu, ExitReason, RunResult } from "./arm64-cpu.js";
 
 const SIGINT = 2;
@@ -330,7 +331,7 @@ export function serveGdb(cpu: Arm64Cpu, opts: GdbOptions): Promise<RunResult> {
       });
       s.on("error", () => undefined);
     });
-    server.on("error", reject);
+    server.on("error", (e: NodeJS.ErrnoException) => reject(new UsageError(`--gdb ${opts.port}: cannot listen on 127.0.0.1:${opts.port}: ${e.code ?? e.message}`)));
     server.listen(opts.port, "127.0.0.1", () => {
       const a = server.address();
       opts.listening?.(typeof a === "object" && a !== null ? a.port : opts.port);
