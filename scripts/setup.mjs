@@ -66,15 +66,17 @@ if (wanted.length > 0) {
   if (isRoot) {
     const env = { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } };
     log(`installing ${names.join(", ")} (apt-get update; apt-get install)`);
-    sh("apt-get", ["update", "-qq"], env);
-    // libcapstone's name changes between Debian releases: install it on its own, optionally
-    const required = names.filter((n) => n !== "libcapstone4");
-    if (required.length > 0) sh("apt-get", ["install", "-y", "-qq", ...required], env);
-    if (names.includes("libcapstone4")) {
-      const r = spawnSync("apt-get", ["install", "-y", "-qq", "libcapstone4"], { cwd: root, stdio: "ignore", ...env });
-      if (r.status !== 0 && spawnSync("apt-get", ["install", "-y", "-qq", "libcapstone5"], { cwd: root, stdio: "ignore", ...env }).status !== 0)
-        log("libcapstone is not installable here: fault reports show instruction words in hex");
-    }
+    if (names.includes("libunicorn2")) sh("apt-get", ["update", "-qq"], env);
+    else spawnSync("apt-get", ["update", "-qq"], { cwd: root, stdio: ["ignore", "ignore", "inherit"], ...env });
+    // the CPU is required; the compiler and the disassembler are not: their absence is reported
+    if (names.includes("libunicorn2")) sh("apt-get", ["install", "-y", "-qq", "libunicorn2"], env);
+    const optional = (pkgs, why) => {
+      for (const p of pkgs) if (spawnSync("apt-get", ["install", "-y", "-qq", p], { cwd: root, stdio: ["ignore", "ignore", "inherit"], ...env }).status === 0) return;
+      log(`${pkgs.join(" / ")} could not be installed: ${why}`);
+    };
+    if (names.includes("gcc-aarch64-linux-gnu")) optional(["gcc-aarch64-linux-gnu"], "the C guest tests are skipped and scripts/build-guest.sh does not work");
+    // libcapstone's package name changes between Debian releases
+    if (names.includes("libcapstone4")) optional(["libcapstone4", "libcapstone5"], "fault reports show instruction words in hex");
   } else {
     for (const [n, why] of wanted) process.stderr.write(`setup: ${n} is missing (${why}).\n`);
     process.stderr.write(`setup: this is not root; install with:  sudo apt-get update && sudo apt-get install -y ${names.join(" ")}\n`);
