@@ -290,12 +290,11 @@ export function faultReport(f: GuestFault, regs: RunResult["regs"], symbols?: Sy
 }
 
 /** `--trace-insns`: the last instructions, oldest first. */
-export function traceReport(trace: readonly number[], symbols: SymbolTable | undefined, readInsn: (pc: number) => number | undefined): string[] {
+export function traceReport(trace: readonly TraceEntry[], symbols: SymbolTable | undefined): string[] {
   const lines = [`last ${trace.length} instructions:`];
-  for (const pc of trace) {
-    const w = readInsn(pc);
-    const d = w === undefined ? undefined : disassemble(w, pc)?.replace(/\t/g, " ");
-    lines.push(`  ${hex(pc)}${symAt(symbols, pc)}${w !== undefined ? `  ${insnHex(w)}` : ""}${d !== undefined ? `  ${d}` : ""}`);
+  for (const { pc, insn } of trace) {
+    const d = insn === undefined ? undefined : disassemble(insn, pc)?.replace(/\t/g, " ");
+    lines.push(`  ${hex(pc)}${symAt(symbols, pc)}${insn !== undefined ? `  ${insnHex(insn)}` : ""}${d !== undefined ? `  ${d}` : ""}`);
   }
   return lines;
 }
@@ -428,7 +427,7 @@ function report(a: GuestArgs, p: Prepared, result: RunResult): { result: RunResu
     lines.push(describeExit(result.exit, symbols));
     if (result.exit.kind === "fault") lines.push(...faultReport(result.exit.fault, result.regs, symbols));
     lines.push(`instructions: ${result.insns}`);
-    if (trace !== undefined) lines.push(...traceReport(result.trace!, symbols, (pc) => trace.find((t) => t.pc === pc)?.insn));
+    if (trace !== undefined) lines.push(...traceReport(trace, symbols));
     if (result.log.length > 0) {
       lines.push("hypercalls and services:");
       for (const l of result.log) lines.push(`  ${l.kind} ${l.op}(${l.args.map(u64hex).join(", ")}) = ${l.ret}`);
