@@ -349,7 +349,10 @@ export class Arm64Cpu {
     const t0 = Date.now();
     const trace = opts.traceInsns !== undefined && opts.traceInsns > 0 ? this.startTrace(opts.traceInsns) : undefined;
     const err = this.uc.start(opts.entry, NEVER, Math.max(1, Math.round(timeMs * 1000)), maxInsns);
-    if (trace) this.uc.hookDel(trace.hook);
+    if (trace) {
+      this.uc.hookDel(trace.hook);
+      this.uc.flushCache(); // blocks translated with the hook would still call out per instruction
+    }
     const cbErr = this.uc.callbackError;
     let insns = this.countByBlocks ? this.blockCount : (this.uc.instructionCounter() ?? 0);
     let exit = this.exitReason as ExitReason | undefined;
