@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# Rebuilds the guest programs in fixtures/guest/ (raw, position-independent arm64 images,
-# loaded at RAM base + 0x80000) with binutils-aarch64-linux-gnu:
-#   apt-get install -y binutils-aarch64-linux-gnu
+# Rebuilds the built-in guest programs of fixtures/guest/ with scripts/build-guest.sh:
+#   NAME.c → NAME.elf (static ELF, linked at 0x40080000)
+#   NAME.S → NAME.bin (raw, position-independent: adr only, so it runs at any --load, on any
+#            board), taken from the ELF with objcopy
+# Needs Debian's gcc-aarch64-linux-gnu (which brings binutils-aarch64-linux-gnu).
 set -euo pipefail
-cd "$(dirname "$0")/../fixtures/guest"
-AS=${AS:-aarch64-linux-gnu-as}
-LD=${LD:-aarch64-linux-gnu-ld}
+here="$(cd "$(dirname "$0")" && pwd)"
+cd "$here/../fixtures/guest"
 OBJCOPY=${OBJCOPY:-aarch64-linux-gnu-objcopy}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+for src in *.c; do
+  [ -e "$src" ] || continue
+  "$here/../guest/build-guest.sh" "$src"
+done
 for src in *.S; do
   name=${src%.S}
-  "$AS" -I . -o "$tmp/$name.o" "$src"
-  "$LD" -static -nostdlib -Ttext=0 -e _start -o "$tmp/$name.elf" "$tmp/$name.o"
+  "$here/../guest/build-guest.sh" --load 0 -o "$tmp/$name.elf" "$src" >/dev/null
   "$OBJCOPY" -O binary "$tmp/$name.elf" "$name.bin"
   echo "built $name.bin ($(wc -c <"$name.bin") bytes)"
 done

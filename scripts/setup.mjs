@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // One set-up step shared by `npm test`, `npm run demo` and `npm run bench`, so that a fresh
 // clone needs nothing else: npm packages when node_modules is missing or stale, Debian's
-// libunicorn2 (the CPU), and a compile of the TypeScript tree when it changed.
+// libunicorn2 (the CPU), gcc-aarch64-linux-gnu (the guest SDK) and libcapstone (guest
+// disassembly), and a compile of the TypeScript tree when it changed.
 // Only plain Node here: this runs before any package is installed.
 
 import { createHash } from "node:crypto";
@@ -45,18 +46,40 @@ function haveUnicorn() {
     return false;
   }
 }
-if (!haveUnicorn()) {
+// 2b. the guest SDK's cross compiler (scripts/build-guest.sh, the C guest tests) and
+// libcapstone (disassembly in fault reports and traces): Debian's packages
+function haveCommand(cmd) {
+  return spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
+}
+function haveCapstone() {
+  for (const d of ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib", "/usr/local/lib"])
+    for (const so of ["libcapstone.so.5", "libcapstone.so.4"]) if (existsSync(join(d, so))) return true;
+  return false;
+}
+const wanted = [];
+if (!haveUnicorn()) wanted.push(["libunicorn2", "the Unicorn CPU engine: `dmalab guest` and the CPU tests"]);
+if (!haveCommand("aarch64-linux-gnu-gcc")) wanted.push(["gcc-aarch64-linux-gnu", "the guest SDK's compiler: scripts/build-guest.sh and the C guest tests"]);
+if (!haveCapstone()) wanted.push(["libcapstone4", "the disassembler of guest fault reports (without it: instruction words in hex)"]);
+if (wanted.length > 0) {
   const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+  const names = wanted.map(([n]) => n);
   if (isRoot) {
-    log("installing libunicorn2 (apt-get update; apt-get install libunicorn2)");
-    sh("apt-get", ["update", "-qq"], { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
-    sh("apt-get", ["install", "-y", "-qq", "libunicorn2"], { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+    const env = { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } };
+    log(`installing ${names.join(", ")} (apt-get update; apt-get install)`);
+    if (names.includes("libunicorn2")) sh("apt-get", ["update", "-qq"], env);
+    else spawnSync("apt-get", ["update", "-qq"], { cwd: root, stdio: ["ignore", "ignore", "inherit"], ...env });
+    // the CPU is required; the compiler and the disassembler are not: their absence is reported
+    if (names.includes("libunicorn2")) sh("apt-get", ["install", "-y", "-qq", "libunicorn2"], env);
+    const optional = (pkgs, why) => {
+      for (const p of pkgs) if (spawnSync("apt-get", ["install", "-y", "-qq", p], { cwd: root, stdio: ["ignore", "ignore", "inherit"], ...env }).status === 0) return;
+      log(`${pkgs.join(" / ")} could not be installed: ${why}`);
+    };
+    if (names.includes("gcc-aarch64-linux-gnu")) optional(["gcc-aarch64-linux-gnu"], "the C guest tests are skipped and scripts/build-guest.sh does not work");
+    // libcapstone's package name changes between Debian releases
+    if (names.includes("libcapstone4")) optional(["libcapstone4", "libcapstone5"], "fault reports show instruction words in hex");
   } else {
-    process.stderr.write(
-      "setup: libunicorn2 (the Unicorn CPU engine) is missing and this is not root.\n" +
-        "setup: install it with:  sudo apt-get update && sudo apt-get install -y libunicorn2\n" +
-        "setup: everything but the CPU (`dmalab guest`, the CPU tests) works without it.\n",
-    );
+    for (const [n, why] of wanted) process.stderr.write(`setup: ${n} is missing (${why}).\n`);
+    process.stderr.write(`setup: this is not root; install with:  sudo apt-get update && sudo apt-get install -y ${names.join(" ")}\n`);
   }
 }
 

@@ -33,6 +33,7 @@ import {
   UC_PROT_READ,
   UC_PROT_WRITE,
   UnicornEngine,
+  type HookHandle,
   type RegBatch,
   ucStrerror,
   xReg,
@@ -97,7 +98,7 @@ export type ExitReason =
   | { kind: "exit"; code: number; service: "exit" | "exit_group" }
   | { kind: "brk"; imm: number }
   | { kind: "fault"; fault: GuestFault }
-  | { kind: "limit"; limit: "insns" | "time" };
+  | { kind: "limit"; limit: "insns" | "time" | "debugger" };
 
 export interface RegisterState {
   x: BigUint64Array; // x0..x30
@@ -118,6 +119,8 @@ export interface RunOptions {
   timeLimitMs?: number;
   /** keep every hypercall/service call in the log, up to this many (default: counts and the last few) */
   logCalls?: number;
+  /** keep the PCs of the last N instructions (a per-instruction hook: only when asked) */
+  traceInsns?: number;
 }
 
 export interface RunResult {
@@ -133,6 +136,8 @@ export interface RunResult {
   console: string;
   /** console bytes beyond the cap, not kept */
   consoleDropped: number;
+  /** with traceInsns: the PCs of the last instructions started, oldest first (the last one is where it stopped) */
+  trace?: number[];
 }
 
 /** The console keeps the first 64 KiB a guest writes (the rest is counted, not kept). */
@@ -474,7 +479,12 @@ export class Arm64Cpu {
     this.ran = true;
     const t0 = Date.now();
     this.runDeadline = t0 + timeMs;
+    const trace = opts.traceInsns !== undefined && opts.traceInsns > 0 ? this.startTrace(opts.traceInsns) : undefined;
     const err = this.uc.start(opts.entry, NEVER, Math.max(1, Math.round(timeMs * 1000)), maxInsns);
+    if (trace) {
+      this.uc.hookDel(trace.hook);
+      this.uc.flushCache(); // blocks translated with the hook would still call out per instruction
+    }
     const cbErr = this.uc.callbackError;
     let insns = this.countByBlocks ? this.blockCount : (this.uc.instructionCounter() ?? 0);
     let exit = this.exitReason as ExitReason | undefined;
@@ -497,7 +507,9 @@ export class Arm64Cpu {
     }
     // Unicorn counts the instruction at which the count ran out, without executing it
     if (insns > maxInsns) insns = maxInsns;
-    return { exit, insns, regs, log: this.calls.records(), calls: this.calls.summary(), console: this.console, consoleDropped: this.consoleDropped };
+    const res: RunResult = { exit, insns, regs, log: this.calls.records(), calls: this.calls.summary(), console: this.console, consoleDropped: this.consoleDropped };
+    if (trace) res.trace = trace.pcs();
+    return res;
   }
 
   /**
@@ -526,6 +538,135 @@ export class Arm64Cpu {
         };
     }
     return undefined;
+  }
+
+  // ---- seeing what the guest does (tracing, debugging) -----------------------------------------
+  //
+  // Nothing here is installed unless asked for: a code hook costs a native→JS call per
+  // instruction (or per breakpoint address), so plain runs keep their speed.
+
+  /** A ring of the last `n` PCs, filled by a code hook on every instruction. */
+  private startTrace(n: number): { hook: HookHandle; pcs(): number[] } {
+    const ring = new Float64Array(n);
+    let next = 0;
+    let filled = false;
+    const hook = this.uc.hookCode((addr) => {
+      ring[next] = addr;
+      if (++next === n) {
+        next = 0;
+        filled = true;
+      }
+    });
+    this.uc.flushCache();
+    return { hook, pcs: () => (filled ? [...ring.subarray(next), ...ring.subarray(0, next)] : [...ring.subarray(0, next)]) };
+  }
+
+  private readonly breakpoints = new Map<number, HookHandle>();
+  private bpHit: number | undefined;
+  private bpSkip = -1;
+  private debugInsns = 0;
+
+  /** Sets up registers as run() does, without running: the debugger then steps or continues. */
+  debugStart(opts: Pick<RunOptions, "entry" | "stack" | "regs">): void {
+    this.syncMmio();
+    const init = new BigUint64Array(31);
+    for (let i = 0; i < 31; i++) init[i] = BigInt.asUintN(64, opts.regs?.[i] ?? 0n);
+    this.writeAllX(init);
+    this.uc.regWrite(REG.SP, BigInt(opts.stack ?? 0));
+    this.pc = opts.entry;
+    this.exitReason = undefined;
+    this.calls.reset(0);
+    this.consoleLen = 0;
+    this.consoleDropped = 0;
+    this.debugInsns = 0;
+    this.ran = true;
+  }
+
+  /** A software breakpoint: execution stops before the instruction at `addr`. */
+  setBreakpoint(addr: number): void {
+    if (this.breakpoints.has(addr)) return;
+    this.breakpoints.set(
+      addr,
+      this.uc.hookCode((a) => {
+        if (a === this.bpSkip) {
+          this.bpSkip = -1;
+          return;
+        }
+        this.bpHit = a;
+        this.uc.stop();
+      }, addr, addr),
+    );
+    this.uc.flushCache(); // translated blocks do not see hooks added after them
+  }
+
+  clearBreakpoint(addr: number): void {
+    const h = this.breakpoints.get(addr);
+    if (h === undefined) return;
+    this.breakpoints.delete(addr);
+    this.uc.hookDel(h);
+    this.uc.flushCache();
+  }
+
+  /** Overwrites guest code from the debugger (drops translated blocks). */
+  debugWrite(ipa: number, bytes: Uint8Array): boolean {
+    const ok = this.writeGuest(ipa, bytes);
+    if (ok) this.uc.flushCache();
+    return ok;
+  }
+
+  /** Instructions run since debugStart. */
+  get debugInstructions(): number {
+    return this.debugInsns;
+  }
+
+  /**
+   * Runs at most `count` instructions from the current PC (a breakpoint at that PC is stepped
+   * over). "stopped": the count ran out or a breakpoint was reached; "exit": the run is over
+   * (exit, BRK, fault), as run() reports it.
+   */
+  debugResume(count: number, timeMs = DEFAULT_TIME_MS): { kind: "stopped"; breakpoint: boolean } | { kind: "exit"; exit: ExitReason } {
+    if (this.exitReason !== undefined) return { kind: "exit", exit: this.exitReason };
+    const pc = this.pc;
+    this.bpHit = undefined;
+    this.bpSkip = this.breakpoints.has(pc) ? pc : -1;
+    const err = this.uc.start(pc, NEVER, Math.max(1, Math.round(timeMs * 1000)), count);
+    this.bpSkip = -1;
+    const n = this.countByBlocks ? count : (this.uc.instructionCounter() ?? count);
+    // the counter includes an instruction a breakpoint stopped before
+    this.debugInsns += Math.min(count, this.bpHit !== undefined ? Math.max(0, n - 1) : n);
+    const cbErr = this.uc.callbackError;
+    if (this.exitReason === undefined && cbErr !== undefined) {
+      if (!(cbErr instanceof DmalabError)) throw cbErr instanceof Error ? cbErr : new InternalError(`a hook threw ${inspect(cbErr)}`);
+      const at = this.pc;
+      this.exitReason = { kind: "fault", fault: { kind: "trap-error", pc: at, insn: this.insnAt(at), message: cbErr.message } };
+    }
+    if (this.exitReason === undefined && err !== UC_ERR_OK) {
+      const at = this.pc;
+      this.exitReason = { kind: "fault", fault: { kind: "exception", pc: at, insn: this.insnAt(at), message: `${ucStrerror(err)} (uc_err ${err})` } };
+    }
+    if (this.exitReason !== undefined) return { kind: "exit", exit: this.exitReason };
+    return { kind: "stopped", breakpoint: this.bpHit !== undefined };
+  }
+
+  /** Ends a debugged run (the debugger killed it, or the instruction limit) with `reason`. */
+  debugEnd(reason: ExitReason): RunResult {
+    this.exitReason ??= reason;
+    return { exit: this.exitReason, insns: this.debugInsns, regs: this.readRegs(), log: this.calls.records(), calls: this.calls.summary(), console: this.console, consoleDropped: this.consoleDropped };
+  }
+
+  /** Writes x0..x30, sp, pc (the debugger's G/P packets). */
+  writeRegs(r: RegisterState): void {
+    this.writeAllX(r.x);
+    this.uc.regWrite(REG.SP, r.sp);
+    this.uc.regWrite(REG.PC, r.pc);
+  }
+
+  /** NZCV (bits 31..28 of PSTATE). */
+  get nzcv(): number {
+    return Number(this.uc.regRead(REG.NZCV));
+  }
+  set nzcv(v: number) {
+    this.uc.regWrite(REG.NZCV, BigInt(v >>> 0) & 0xf000_0000n);
   }
 
   // ---- hooks --------------------------------------------------------------------------------

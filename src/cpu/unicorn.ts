@@ -438,6 +438,12 @@ export class UnicornEngine {
     return this.addHook(UC_HOOK_BLOCK, this.a.codeProto, g, BigInt(begin), BigInt(end));
   }
 
+  /** UC_HOOK_CODE over [begin, end] (inclusive; begin > end: every instruction). Costs a native→JS call per instruction. */
+  hookCode(fn: BlockHook, begin = 1, end = 0): HookHandle {
+    const g = this.guard((_uc: unknown, addr: unknown, size: number) => fn(toAddr(addr), size), undefined);
+    return this.addHook(UC_HOOK_CODE, this.a.codeProto, g, BigInt(begin), BigInt(end));
+  }
+
   /** UC_HOOK_MEM_READ / UC_HOOK_MEM_WRITE over [begin, end] (inclusive). */
   hookMem(types: number, fn: MemHook, begin: number, end: number): HookHandle {
     const g = this.guard((_uc: unknown, type: number, addr: unknown, size: number, value: unknown) => fn(type, toAddr(addr), size, toU64(value)), undefined);

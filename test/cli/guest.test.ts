@@ -1,9 +1,11 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { unicornAvailable } from "../../src/cpu/unicorn.js";
 import { cli as dmalab, root, setUp } from "../helpers/cli.js";
+import { tinyElf } from "../cpu/asm.js";
 
 const cli = (...args: string[]) => dmalab("guest", ...args);
 
@@ -132,5 +134,173 @@ describe.skipIf(!unicornAvailable())("dmalab guest", () => {
       expect(err).toHaveLength(1);
       expect(err[0]).toContain(what);
     }
+  });
+});
+
+// ---- ELF programs, the SDK, fault reports, traces, program files ------------------------------
+
+const ccAvailable = (): boolean => spawnSync("sh", ["-c", "command -v aarch64-linux-gnu-gcc"]).status === 0;
+/** scripts/build-guest.sh SRC -o OUT (the SDK's build, as a user runs it) */
+function buildC(name: string, source: string): string {
+  const src = join(tmp, `${name}.c`);
+  const out = join(tmp, `${name}.elf`);
+  writeFileSync(src, source);
+  const r = spawnSync(join(root, "scripts", "build-guest.sh"), ["-o", out, src], { encoding: "utf8" });
+  expect(r.status, r.stderr).toBe(0);
+  return out;
+}
+const NO_CC = "gcc-aarch64-linux-gnu is not installed and scripts/setup.mjs could not install it (not root?)";
+
+const STATUS_C = `#include <dmalab.h>
+static const char msg[] = "status program: ";   /* .rodata */
+u64 seed = 3;                                   /* .data */
+u64 scratch[32];                                /* .bss */
+int main(u64 ram_base, u64 ram_size, volatile void *dma_engine, u64 dev)
+{
+	char b[24];
+	(void)ram_base; (void)ram_size; (void)dma_engine; (void)dev;
+	for (int i = 0; i < 32; i++) if (scratch[i]) return 100;
+	scratch[5] = seed * 2;
+	puts_dmalab(msg); puts_dmalab(utodec(b, scratch[5])); puts_dmalab("\\n");
+	return (int)seed;
+}
+`;
+
+const FAULT_C = `#include <dmalab.h>
+__attribute__((noinline)) u64 poke(volatile u64 *p) { *p = 1; return 0; }
+int main(u64 a, u64 b, volatile void *c, u64 d)
+{
+	(void)a; (void)b; (void)c; (void)d;
+	return (int)poke((volatile u64 *)0x10);
+}
+`;
+
+describe.skipIf(!unicornAvailable())("dmalab guest: ELF programs", () => {
+  it("the C fixture prints its line and exits 0, natively and as dom0", () => {
+    for (const xen of ["none", "dom0"]) {
+      const r = cli("hello", "--xen", xen);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toContain("hello from a C guest: counter=42 ram=0x40000000 engine=0xa000000");
+      expect(r.stdout).toContain("ELF loaded at 0x40080000, entry 0x40080000 <_start>");
+      expect(r.stdout).toContain("exit: exit(0)");
+    }
+  });
+
+  it("a C program built by scripts/build-guest.sh (.text .rodata .data .bss) exits with its status, natively and as dom0", (ctx) => {
+    if (!ccAvailable()) return ctx.skip(NO_CC);
+    const prog = buildC("status", STATUS_C);
+    for (const xen of ["none", "dom0"]) {
+      const r = cli(prog, "--xen", xen, "--machine", "qemu-virt-2g");
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stdout).toContain("status program: 6\n");
+      expect(r.stdout).toContain("exit: exit(3)");
+    }
+  });
+
+  it("the README's C guest builds with scripts/build-guest.sh and copies its buffer with the DMA engine, natively and as dom0", (ctx) => {
+    if (!ccAvailable()) return ctx.skip(NO_CC);
+    const blocks = [...readFileSync(join(root, "README.md"), "utf8").matchAll(/```c\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(blocks).toHaveLength(1);
+    const prog = buildC("readme-copy", blocks[0]!);
+    for (const xen of ["none", "dom0"]) {
+      const r = cli(prog, "--xen", xen);
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout).toContain("copied: bytes the DMA engine copies\n");
+    }
+  });
+
+  it("a fault names the symbol, shows the instruction and every register (text), symbol and insn (JSON)", (ctx) => {
+    if (!ccAvailable()) return ctx.skip(NO_CC);
+    const prog = buildC("fault", FAULT_C);
+    const r = cli(prog);
+    expect(r.status).toBe(3);
+    expect(r.stdout).toMatch(/exit: fault \(unmapped\) at pc 0x4008[0-9a-f]+ <poke(\+0x[0-9a-f]+)?>/);
+    expect(r.stdout).toMatch(/ {2}pc 0x4008[0-9a-f]+ <poke(\+0x[0-9a-f]+)?>: 0x[0-9a-f]{8}/);
+    expect(r.stdout).toMatch(/ {2}address 0x10\n/);
+    for (const reg of ["x0", "x15", "x30", "sp"]) expect(r.stdout).toMatch(new RegExp(`\\b${reg} 0x[0-9a-f]{16}`));
+    const j = JSON.parse(cli(prog, "--json").stdout) as GuestJson;
+    expect(j.exit).toMatchObject({ reason: "fault", kind: "unmapped", address: "0x10" });
+    expect(String(j.exit.symbol)).toMatch(/^poke/);
+  });
+
+  it("--trace-insns N: the last N instructions with their symbols, the last where it stopped", () => {
+    const r = cli("hello", "--trace-insns", "4");
+    expect(r.status).toBe(0);
+    const at = r.stdout.split("\n").indexOf("last 4 instructions:");
+    expect(at).toBeGreaterThan(0);
+    const lines = r.stdout.split("\n").slice(at + 1, at + 5);
+    expect(lines).toHaveLength(4);
+    for (const l of lines) expect(l).toMatch(/^ {2}0x4008[0-9a-f]+ <[a-z_]+(\+0x[0-9a-f]+)?> {2}0x[0-9a-f]{8}/);
+    expect(lines[3]).toMatch(/<_start\+0x[0-9a-f]+> {2}0xd4000001/); // crt0's svc #0 (exit)
+    expect(cli("hello", "--trace-insns", "0").status).toBe(2);
+  });
+
+  it("ELF segments outside guest RAM or over MMIO, and --load with an ELF: exit 2 with the reason", () => {
+    const code = new Uint8Array([0xa0, 0x00, 0x20, 0xd4]); // brk #5
+    const low = join(tmp, "low.elf");
+    const mmio = join(tmp, "mmio.elf");
+    const trunc = join(tmp, "trunc.elf");
+    writeFileSync(low, tinyElf(code, 0x1000));
+    writeFileSync(mmio, tinyElf(code, 0x0a00_0000));
+    writeFileSync(trunc, tinyElf(code).subarray(0, 100));
+    for (const [args, re] of [
+      [[low], /segment 0x1000-0x1003 is outside the guest's RAM \(0x40000000-/],
+      [[mmio], /segment 0xa000000-0xa000003 overlaps the MMIO window dma-engine at 0xa000000-0xa000fff/],
+      [[trunc], /truncated: program headers/],
+      [["hello", "--load", "0x40100000"], /is an ELF, loaded where its program headers say/],
+    ] as const) {
+      const r = cli(...args);
+      expect(r.status, args.join(" ")).toBe(2);
+      const err = r.stderr.trim().split("\n");
+      expect(err).toHaveLength(1);
+      expect(err[0]).toMatch(re);
+    }
+    // a hand-made ELF in RAM runs: BRK #5 at its entry
+    const ok = join(tmp, "ok.elf");
+    writeFileSync(ok, tinyElf(code, 0x4010_0000, 64));
+    const r = cli(ok);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain("exit: brk #0x5");
+  });
+
+  it("program files that are no program are refused by type, before reading (no hang on /dev/zero or a FIFO)", () => {
+    const fifo = join(tmp, "fifo");
+    expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
+    const big = join(tmp, "big.bin");
+    const fd = openSync(big, "w");
+    ftruncateSync(fd, 64 * 1024 * 1024 + 1); // sparse
+    closeSync(fd);
+    const empty = join(tmp, "empty.bin");
+    writeFileSync(empty, "");
+    for (const [arg, what] of [
+      ["/dev/zero", "is a character device, not a regular file"],
+      [fifo, "is a FIFO, not a regular file"],
+      [tmp, "is a directory"],
+      [big, "over the 64 MiB limit"],
+      [empty, "is empty"],
+    ] as const) {
+      const r = cli(arg);
+      expect(r.status, arg).toBe(2);
+      const err = r.stderr.trim().split("\n");
+      expect(err).toHaveLength(1);
+      expect(err[0]).toContain(what);
+    }
+  });
+});
+
+describe("dmalab guest: built-in programs and how to build one", () => {
+  it("--help lists every built-in program; no program says how to build one (exit 2)", () => {
+    const shipped = readdirSync(join(root, "fixtures", "guest")).filter((f) => /\.(elf|bin)$/.test(f)).map((f) => f.replace(/\.(elf|bin)$/, ""));
+    expect(shipped).toContain("hello");
+    const h = cli("--help");
+    expect(h.status).toBe(0);
+    for (const p of shipped) expect(h.stdout).toMatch(new RegExp(`^  ${p} +\\S`, "m"));
+    expect(h.stdout).toContain("scripts/build-guest.sh prog.c");
+    const r = cli();
+    expect(r.status).toBe(2);
+    const err = r.stderr.trim().split("\n");
+    expect(err).toHaveLength(1);
+    expect(err[0]).toContain("scripts/build-guest.sh prog.c");
+    for (const p of shipped) expect(err[0]).toContain(p);
   });
 });

@@ -193,6 +193,11 @@ describe.skipIf(!unicornAvailable())("dmalab guest --json (dmalab/guest@1)", () 
     expect(boot.exit).toMatchObject({ reason: "fault", kind: "boot" });
     expect(boot.regs).toBeUndefined();
   });
+  it("an ELF program with --trace-insns: the trace with symbols", () => {
+    const doc = runAndValidate(["guest", "hello", "--trace-insns", "3", "--json"], "dmalab/guest@1");
+    expect(doc.trace).toHaveLength(3);
+    expect((doc.trace as { symbol?: string }[])[2]!.symbol).toMatch(/^_start\+0x/);
+  });
 });
 
 describe("dmalab bench --json (dmalab/bench@1)", () => {

@@ -74,6 +74,7 @@ describe("npm pack", () => {
     for (const f of ["package.json", "README.md", "LICENSE", "bin/dmalab.js", "dist/src/index.js", "dist/src/index.d.ts", "dist/src/cli/main.js"]) expect(files).toContain(f);
     expect(files.filter((f) => /^fixtures\/machines\/[^/]+\.json$/.test(f)).length).toBeGreaterThan(0);
     expect(files.filter((f) => /^fixtures\/guest\/[^/]+\.bin$/.test(f)).length).toBeGreaterThan(0);
+    for (const f of ["guest/include/dmalab.h", "guest/crt0.S", "guest/lib.c", "guest/guest.ld", "guest/build-guest.sh", "fixtures/guest/hello.elf"]) expect(files).toContain(f);
     expect(readFileSync(join(installed, "LICENSE"), "utf8")).toMatch(/GNU GENERAL PUBLIC LICENSE\s+Version 2, June 1991/);
   });
 
