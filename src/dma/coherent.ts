@@ -264,12 +264,13 @@ export class CoherentApi {
    * free whatever pages the arguments name.
    */
   dmaFreeAttrs(dev: Device, size: number, phys: number, dma: number, attrs = 0): void {
+    // debug_dma_free_coherent runs first, as in the kernel, so misuse is reported in its words
+    this.debugHooks()?.freeCoherent(dev, size, phys, dma);
     const key = `${dev.name}@${dma}`;
     const live = this.liveBufs.get(key);
     if (live === undefined) throw new InvalidArgumentError(`dma_free_attrs: ${dev.name} has no coherent buffer at DMA address ${hex(dma)}`);
     if (live.size !== size) throw new InvalidArgumentError(`dma_free_attrs: ${dev.name} buffer at ${hex(dma)} has size ${live.size}, not ${size}`);
     if (live.phys !== phys) throw new InvalidArgumentError(`dma_free_attrs: ${dev.name} buffer at ${hex(dma)} is at ${hex(live.phys)}, not ${hex(phys)}`);
-    this.debugHooks()?.freeCoherent(dev, size, phys, dma);
     this.opsOf(dev).freeCoherent(dev, size, phys, dma, attrs);
     this.liveBufs.delete(key);
     this.stats.frees++;

@@ -21,7 +21,7 @@ import {
   DMA_TO_DEVICE,
 } from "../kernel/dma-mapping.js";
 import type { Device } from "./device.js";
-import { padHex } from "../kernel/printk.js";
+import { fmtPa, padHex } from "../kernel/printk.js";
 import type { ScatterlistEntry } from "./scatterlist.js";
 
 const HASH_SIZE = 16384;
@@ -38,7 +38,6 @@ const ACTIVE_CACHELINE_MAX_OVERLAP = 7;
 /** entry types, named as type2name[] spells them (sic) */
 export const DMA_DEBUG_SINGLE = 0;
 export const DMA_DEBUG_SG = 1;
-/** @public: the rest of the table, unused here */
 export const DMA_DEBUG_COHERENT = 2;
 /** @public: the rest of the table, unused here */
 export const DMA_DEBUG_RESOURCE = 3;
@@ -54,6 +53,7 @@ export type DmaDebugErrorKind =
   | "free-not-allocated"
   | "free-different-size"
   | "free-wrong-function"
+  | "free-different-cpu-address"
   | "free-sg-different-count"
   | "free-different-direction"
   | "map-error-not-checked"
@@ -73,6 +73,7 @@ export const STRICT_DEFAULT_KINDS: readonly DmaDebugErrorKind[] = [
   "free-not-allocated",
   "free-different-size",
   "free-wrong-function",
+  "free-different-cpu-address",
   "free-sg-different-count",
   "free-different-direction",
   "map-error-not-checked",
@@ -416,6 +417,32 @@ export class DmaDebug {
       });
   }
 
+  // ---- coherent -----------------------------------------------------------------------------
+
+  /** debug_dma_alloc_coherent: the buffer is tracked as a "coherent" entry, DMA_BIDIRECTIONAL */
+  allocCoherent(dev: Device, size: number, dma: number, phys: number, _attrs = 0): void {
+    if (this.disabled || dma === DMA_MAPPING_ERROR) return;
+    const e = this.entryAlloc();
+    e.dev = dev;
+    e.type = DMA_DEBUG_COHERENT;
+    e.pfn = Math.floor(phys / this.pageSize);
+    e.offset = phys - e.pfn * this.pageSize;
+    e.devAddr = dma;
+    e.size = size;
+    e.direction = DMA_BIDIRECTIONAL;
+    e.mapErrType = MAP_ERR_CHECK_NOT_APPLICABLE;
+    this.addEntry(e);
+  }
+
+  /** debug_dma_free_coherent: check_unmap with a coherent reference (size, function, CPU address) */
+  freeCoherent(dev: Device, size: number, phys: number, dma: number): void {
+    if (this.disabled) return;
+    const ref = this.ref(dev, DMA_DEBUG_COHERENT, dma, size, DMA_BIDIRECTIONAL);
+    ref.pfn = Math.floor(phys / this.pageSize);
+    ref.offset = phys - ref.pfn * this.pageSize;
+    this.checkUnmap(ref);
+  }
+
   // ---- unmap --------------------------------------------------------------------------------
 
   /** check_unmap without side effects: the entry it would free and what it would report */
@@ -441,6 +468,12 @@ export class DmaDebug {
       findings.push({
         kind: "free-wrong-function",
         text: `device driver frees DMA memory with wrong function [device address=${a}] [size=${ref.size} bytes] [mapped as ${TYPE_NAMES[entry.type]}] [unmapped as ${TYPE_NAMES[ref.type]}]`,
+      });
+    else if (entry.type === DMA_DEBUG_COHERENT && (ref.pfn !== entry.pfn || ref.offset !== entry.offset))
+      findings.push({
+        kind: "free-different-cpu-address",
+        // (sic) "0x%pa": %pa prints its own 0x, so the kernel's line reads "0x0x…"
+        text: `device driver frees DMA memory with different CPU address [device address=${a}] [size=${ref.size} bytes] [cpu alloc address=0x${fmtPa(entry.pfn * this.pageSize + entry.offset)}] [cpu free address=0x${fmtPa(ref.pfn * this.pageSize + ref.offset)}]`,
       });
     if (ref.sgCallEnts && ref.type === DMA_DEBUG_SG && ref.sgCallEnts !== entry.sgCallEnts)
       findings.push({

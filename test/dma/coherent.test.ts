@@ -144,3 +144,38 @@ describe("restricted DMA pool: swiotlb_alloc / swiotlb_free (6.x)", () => {
     expect(mem.used).toBe(0);
   });
 });
+
+describe("DMA-API debugging of coherent buffers (debug_dma_alloc_coherent / debug_dma_free_coherent)", () => {
+  it("tracks a coherent buffer as a coherent entry; misuse at free is reported in the kernel's words; a leak is pending at unbind", () => {
+    const b = buildMachine({ machine: "qemu-virt-2g", dmaDebug: true });
+    const c = b.coherent;
+    const md = b.machine.devices[0]!;
+    const dbg = b.machine.api.debug!;
+    const buf = c.dmaAllocAttrs(md.dev, 8192)!;
+    expect(dbg.entryCount(md.dev)).toBe(1);
+    // kernel/dma/debug.c check_unmap: "[cpu alloc address=0x%pa]" — %pa carries its own 0x
+    expect(() => c.dmaFreeAttrs(md.dev, 8192, buf.phys + 4096, buf.dma)).toThrow(InvalidArgumentError);
+    const r1 = dbg.summary().reports.at(-1)!;
+    expect(r1.kind).toBe("free-different-cpu-address");
+    expect(r1.message).toContain(`[cpu alloc address=0x0x${buf.phys.toString(16).padStart(16, "0")}] [cpu free address=0x0x${(buf.phys + 4096).toString(16).padStart(16, "0")}]`);
+    // the kernel dropped its entry at that free; a second buffer, never freed, is reported at unbind
+    const leak = c.dmaAllocAttrs(md.dev, 4096)!;
+    expect(leak).not.toBeNull();
+    dbg.releaseDevices([md.dev]);
+    const pending = dbg.summary().reports.filter((r) => r.kind === "pending-at-unbind");
+    expect(pending).toHaveLength(1);
+    // show_num_errors is 1: only the first report was printed, every one is kept
+    expect(pending[0]!.printed).toBe(false);
+    expect(pending[0]!.message).toMatch(/One of leaked entries details: .*\[mapped as coherent\]/);
+  });
+  it("freeing a streaming mapping with dma_free_coherent is the wrong function", () => {
+    const b = buildMachine({ machine: "qemu-virt-2g", dmaDebug: true });
+    const md = b.machine.devices[0]!;
+    const dbg = b.machine.api.debug!;
+    dbg.mapPage(md.dev, 0x4010_0000, 4096, 1, 0x4010_0000);
+    dbg.mappingError(md.dev, 0x4010_0000);
+    dbg.freeCoherent(md.dev, 4096, 0x4010_0000, 0x4010_0000);
+    expect(dbg.summary().reports.map((r) => r.kind)).toEqual(["free-wrong-function", "free-different-direction"]);
+    expect(dbg.summary().reports[0]!.message).toContain("[mapped as single] [unmapped as coherent]");
+  });
+});
