@@ -88,8 +88,9 @@ export class SoakMachine {
   readonly initialFree: number;
   readonly initialTotPages: number;
 
-  constructor(spec: MachineSpec) {
-    this.built = buildMachine(spec);
+  /** `observe`: a listener on the machine before it boots (the HTML report's recorder) */
+  constructor(spec: MachineSpec, observe?: (m: Machine) => void) {
+    this.built = buildMachine(spec, observe);
     const br = this.built.report;
     if (br.outcome === "fault") throw new FaultError(`boot of ${br.machine} (kernel ${br.kernel}, xen ${br.xen}) faulted: ${br.fault?.message ?? "unknown fault"}`);
     const m = (this.m = this.built.machine);

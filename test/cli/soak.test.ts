@@ -1,6 +1,6 @@
 // `dmalab soak` and `dmalab merge` as a user runs them: flags and files refused with exit 2 and
 // one short line before anything boots; a reproduction file written by a failing soak replays.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -82,4 +82,18 @@ describe("dmalab merge: bad files", () => {
     usage(["merge", p], /not a dmalab soak --json document/);
     expect(cli("merge").status).toBe(2);
   });
+});
+
+describe("dmalab soak --report", () => {
+  it("writes a self-contained page of the soak's pool; refuses --report with --self-test", () => {
+    const f = join(tmp, "soak.html");
+    const r = cli("soak", "--ops", "3000", "--seed", "4", "--report", f, "--json");
+    expect(r.status, r.stderr).toBe(0);
+    const html = readFileSync(f, "utf8");
+    expect(html).toContain("dmalab soak on demo-8g");
+    expect(html).toContain("invariant checks");
+    expect(html).toContain("dmalab soak --ops 3000 --seed 4");
+    expect(html).not.toMatch(/<script[^>]+src=/);
+    usage(["soak", "--self-test", "--report", f], /--report/);
+  }, 120_000);
 });

@@ -11,7 +11,8 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { EXIT_FAULT, EXIT_OK, InputError } from "../../errors.js";
-import { DEFAULT_FUZZ_CONFIGS, FAILURE_KINDS, runCampaign, type CampaignSummary, type FuzzFailure } from "../../fuzz/campaign.js";
+import { DEFAULT_FUZZ_CONFIGS, FAILURE_KINDS, runCampaign, shardIndices, type CampaignSummary, type FuzzFailure } from "../../fuzz/campaign.js";
+import { createProgress } from "../progress.js";
 import { STEP_KINDS } from "../../fuzz/hostile-program.js";
 import type { MachineConfig } from "../../machine/builder.js";
 import { addMachineOptions, machineConfig, type MachineFlags } from "../machine-options.js";
@@ -19,6 +20,7 @@ import { parseIntArg, parseShard } from "../parse.js";
 import { flushAndExit, out } from "../output.js";
 
 interface FuzzFlags extends MachineFlags {
+  quiet?: boolean;
   programs: string;
   seed: string;
   first: string;
@@ -69,6 +71,7 @@ export function registerFuzzGuest(program: Command): void {
     .option("--max-rss <mib>", "host memory cap: past it a program is a failure", "2048")
     .option("--save <dir>", "write each failing program there as a raw binary (for `dmalab guest`)")
     .option("--json", "machine-readable output (schema dmalab/fuzz-guest@1)")
+    .option("--quiet", "no progress bar on the terminal")
     .action((o: FuzzFlags, cmd: Command) => {
       const programs = parseIntArg("--programs", o.programs, 1, 100_000_000);
       const seed = parseIntArg("--seed", o.seed, 0, 0xffff_ffff);
@@ -87,7 +90,10 @@ export function registerFuzzGuest(program: Command): void {
         }
       }
       const save = o.save;
-      const s = runCampaign({
+      const progress = createProgress({ total: shardIndices(first, programs, shard).length, label: "fuzz-guest", unit: "programs", quiet: o.quiet, json: o.json });
+      let s: CampaignSummary;
+      try {
+        s = runCampaign({
         seed,
         programs,
         first,
@@ -96,8 +102,12 @@ export function registerFuzzGuest(program: Command): void {
         maxInsns,
         timeLimitMs,
         maxRssMb,
-        ...(save !== undefined ? { onFailure: (f: FuzzFailure, img: Uint8Array) => writeFileSync(join(save, `fuzz-${seed}-${f.index}.bin`), img) } : {}),
-      });
+          ...(save !== undefined ? { onFailure: (f: FuzzFailure, img: Uint8Array) => writeFileSync(join(save, `fuzz-${seed}-${f.index}.bin`), img) } : {}),
+          ...(progress.shown ? { onProgram: (done: number) => progress.update(done) } : {}),
+        });
+      } finally {
+        progress.stop();
+      }
       out(o.json === true ? JSON.stringify(s, null, 2) : fuzzText(s));
       flushAndExit(s.failures.length === 0 ? EXIT_OK : EXIT_FAULT);
     });

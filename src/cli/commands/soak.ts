@@ -12,6 +12,12 @@ import { REPRO_SCHEMA, readRepro } from "../../soak/repro.js";
 import { shardSeed } from "../../soak/rng.js";
 import { selfTest } from "../../soak/self-test.js";
 import { replayOps, runSoak, type SoakResult } from "../../soak/soak.js";
+import type { BuiltMachine } from "../../machine/builder.js";
+import { writeReport } from "../../report/html.js";
+import { REPORT_SCHEMA } from "../../report/model.js";
+import { PoolRecorder } from "../../report/recorder.js";
+import { createProgress } from "../progress.js";
+import { addReportOptions, parseReportFlags, reportConfig, type ReportFlags } from "../report-options.js";
 import { SoakMachine } from "../../soak/machine.js";
 import { addMachineOptions, machineConfig, type MachineFlags } from "../machine-options.js";
 import { checkWritable, parseIntArg, parseShard } from "../parse.js";
@@ -20,7 +26,7 @@ import { flushAndExit, out, printJson } from "../output.js";
 export const DEFAULT_SOAK_OPS = 100_000;
 const MAX_SOAK_OPS = 1_000_000_000;
 
-interface SoakFlags extends MachineFlags {
+interface SoakFlags extends MachineFlags, ReportFlags {
   ops?: string;
   seed?: string;
   inject?: string;
@@ -88,8 +94,28 @@ function runMain(f: SoakFlags): number {
   const stream = shard ? shardSeed(seed, shard.k) : seed;
   const reproPath = f.repro ?? `soak-repro-seed${stream}.json`;
   if (f.repro !== undefined) checkWritable("--repro", f.repro);
-  const r = runSoak({ spec, ops, seed: stream, plan, progress: f.json ? undefined : (n) => process.stderr.write(`soak: ${num(n)} ops\r`) });
-  if (!f.json) process.stderr.write("\n");
+  const show = parseReportFlags(f);
+  const rec = show.report !== undefined ? new PoolRecorder() : null;
+  const progress = createProgress({ total: ops, label: "soak", unit: "ops", quiet: show.quiet, json: f.json });
+  let built: BuiltMachine | null = null;
+  let r: SoakResult;
+  try {
+    r = runSoak({
+      spec,
+      ops,
+      seed: stream,
+      plan,
+      make: (s) => {
+        const sm = new SoakMachine(s, rec === null ? undefined : (m) => rec.attach(m));
+        built = sm.built;
+        rec?.start();
+        return sm;
+      },
+      ...(progress.shown ? { progress: (n: number) => progress.update(n) } : {}),
+    });
+  } finally {
+    progress.stop();
+  }
   const doc: SoakDoc = {
     schema: "dmalab/soak@1",
     machine: spec.desc.name,
@@ -115,6 +141,24 @@ function runMain(f: SoakFlags): number {
     writeFileSync(reproPath, JSON.stringify({ schema: REPRO_SCHEMA, config, seed: stream, op: v.op, violation: { invariant: v.invariant, message: v.message }, ops: r.repro.ops }, null, 1) + "\n");
     doc.reproFile = reproPath;
     doc.reproOps = r.repro.ops.length;
+  }
+  if (rec !== null && show.report !== undefined && built !== null) {
+    const b: BuiltMachine = built;
+    const summary: [string, string][] = [
+      ["ops", `${num(r.opsRun)} of ${num(ops)}, seed ${stream}${shard ? ` (shard ${shard.k}/${shard.n})` : ""}`],
+      ["invariant checks", num(r.invariantChecks)],
+      ["violations", r.violations.length === 0 ? "none" : `${r.violations[0]!.invariant}: ${r.violations[0]!.message}`],
+      ["lostBytes", num(r.lostBytes)],
+      ["faults injected", Object.entries(r.faultsInjected).map(([k, v]) => `${k} ${v}`).join(", ") || "none"],
+    ];
+    writeReport(show.report, {
+      schema: REPORT_SCHEMA,
+      kind: "soak",
+      title: `dmalab soak on ${spec.desc.name}, kernel ${spec.profile.version}${spec.xen !== "none" ? `, Xen ${spec.xen}` : ""}`,
+      config: reportConfig(spec, b, [["ops", num(ops)], ...(f.inject !== undefined ? ([["inject", f.inject]] as [string, string][]) : [])], stream),
+      run: rec.finish([], [...b.machine.log.lines], summary),
+      notes: [],
+    });
   }
   if (f.json) printJson(doc);
   else for (const l of soakText(doc)) out(l);
@@ -179,10 +223,11 @@ export function registerSoak(program: Command): void {
     .option("--repro <file>", "where a violation's shrunk reproduction goes (default soak-repro-seed<S>.json)")
     .option("--replay <file>", "rerun a reproduction file")
     .option("--self-test", "plant each bug class in turn and show the soak catches it")
-    .option("--json", "one JSON document on stdout (dmalab/soak@1)")
-    .action((f: SoakFlags) => {
+    .option("--json", "one JSON document on stdout (dmalab/soak@1)");
+  addReportOptions(c).action((f: SoakFlags) => {
       if (f.replay !== undefined && (f.selfTest === true || f.shard !== undefined || f.inject !== undefined))
         throw new UsageError("--replay runs the file's own ops: it takes no --self-test, --shard or --inject");
+      if (f.report !== undefined && (f.replay !== undefined || f.selfTest === true)) throw new UsageError("--report draws a soak run, not --replay or --self-test");
       const code = f.replay !== undefined ? replayMain(f.replay, f) : f.selfTest === true ? selfTestMain(f) : runMain(f);
       flushAndExit(code);
     });
