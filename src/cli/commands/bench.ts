@@ -147,7 +147,8 @@ async function bench(o: BenchOpts, collector: BenchCollector | null): Promise<vo
   const args = parseToolArgs(raw);
   const areas = intOpt("--areas", o.areas, 1, 1024);
   // integer flags are checked even in a mode that ignores them
-  intOpt("--size", o.size, 1, 262144);
+  // (its range, 1 to swiotlb_max_mapping_size, is checked on the machine)
+  if (o.size !== undefined && !/^[0-9]{1,15}$/.test(o.size.trim())) throw new UsageError(`--size '${o.size.slice(0, 40)}': not a whole number of bytes`);
   intOpt("--runs", o.runs, 1, 100);
   const workloadMode = o.workload !== undefined || o.suite === true || o.compare !== undefined;
   // everything that can be refused is refused before the first measurement
@@ -253,7 +254,6 @@ async function bench(o: BenchOpts, collector: BenchCollector | null): Promise<vo
   if (workload === "pingpong") {
     // the range (1 to swiotlb_max_mapping_size) is checked on the machine, before any measurement
     const v = (o.size ?? "64").trim();
-    if (!/^[0-9]{1,15}$/.test(v)) throw new UsageError(`--size '${o.size}': not a whole number of bytes`);
     size = Number(v);
   }
   const threads = args.threads;
