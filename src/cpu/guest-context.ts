@@ -31,6 +31,8 @@ import { TrapRouter, type DmaServices, type HypercallHandler } from "./traps.js"
 export interface GuestContextOptions {
   /** the device the DMA engine masters as: index, name or driver; default the first probed one */
   engineDevice?: number | string;
+  /** a listener on the machine's events before it boots (`guest --trace`) */
+  observe?: (m: Machine) => void;
 }
 
 export interface RamRange {
@@ -142,7 +144,7 @@ function probeErrors(ds: readonly MachineDevice[]): string {
  * UsageError.
  */
 export function buildGuestContext(config: MachineConfig | MachineSpec, opts: GuestContextOptions = {}): GuestContext {
-  const res = buildMachine(config);
+  const res = buildMachine(config, opts.observe);
   const br = res.report;
   if (br.outcome === "fault") throw new BootFaultError(br);
   const desc = res.spec.desc;

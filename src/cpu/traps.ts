@@ -120,6 +120,8 @@ export class CallLog {
   private readonly ringPc = new Float64Array(RECENT_CALLS);
   private all: TrapLogRecord[] | undefined;
   private allCap = 0;
+  /** told of every call as it is recorded (`guest --trace`); null costs one test per trap */
+  listener: ((kind: TrapLogRecord["kind"], op: string, nr: number, args: ArrayLike<bigint | number>, nargs: number, ret: bigint, pc: number) => void) | null = null;
 
   /** Starts a run: logAll = the cap of the full log (0: counts and the recent calls only). */
   reset(logAll = 0): void {
@@ -131,6 +133,7 @@ export class CallLog {
 
   /** One call; args are read from `args[0..nargs)` (copied: the caller may reuse the array). */
   record(kind: TrapLogRecord["kind"], op: string, nr: number, args: ArrayLike<bigint | number>, nargs: number, ret: bigint, pc: number): void {
+    this.listener?.(kind, op, nr, args, nargs, ret, pc);
     let c = this.counts.get(op);
     if (c === undefined) {
       if (this.counts.size >= MAX_DISTINCT_OPS) {

@@ -33,7 +33,10 @@ import { machineSpec, type MachineSpec } from "../../machine/builder.js";
 import { addMachineOptions, machineConfig, type MachineFlags } from "../machine-options.js";
 import { formatDmaDebug, releaseDrivers } from "../dma-debug-report.js";
 import type { DmaDebugSummary } from "../../dma/debug.js";
-import { parseIntArg } from "../parse.js";
+import { checkWritable, parseIntArg } from "../parse.js";
+import { openTrace } from "../../trace/trace.js";
+import type { TraceValue } from "../../events.js";
+import type { Machine } from "../../machine/machine.js";
 import type { BootReport } from "../../machine/boot.js";
 import { errnoName } from "../../kernel/errno.js";
 
@@ -376,6 +379,8 @@ export interface GuestArgs {
   json: boolean;
   /** keep every hypercall/service call, up to this many (default: counts per op and the last few) */
   logCalls?: number;
+  /** write the run's events (DMA API, swiotlb, hypercalls, services) as Chrome trace-event JSON */
+  trace?: string;
   /** keep and report the PCs of the last N instructions */
   traceInsns?: number;
   /** serve the GDB remote protocol on 127.0.0.1:PORT (0: any free port) and run under the debugger */
@@ -445,9 +450,9 @@ interface Prepared {
   regs: Record<number, bigint>;
 }
 
-function prepare(a: GuestArgs): Prepared {
+function prepare(a: GuestArgs, observe?: (m: Machine) => void): Prepared {
   const prog = parseProgram(a.program, a.image ?? readProgram(a.program));
-  const ctx = buildGuestContext(a.spec, a.device !== undefined ? { engineDevice: a.device } : {});
+  const ctx = buildGuestContext(a.spec, { ...(a.device !== undefined ? { engineDevice: a.device } : {}), ...(observe !== undefined ? { observe } : {}) });
   try {
     const { load, entry } = placeProgram(ctx, prog, a.load, a.program);
     const bank = bankOf(ctx, load)!;
@@ -504,13 +509,29 @@ function report(a: GuestArgs, p: Prepared, result: RunResult): { result: RunResu
 }
 
 export function runGuest(a: GuestArgs): { result: RunResult; text: string; status: number; info: GuestRunInfo } {
-  const p = prepare(a);
+  const trace = a.trace !== undefined ? openTrace(a.trace, "chrome") : null;
+  const p = prepare(a, trace === null ? undefined : (m) => trace.attach(m));
+  if (trace !== null) {
+    // the guest's hypercalls and services join the DMA layer's events, in the order they ran
+    const events = p.ctx.machine.events;
+    const domid = p.ctx.domain?.id ?? 0;
+    p.ctx.cpu.calls.listener = (kind, op, nr, args, nargs, ret, pc) => {
+      const f: Record<string, TraceValue> = { op, nr, ret: Number(ret), pc: hex(pc) };
+      for (let i = 0; i < Math.min(nargs, 6); i++) f[`x${i}`] = "0x" + BigInt.asUintN(64, BigInt(args[i]!)).toString(16);
+      if (kind === "hypercall") events.emit("hypercall", { ...f, domid });
+      else events.emit("svc", { ...f, kind });
+    };
+    trace.start();
+  }
   try {
     const opts: RunOptions = { entry: p.entry, stack: p.load - (p.load % 16), maxInsns: a.maxInsns, regs: p.regs };
     if (a.traceInsns !== undefined) opts.traceInsns = a.traceInsns;
     if (a.timeLimitMs !== undefined) opts.timeLimitMs = a.timeLimitMs;
     if (a.logCalls !== undefined) opts.logCalls = a.logCalls;
-    return report(a, p, p.ctx.cpu.run(opts));
+    const result = p.ctx.cpu.run(opts);
+    const r = report(a, p, result);
+    if (trace !== null) for (const w of trace.finish()) process.stderr.write(`dmalab: warning: ${w}\n`);
+    return r;
   } finally {
     p.ctx.cpu.close();
   }
@@ -536,6 +557,7 @@ export interface GuestFlags extends MachineFlags {
   gdb?: string;
   json?: boolean;
   logCalls?: string | boolean;
+  trace?: string;
 }
 
 /** Checks the command line and the program before anything boots (bad values are usage errors, exit 2). */
@@ -548,6 +570,11 @@ export function parseGuestArgs(prog: string, o: GuestFlags): GuestArgs {
   if (o.load !== undefined) args.load = parseIntArg("--load", o.load, 0, Number.MAX_SAFE_INTEGER);
   if (o.traceInsns !== undefined) args.traceInsns = parseIntArg("--trace-insns", o.traceInsns, 1, 1_000_000);
   if (o.gdb !== undefined) args.gdb = parseIntArg("--gdb", o.gdb, 0, 65535);
+  if (o.trace !== undefined) {
+    checkWritable("--trace", o.trace);
+    args.trace = o.trace;
+  }
+  if (args.gdb !== undefined && args.trace !== undefined) throw new UsageError("--trace and --gdb: trace a run, or debug it, not both");
   const logCalls = parseLogCalls(o.logCalls);
   if (logCalls !== undefined) args.logCalls = logCalls;
   if (args.gdb !== undefined && args.traceInsns !== undefined) throw new UsageError("--trace-insns and --gdb: trace a run, or debug it, not both");
@@ -582,6 +609,7 @@ export function registerGuest(program: Command): void {
     .option("--trace-insns <n>", "report the last N instructions (PCs with symbols)")
     .option("--gdb <port>", "serve the GDB remote protocol on 127.0.0.1:PORT and wait for gdb-multiarch to attach")
     .option("--json", "machine-readable output")
+    .option("--trace <file.json>", "write the run's events (DMA API, swiotlb, hypercalls, guest services) as Chrome trace-event JSON for ui.perfetto.dev")
     .option("--log-calls [n]", `log every hypercall and service, up to n (default ${DEFAULT_LOG_CALLS_CAP}); otherwise counts per op and the last ${RECENT_CALLS}`)
     .addHelpText("after", () => "\n" + programsHelp())
     .action(async (prog: string | undefined, o: GuestFlags) => {
