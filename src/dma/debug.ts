@@ -351,9 +351,14 @@ export class DmaDebug {
   /** debug_dma_map_page: records a successful single/page mapping as "not checked" */
   mapPage(dev: Device, phys: number, size: number, dir: number, dma: number, _attrs = 0): void {
     if (this.disabled || dma === DMA_MAPPING_ERROR) return;
+    this.addMapping(dev, DMA_DEBUG_SINGLE, phys, size, dir, dma, MAP_ERR_NOT_CHECKED);
+  }
+
+  /** a single or coherent entry for [phys, phys + size) at `dma` */
+  private addMapping(dev: Device, type: number, phys: number, size: number, dir: number, dma: number, mapErrType: number): void {
     const e = this.entryAlloc();
     e.dev = dev;
-    e.type = DMA_DEBUG_SINGLE;
+    e.type = type;
     e.pfn = Math.floor(phys / this.pageSize);
     e.offset = phys - e.pfn * this.pageSize;
     e.devAddr = dma;
@@ -361,7 +366,7 @@ export class DmaDebug {
     e.direction = dir;
     e.sgCallEnts = 0;
     e.sgMappedEnts = 0;
-    e.mapErrType = MAP_ERR_NOT_CHECKED;
+    e.mapErrType = mapErrType;
     this.addEntry(e);
   }
 
@@ -422,16 +427,7 @@ export class DmaDebug {
   /** debug_dma_alloc_coherent: the buffer is tracked as a "coherent" entry, DMA_BIDIRECTIONAL */
   allocCoherent(dev: Device, size: number, dma: number, phys: number, _attrs = 0): void {
     if (this.disabled || dma === DMA_MAPPING_ERROR) return;
-    const e = this.entryAlloc();
-    e.dev = dev;
-    e.type = DMA_DEBUG_COHERENT;
-    e.pfn = Math.floor(phys / this.pageSize);
-    e.offset = phys - e.pfn * this.pageSize;
-    e.devAddr = dma;
-    e.size = size;
-    e.direction = DMA_BIDIRECTIONAL;
-    e.mapErrType = MAP_ERR_CHECK_NOT_APPLICABLE;
-    this.addEntry(e);
+    this.addMapping(dev, DMA_DEBUG_COHERENT, phys, size, DMA_BIDIRECTIONAL, dma, MAP_ERR_CHECK_NOT_APPLICABLE);
   }
 
   /** debug_dma_free_coherent: check_unmap with a coherent reference (size, function, CPU address) */
