@@ -8,28 +8,15 @@
 // x23 a scratch area 1 MiB into RAM (argument structures), x24 the last call's result.
 
 import { addi, addx, brk, hvc, mov64, movx, strw, strx, svc } from "../cpu/a64.js";
+import { mix32, Rng } from "../soak/rng.js";
 import { HYPERCALL, XENMEM } from "../xen/hypervisor/public.js";
 import { SVC_DMA_MAP, SVC_DMA_SYNC_FOR_CPU, SVC_DMA_SYNC_FOR_DEVICE, SVC_DMA_UNMAP, SVC_EXIT, SVC_WRITE } from "../cpu/traps.js";
 import { REG_CTRL, REG_DST, REG_ERROR_ADDR, REG_FILL, REG_LEN, REG_RING_BASE, REG_RING_COUNT, REG_RING_HEAD, REG_RING_TAIL, REG_SRC } from "../dma/engine.js";
 
-/** A seeded source of 32-bit numbers (SplitMix32-style mixing of a counter). */
-export class FuzzRng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0;
-  }
-  next(): number {
-    this.s = (this.s + 0x9e3779b9) >>> 0;
-    let z = this.s;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    return (z ^ (z >>> 16)) >>> 0;
-  }
+/** The soak's generator, with the draws the program builder needs. */
+class FuzzRng extends Rng {
   below(n: number): number {
-    return this.next() % n;
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.below(xs.length)]!;
+    return this.int(n);
   }
   u64(): bigint {
     return (BigInt(this.next()) << 32n) | BigInt(this.next());
@@ -38,9 +25,7 @@ export class FuzzRng {
 
 /** The seed of program `index` of a campaign: independent of how the campaign is sharded. */
 export function programSeed(campaignSeed: number, index: number): number {
-  const r = new FuzzRng((campaignSeed >>> 0) ^ Math.imul(index + 1, 0x27d4eb2f));
-  r.next();
-  return r.next();
+  return mix32(mix32(((campaignSeed >>> 0) ^ Math.imul(index + 1, 0x27d4eb2f)) >>> 0));
 }
 
 /** What a step of a program exercises (counted per campaign). */

@@ -12,6 +12,7 @@ import { REPRO_SCHEMA, readRepro } from "../../soak/repro.js";
 import { shardSeed } from "../../soak/rng.js";
 import { selfTest } from "../../soak/self-test.js";
 import { replayOps, runSoak, type SoakResult } from "../../soak/soak.js";
+import type { ShardDoc } from "../../soak/merge.js";
 import type { BuiltMachine } from "../../machine/builder.js";
 import { writeReport } from "../../report/html.js";
 import { REPORT_SCHEMA } from "../../report/model.js";
@@ -57,26 +58,13 @@ function soakText(d: SoakDoc): string[] {
   return o;
 }
 
-interface SoakDoc {
-  schema: "dmalab/soak@1";
-  machine: string;
-  kernel: string;
-  xen: string;
-  seed: number;
-  shard?: { k: number; n: number };
-  shardSeed: number;
+/** The --json document: what `dmalab merge` reads (ShardDoc), and what only a single run says. */
+interface SoakDoc extends ShardDoc {
+  violations: SoakResult["violations"];
   dmaDebug?: "report" | "strict";
   inject: FaultPlan;
   opsPlanned: number;
-  ops: number;
-  invariantChecks: number;
-  violations: SoakResult["violations"];
-  lostBytes: number;
-  faultsInjected: Record<string, number>;
-  invalidInputs: Record<string, number>;
   mapFailures: number;
-  elapsedMs: number;
-  reproFile?: string;
   reproOps?: number;
 }
 
