@@ -70,7 +70,14 @@ const CONTROL = new RegExp(`[${String.fromCharCode(0)}-${String.fromCharCode(0x1
  * so a 50 MB line or a 200 KB flag value is never echoed back.
  */
 export function quote(s: string, max = 60): string {
-  const clean = (t: string): string => t.replace(CONTROL, (c) => (c === "\t" ? " " : "."));
-  if (s.length <= max) return `'${clean(s)}'`;
-  return `'${clean(s.slice(0, max))}…' (${s.length} characters)`;
+  if (s.length <= max) return `'${oneLine(s, max)}'`;
+  return `'${oneLine(s, max)}…' (${s.length} characters)`;
+}
+
+/**
+ * Text from elsewhere (a parser's message, which may quote the input) made fit for a one-line
+ * message: control characters (newlines too) shown as dots, at most `max` characters.
+ */
+export function oneLine(s: string, max: number): string {
+  return s.slice(0, max).replace(CONTROL, (c) => (c === "\t" ? " " : "."));
 }

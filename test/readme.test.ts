@@ -29,7 +29,8 @@ function fromReadme(): Example[] {
       return;
     }
     if (!inBlock || !/(^|<\()dmalab /.test(l)) return;
-    const hash = l.indexOf("  #");
+    // the comment starts at the first " #" (bash would treat it as one too, and run the rest)
+    const hash = l.search(/\s#/);
     const comment = hash >= 0 ? l.slice(hash) : "";
     const command = (hash >= 0 ? l.slice(0, hash) : l).trim();
     const exit = /# exit (\d)/.exec(comment);

@@ -2,7 +2,7 @@
 // `--compare`: the ratio of this run to a saved summary, workload by workload.
 
 import { readFileSync } from "node:fs";
-import { InputError, InvalidArgumentError } from "../errors.js";
+import { InputError, InvalidArgumentError, oneLine } from "../errors.js";
 import type { GuestWorkloadResult } from "./guest-workload.js";
 
 export type WorkloadName = "pingpong" | "ring";
@@ -106,7 +106,7 @@ export function loadSummary(file: string): Record<string, WorkloadResult> {
   try {
     v = JSON.parse(text);
   } catch (e) {
-    throw new InputError(`not JSON: ${(e as Error).message}`, file);
+    throw new InputError(`not JSON: ${oneLine((e as Error).message, 120)}`, file);
   }
   if (typeof v !== "object" || v === null) throw new InputError("not a bench summary (expected an object)", file);
   const o = v as Record<string, unknown>;

@@ -7,7 +7,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { decodeUtf8, readInputFile } from "../cli/input-file.js";
-import { InputError, UsageError, hex } from "../errors.js";
+import { InputError, UsageError, hex, oneLine } from "../errors.js";
 import { DEFAULT_CHUNK_SIZE, type Granule } from "../memory/physical-memory.js";
 import { parseMask, parseNumber, parseUnsigned } from "./units.js";
 import { isDtbFile, machineFromDtb } from "./device-tree.js";
@@ -523,7 +523,7 @@ export function loadMachineFile(path: string): MachineDesc {
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new InputError(`not valid JSON: ${(e instanceof Error ? e.message : String(e)).slice(0, 200)}`, path);
+    throw new InputError(`not valid JSON: ${oneLine(e instanceof Error ? e.message : String(e), 200)}`, path);
   }
   return parseMachine(raw, path);
 }

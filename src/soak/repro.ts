@@ -2,9 +2,9 @@
 // configuration, the seed, where the violation showed, and the shrunk op list. Read with a
 // size cap and checked field by field before anything boots.
 
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { z } from "zod";
-import { InputError } from "../errors.js";
+import { InputError, oneLine } from "../errors.js";
 import type { MachineConfig } from "../machine/builder.js";
 import type { SoakOp } from "./ops.js";
 
@@ -60,7 +60,8 @@ export type ReproFile = z.infer<typeof Repro> & { ops: { index: number; op: Soak
 export function readRepro(path: string): ReproFile {
   let fd: number;
   try {
-    fd = openSync(path, "r");
+    // non-blocking: a FIFO must not hang the open before the type check refuses it
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     throw new InputError(`cannot open: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, path);
   }
@@ -90,7 +91,7 @@ export function readRepro(path: string): ReproFile {
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new InputError(`not JSON: ${(e as Error).message.slice(0, 120)}`, path);
+    throw new InputError(`not JSON: ${oneLine((e as Error).message, 120)}`, path);
   }
   const r = Repro.safeParse(raw);
   if (!r.success) {

@@ -173,6 +173,8 @@ export class Swiotlb {
   // one ratelimit_state per dev_warn_ratelimited call site in swiotlb_tbl_map_single
   private readonly rsNoPool: RatelimitState;
   private readonly rsFull: RatelimitState;
+  /** maps that found the pool full and said so ("swiotlb buffer is full"), printed or rate-limited */
+  fullCount = 0;
 
   constructor(memory: PhysicalMemory, profile: KernelProfile, log: KernelLog, events: EventSink, opts: SwiotlbOptions = {}) {
     this.memory = memory;
@@ -659,6 +661,7 @@ export class Swiotlb {
 
   /** `req`: the refused request (orig, size, alloc, min_align_mask, cpu), for traces */
   private warnFull(dev: SwiotlbDevice, mem: IoTlbMem, sz: number, req: Record<string, number>): void {
+    this.fullCount++;
     if (this.rsFull.allow(this.log))
       this.log.print(`${dev.name}: swiotlb buffer is full (sz: ${sz} bytes), total ${mem.nslabs} (slots), used ${mem.used} (slots)`);
     if (this.events.active) this.events.emit("swiotlb_full", { ...req, dev: dev.name, size: sz, total: mem.nslabs, used: mem.used, pool: mem.name, map_size: req["size"]! });

@@ -4,9 +4,8 @@
 // one per swiotlb area (slot map/unmap/sync, with an io_tlb_used counter), one per Xen domain
 // (hypercalls) and one for guest services. Written as it goes, in blocks, so memory stays flat.
 
-import { closeSync, openSync, writeSync } from "node:fs";
+import { TraceFile } from "./trace-file.js";
 import type { TraceEvent, TraceValue } from "../events.js";
-import { InputError } from "../errors.js";
 import type { Machine } from "../machine/machine.js";
 
 const PID_DEVICES = 1;
@@ -33,8 +32,7 @@ function hexish(k: string, v: TraceValue): TraceValue {
 }
 
 export class ChromeTraceWriter {
-  private readonly fd: number;
-  private buf: string[] = [];
+  private readonly out: TraceFile;
   private first = true;
   private ts = 0;
   private readonly tids = new Map<string, number>();
@@ -43,11 +41,7 @@ export class ChromeTraceWriter {
   private m: Machine | null = null;
 
   constructor(readonly file: string) {
-    try {
-      this.fd = openSync(file, "w");
-    } catch (e) {
-      throw new InputError(`--trace: cannot write it (${(e as NodeJS.ErrnoException).code ?? String(e)})`, file);
-    }
+    this.out = new TraceFile(file);
     this.put('{"displayTimeUnit":"ns","traceEvents":[\n');
     for (const [pid, name] of PROCESS_NAMES) this.event({ ph: "M", pid, tid: 0, name: "process_name", args: { name } });
   }
@@ -59,14 +53,7 @@ export class ChromeTraceWriter {
   }
 
   private put(s: string): void {
-    this.buf.push(s);
-    if (this.buf.length >= 4096) this.flush();
-  }
-
-  private flush(): void {
-    if (this.buf.length === 0) return;
-    writeSync(this.fd, this.buf.join(""));
-    this.buf = [];
+    this.out.put(s);
   }
 
   private event(o: object): void {
@@ -165,8 +152,7 @@ export class ChromeTraceWriter {
     const other: Record<string, TraceValue> = {};
     for (const [k, v] of Object.entries(meta)) other[k] = typeof v === "bigint" ? v.toString() : v;
     this.put(`\n],"otherData":${JSON.stringify({ ...other, counts: JSON.stringify(this.counts) })}}\n`);
-    this.flush();
-    closeSync(this.fd);
+    this.out.close();
     return { ...this.counts };
   }
 }

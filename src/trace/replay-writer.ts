@@ -7,9 +7,9 @@
 // Each map line is followed by "# => <id> <slot> <tlb_offset>" (or "# => <id> full"): what the
 // run got, so `dmalab replay FILE` can be diffed against it.
 
-import { closeSync, openSync, writeSync } from "node:fs";
+import { TraceFile } from "./trace-file.js";
 import type { TraceEvent } from "../events.js";
-import { InputError, hex } from "../errors.js";
+import { hex } from "../errors.js";
 import { IO_TLB_SIZE } from "../kernel/swiotlb.js";
 import type { Machine } from "../machine/machine.js";
 import type { IoTlbMem } from "../swiotlb/swiotlb.js";
@@ -17,8 +17,7 @@ import type { IoTlbMem } from "../swiotlb/swiotlb.js";
 const REPLAY_PAGE = 4096;
 
 export class ReplayTraceWriter {
-  private readonly fd: number;
-  private buf: string[] = [];
+  private readonly out: TraceFile;
   private mem: IoTlbMem | null = null;
   private m: Machine | null = null;
   private nextId = 0;
@@ -30,11 +29,7 @@ export class ReplayTraceWriter {
   unmaps = 0;
 
   constructor(readonly file: string) {
-    try {
-      this.fd = openSync(file, "w");
-    } catch (e) {
-      throw new InputError(`--trace: cannot write it (${(e as NodeJS.ErrnoException).code ?? String(e)})`, file);
-    }
+    this.out = new TraceFile(file);
   }
 
   attach(m: Machine): void {
@@ -77,14 +72,7 @@ export class ReplayTraceWriter {
   }
 
   private put(s: string): void {
-    this.buf.push(s);
-    if (this.buf.length >= 4096) this.flush();
-  }
-
-  private flush(): void {
-    if (this.buf.length === 0) return;
-    writeSync(this.fd, this.buf.join(""));
-    this.buf = [];
+    this.out.put(s);
   }
 
   private request(id: number, f: TraceEvent["fields"], size: number): void {
@@ -131,7 +119,6 @@ export class ReplayTraceWriter {
   finish(): void {
     this.stopListening?.();
     this.stopListening = null;
-    this.flush();
-    closeSync(this.fd);
+    this.out.close();
   }
 }

@@ -499,3 +499,23 @@ function spawnFull(args: string[]): { status: number | null; stderr: string } {
   const r = spawnSync("sh", ["-c", 'exec "$0" "$@" >/dev/full', process.execPath, join(root, "bin", "dmalab.js"), ...args], { cwd: root, encoding: "utf8", timeout: 120_000 });
   return { status: r.status, stderr: r.stderr };
 }
+
+describe("a parser's message that quotes the input", () => {
+  it("stays one line: a NUL and a newline as a machine file (a counterexample fast-check found)", () => {
+    const d = mkdtempSync(join(tmpdir(), "dmalab-oneline-"));
+    try {
+      const f = join(d, "nul.json");
+      writeFileSync(f, Uint8Array.from([0, 10]));
+      let err: unknown;
+      try {
+        loadMachineFile(f);
+      } catch (e) {
+        err = e;
+      }
+      short(err);
+      expect((err as Error).message).toMatch(/not valid JSON/);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,6 +1,7 @@
 // `dmalab soak` and `dmalab merge` as a user runs them: flags and files refused with exit 2 and
 // one short line before anything boots; a reproduction file written by a failing soak replays.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -47,6 +48,7 @@ describe("dmalab soak --replay: bad files are exit 2", () => {
   it.each([
     ["a directory", () => (mkdirSync(join(tmp, "dir"), { recursive: true }), join(tmp, "dir")), /not a regular file/],
     ["a missing file", () => join(tmp, "nope.json"), /cannot open/],
+    ["a FIFO (refused by type, the open does not wait for a writer)", () => (spawnSync("mkfifo", [join(tmp, "fifo")]), join(tmp, "fifo")), /not a regular file/],
     ["not JSON", () => f("text.json", "hello"), /not JSON/],
     ["deeply nested JSON", () => f("deep.json", "[".repeat(200_000) + "]".repeat(200_000)), /not JSON|not a dmalab/],
     ["not UTF-8", () => f("latin1.json", Buffer.from([0x7b, 0xff, 0xfe, 0x7d])), /UTF-8/],

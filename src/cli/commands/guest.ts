@@ -17,7 +17,7 @@
 // x3 = the engine's device number; sp = load address (the stack grows down below the image).
 // For an ELF the load address is its lowest segment's.
 
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, type Stats } from "node:fs";
+import { closeSync, existsSync, readdirSync, readFileSync, readSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
@@ -34,6 +34,7 @@ import { addMachineOptions, machineConfig, type MachineFlags } from "../machine-
 import { formatDmaDebug, releaseDrivers } from "../dma-debug-report.js";
 import type { DmaDebugSummary } from "../../dma/debug.js";
 import { checkWritable, parseIntArg } from "../parse.js";
+import { openInputFile } from "../input-file.js";
 import { openTrace } from "../../trace/trace.js";
 import type { TraceValue } from "../../events.js";
 import type { Machine } from "../../machine/machine.js";
@@ -89,14 +90,6 @@ export function builtinPrograms(): { name: string; file: string; about: string }
   return [...out.values()];
 }
 
-function kindOf(st: Stats): string {
-  if (st.isCharacterDevice()) return "a character device";
-  if (st.isBlockDevice()) return "a block device";
-  if (st.isFIFO()) return "a FIFO";
-  if (st.isSocket()) return "a socket";
-  return "not a regular file";
-}
-
 /** The file a program argument names: a path, or a built-in program's name. */
 export function programPath(arg: string): string {
   if (existsSync(arg)) return arg;
@@ -114,21 +107,12 @@ export function programPath(arg: string): string {
  */
 export function readProgram(arg: string): Uint8Array {
   const path = programPath(arg);
-  let st: Stats;
+  const { fd, size } = openInputFile(path, { what: "guest program" });
   try {
-    st = statSync(path);
-  } catch (e) {
-    throw new InputError(`cannot read guest program: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, arg);
-  }
-  if (st.isDirectory()) throw new UsageError(`guest program '${arg}' is a directory, not a binary`);
-  if (!st.isFile()) throw new UsageError(`guest program '${arg}' is ${kindOf(st)}, not a regular file`);
-  if (st.size > MAX_PROGRAM_BYTES) throw new UsageError(`guest program '${arg}' is ${st.size} bytes, over the ${MAX_PROGRAM_BYTES / 1024 / 1024} MiB limit`);
-  if (st.size === 0) throw new UsageError(`guest program '${arg}' is empty`);
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, "r");
-    // read at most the limit + 1 bytes: a file that grew since stat is caught, not read whole
-    const b = Buffer.alloc(Math.min(st.size, MAX_PROGRAM_BYTES) + 1);
+    if (size > MAX_PROGRAM_BYTES) throw new UsageError(`guest program '${arg}' is ${size} bytes, over the ${MAX_PROGRAM_BYTES / 1024 / 1024} MiB limit`);
+    if (size === 0) throw new UsageError(`guest program '${arg}' is empty`);
+    // read at most the limit + 1 bytes: a file that grew since the check is caught, not read whole
+    const b = Buffer.alloc(size + 1);
     let n = 0;
     for (;;) {
       const k = readSync(fd, b, n, b.length - n, null);
@@ -143,7 +127,7 @@ export function readProgram(arg: string): Uint8Array {
     if (e instanceof UsageError) throw e;
     throw new InputError(`cannot read guest program: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, arg);
   } finally {
-    if (fd !== undefined) closeSync(fd);
+    closeSync(fd);
   }
 }
 

@@ -4,7 +4,7 @@
 
 import type { Command } from "commander";
 import { z } from "zod";
-import { InputError, UsageError } from "../../errors.js";
+import { InputError, UsageError, oneLine } from "../../errors.js";
 import { mergeSoaks, type MergeDoc } from "../../soak/merge.js";
 import { FAILURE_KINDS, mergeCampaigns } from "../../fuzz/campaign.js";
 import { STEP_KINDS, type StepKind } from "../../fuzz/hostile-program.js";
@@ -40,7 +40,7 @@ function readJson(path: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new InputError(`not JSON: ${(e as Error).message.slice(0, 120)}`, path);
+    throw new InputError(`not JSON: ${oneLine((e as Error).message, 120)}`, path);
   }
 }
 
